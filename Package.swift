@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Backprop",
+    products: [
+        // MARK: - Public products
+        .library(name: "Backprop", targets: ["Backprop"]),
+        .executable(name: "backprop", targets: ["BackpropCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries (no stable API; see Modules/CBLAS/README.md)
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Modules/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Modules/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // MARK: - Implementation
+        .target(
+            name: "Backprop",
+            dependencies: ["CBLAS", "CZlib"]
+        ),
+        .executableTarget(
+            name: "BackpropCLI",
+            dependencies: [
+                "Backprop",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .testTarget(
+            name: "BackpropTests",
+            dependencies: ["Backprop", "CZlib"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

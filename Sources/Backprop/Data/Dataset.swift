@@ -1,0 +1,177 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Samples and their targets, kept compactly and turned into `Float` batches on demand.
+///
+/// Images read from IDX files stay as bytes (`N × features`, one byte a pixel) and are scaled to [0, 1] as each
+/// batch is gathered, so a data set costs one byte a pixel, not four. Targets are class labels (for
+/// classification: one-hot rows in batches, accuracy by arg-max) or real-valued rows (for regression).
+public struct Dataset: Sendable {
+    enum Features: Sendable {
+        case bytes([UInt8])  // scaled by 1/255
+        case floats([Float])
+    }
+    enum Targets: Sendable {
+        case labels([UInt8])
+        case values([Float], width: Int)
+    }
+
+    let features: Features
+    let targets: Targets
+    /// The number of samples.
+    public let count: Int
+    /// The number of features per sample.
+    public let featureCount: Int
+    /// The number of classes (labels lie in `0..<classCount`), or the width of real-valued targets.
+    public let targetWidth: Int
+
+    /// Whether targets are class labels.
+    public var isClassification: Bool { if case .labels = targets { true } else { false } }
+
+    /// Images as bytes (scaled to [0, 1] when batched) with class labels.
+    public init(images: [UInt8], featureCount: Int, labels: [UInt8], classCount: Int) {
+        precondition(featureCount > 0 && images.count == labels.count * featureCount,
+                     "Dataset: \(images.count) bytes are not \(labels.count) images of \(featureCount) features")
+        precondition(labels.allSatisfy { Int($0) < classCount },
+                     "Dataset: labels must be in 0..<\(classCount)")
+        features = .bytes(images)
+        targets = .labels(labels)
+        count = labels.count
+        self.featureCount = featureCount
+        targetWidth = classCount
+    }
+
+    /// Real-valued features (`count × featureCount`, row-major) with class labels.
+    public init(features: [Float], featureCount: Int, labels: [Int], classCount: Int) {
+        precondition(featureCount > 0 && features.count == labels.count * featureCount,
+                     "Dataset: \(features.count) values are not \(labels.count) samples of \(featureCount) features")
+        precondition(classCount <= 256 && labels.allSatisfy { $0 >= 0 && $0 < classCount },
+                     "Dataset: labels must be in 0..<\(classCount) (at most 256 classes)")
+        self.features = .floats(features)
+        targets = .labels(labels.map { UInt8($0) })
+        count = labels.count
+        self.featureCount = featureCount
+        targetWidth = classCount
+    }
+
+    /// Real-valued features and real-valued targets (`count × targetWidth`), for regression.
+    public init(features: [Float], featureCount: Int, targets: [Float], targetWidth: Int) {
+        precondition(featureCount > 0 && targetWidth > 0 && features.count % featureCount == 0
+                     && targets.count == features.count / featureCount * targetWidth,
+                     "Dataset: \(features.count) features and \(targets.count) targets do not pair up as rows of \(featureCount) and \(targetWidth)")
+        self.features = .floats(features)
+        self.targets = .values(targets, width: targetWidth)
+        count = features.count / featureCount
+        self.featureCount = featureCount
+        self.targetWidth = targetWidth
+    }
+
+    /// The class label of sample `index` (classification only).
+    public func label(at index: Int) -> Int {
+        guard case .labels(let labels) = targets else { preconditionFailure("Dataset: regression targets have no labels") }
+        return Int(labels[index])
+    }
+
+    /// Writes samples `indices` into the first `indices.count` rows of `input` (`≥ n × featureCount`) and their
+    /// targets into `targets` (`≥ n × targetWidth`; one-hot rows for labels). Allocates nothing.
+    public func gather(indices: UnsafeBufferPointer<Int32>, input: Matrix, targets targetMatrix: Matrix) {
+        precondition(input.columns == featureCount && targetMatrix.columns == targetWidth
+                     && input.rows >= indices.count && targetMatrix.rows >= indices.count,
+                     "Dataset.gather: \(indices.count) samples do not fit input \(input.shapeDescription) and targets \(targetMatrix.shapeDescription) for \(featureCount) features, \(targetWidth) targets")
+        let f = featureCount, x = input.pointer
+        switch features {
+        case .bytes(let bytes):
+            bytes.withUnsafeBufferPointer { source in
+                let scale: Float = 1 / 255
+                for (row, index) in indices.enumerated() {
+                    let from = source.baseAddress! + Int(index) * f, to = x + row * f
+                    for j in 0..<f { to[j] = Float(from[j]) * scale }
+                }
+            }
+        case .floats(let values):
+            values.withUnsafeBufferPointer { source in
+                for (row, index) in indices.enumerated() {
+                    (x + row * f).update(from: source.baseAddress! + Int(index) * f, count: f)
+                }
+            }
+        }
+        let w = targetWidth, t = targetMatrix.pointer
+        switch targets {
+        case .labels(let labels):
+            t.update(repeating: 0, count: indices.count * w)
+            for (row, index) in indices.enumerated() { t[row * w + Int(labels[Int(index)])] = 1 }
+        case .values(let values, _):
+            values.withUnsafeBufferPointer { source in
+                for (row, index) in indices.enumerated() {
+                    (t + row * w).update(from: source.baseAddress! + Int(index) * w, count: w)
+                }
+            }
+        }
+    }
+}
+
+extension Dataset {
+    /// Where Debian's `dataset-fashion-mnist` package puts Fashion-MNIST.
+    public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
+
+    /// The four standard files of an MNIST-format folder (gzip, or raw with the same names less `.gz`).
+    public static let standardFiles = (
+        trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
+        testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
+
+    /// Loads the training and test sets from a folder of MNIST-format IDX files (MNIST, Fashion-MNIST, …).
+    ///
+    /// Each file is looked for with `.gz` first, then without. Images must be `rows × columns` bytes (28×28 for
+    /// MNIST) and labels in `0..<classCount`.
+    public static func mnist(
+        directory: String = defaultDirectory, classCount: Int = 10
+    ) throws(DataError) -> (train: Dataset, test: Dataset) {
+        let files = standardFiles
+        let train = try load(images: locate(files.trainImages, in: directory),
+                             labels: locate(files.trainLabels, in: directory), classCount: classCount)
+        let test = try load(images: locate(files.testImages, in: directory),
+                            labels: locate(files.testLabels, in: directory), classCount: classCount)
+        guard train.featureCount == test.featureCount else {
+            throw .mismatch(expected: "test images of \(train.featureCount) pixels like the training images",
+                            found: "\(test.featureCount) pixels")
+        }
+        return (train, test)
+    }
+
+    /// Loads one image file and its label file.
+    public static func load(images imagePath: String, labels labelPath: String, classCount: Int = 10) throws(DataError) -> Dataset {
+        let images = try IDXFile(contentsOf: imagePath)
+        let labels = try IDXFile(contentsOf: labelPath)
+        guard images.dimensions.count == 3 else {
+            throw .unexpectedContent(path: imagePath, expected: "3 dimensions (count × rows × columns)",
+                                     found: "\(images.dimensions.count): \(images.dimensions)")
+        }
+        guard labels.dimensions.count == 1 else {
+            throw .unexpectedContent(path: labelPath, expected: "1 dimension (count)",
+                                     found: "\(labels.dimensions.count): \(labels.dimensions)")
+        }
+        guard images.dimensions[1] > 0, images.dimensions[2] > 0 else {
+            throw .unexpectedContent(path: imagePath, expected: "images of positive size",
+                                     found: "\(images.dimensions[1])×\(images.dimensions[2])")
+        }
+        guard images.dimensions[0] == labels.dimensions[0] else {
+            throw .mismatch(expected: "as many labels as images (\(images.dimensions[0]) in \(imagePath))",
+                            found: "\(labels.dimensions[0]) in \(labelPath)")
+        }
+        if let bad = labels.bytes.firstIndex(where: { Int($0) >= classCount }) {
+            throw .labelOutOfRange(path: labelPath, index: bad, label: Int(labels.bytes[bad]), classCount: classCount)
+        }
+        return Dataset(images: images.bytes, featureCount: images.dimensions[1] * images.dimensions[2],
+                       labels: labels.bytes, classCount: classCount)
+    }
+
+    private static func locate(_ name: String, in directory: String) -> String {
+        let gz = "\(directory)/\(name).gz", raw = "\(directory)/\(name)"
+        var status = stat()
+        if stat(gz, &status) != 0 && stat(raw, &status) == 0 { return raw }
+        return gz
+    }
+}

@@ -1,0 +1,71 @@
+/// A stage of a network: a function of a batch of samples (one per row) with a forward pass and its backward pass.
+///
+/// Shapes: a batch `X` is `N × inputSize`, the output `Y` is `N × outputSize`. Kernels come in pairs with
+/// outputs first:
+///
+/// - ``forward(output:input:)`` computes `Y = f(X; θ)`.
+/// - ``backward(dInput:dOutput:input:output:)`` receives `dY = ∂L/∂Y`, **adds** `∂L/∂θ` to the layer's gradient
+///   tensors (so gradients accumulate over micro-batches until zeroed), and writes `dX = ∂L/∂X` (overwriting) when
+///   `dInput` is not `nil`. The first layer of a network is passed `nil`, which skips the product it does not need.
+///
+/// Layers hold their parameters as ``Matrix`` views. A layer made on its own owns them; a ``Network`` rebinds every
+/// layer's parameters and gradients to views of its two contiguous buffers. A layer must not keep scratch space
+/// between calls: everything a pass needs comes in through its arguments, so one trained network can serve
+/// several threads, each with its own ``Workspace``.
+///
+/// To write a layer of your own, implement this protocol and check it with ``gradientCheck(_:input:seed:epsilon:)``.
+public protocol Layer: Sendable {
+    /// The number of output features for `inputSize` input features (stops with a message if the layer cannot
+    /// take that many).
+    func outputSize(forInputSize inputSize: Int) -> Int
+
+    /// The layer's parameter tensors (views), in the order they are laid out in a network's buffer.
+    var parameters: [Matrix] { get }
+
+    /// The gradient tensors, one per parameter tensor and of the same shape.
+    var parameterGradients: [Matrix] { get }
+
+    /// Makes `parameters` and `gradients` (same count and shapes as the current ones) the layer's tensors,
+    /// copying the current parameter values into the new views.
+    mutating func bind(parameters: [Matrix], gradients: [Matrix])
+
+    /// Sets the parameters to fresh values drawn with `initializer`.
+    func initialize(_ initializer: Initializer, using generator: inout SeededGenerator)
+
+    /// `Y = f(X)`: `output` is `N × outputSize`, `input` is `N × inputSize`.
+    func forward(output: Matrix, input: Matrix)
+
+    /// Given `dOutput = ∂L/∂Y`, adds `∂L/∂θ` to ``parameterGradients`` and writes `dInput = ∂L/∂X` if asked.
+    /// `input` and `output` are the forward pass's.
+    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix)
+}
+
+extension Layer {
+    /// Parameter-free layers have no tensors.
+    public var parameters: [Matrix] { [] }
+    public var parameterGradients: [Matrix] { [] }
+    public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
+        precondition(parameters.isEmpty && gradients.isEmpty, "\(Self.self) has no parameters to bind")
+    }
+    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {}
+
+    /// The number of `Float`s in the parameters.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// Applies the layer to a batch, allocating the output: convenient, but not for a training loop.
+    public func callAsFunction(_ input: Matrix) -> Matrix {
+        let output = Matrix(rows: input.rows, columns: outputSize(forInputSize: input.columns))
+        forward(output: output, input: input)
+        return output
+    }
+}
+
+/// An element-wise activation `y = f(z)`, whose derivative is computed from its output `y`.
+public protocol Activation: Layer {
+    /// A short lowercase name (`"sigmoid"`), as used on the command line and in checkpoints.
+    static var name: String { get }
+}
+
+extension Activation {
+    public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+}

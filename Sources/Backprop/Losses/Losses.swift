@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Softmax followed by cross-entropy, fused, on logits `Z` (`N × K`) and target distributions `T` (one-hot rows
+/// for class labels; any rows summing to 1 for soft labels). PyTorch: `nn.CrossEntropyLoss`.
+///
+/// Per sample: `Lₙ = −Σₖ Tₙₖ log softmax(Zₙ)ₖ = (Σₖ Tₙₖ)·lse(Zₙ) − Σₖ Tₙₖ Zₙₖ`, with the log-sum-exp
+/// `lse(z) = m + log Σₖ e^(zₖ − m)`, `m = maxₖ zₖ`, so that no exponential overflows (logits of ±1000 are fine).
+/// Gradient: `∂Lₙ/∂Zₙₖ = softmax(Zₙ)ₖ·Σⱼ Tₙⱼ − Tₙₖ`, i.e. `softmax(Z) − T` for one-hot targets, divided by `N`
+/// for ``Reduction/mean``.
+public struct CrossEntropy: Loss {
+    public var reduction: Reduction
+    public var name: String { "cross-entropy" }
+
+    public init(reduction: Reduction = .mean) { self.reduction = reduction }
+
+    public func sumOfLosses(output logits: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
+        checkLossShapes("CrossEntropy", output: logits, targets: targets, gradient: gradient)
+        let k = logits.columns
+        var total = 0.0
+        for n in 0..<logits.rows {
+            let z = logits.pointer + n * k, t = targets.pointer + n * k
+            var m = -Float.infinity
+            for j in 0..<k { m = max(m, z[j]) }
+            var sumExp: Float = 0
+            for j in 0..<k { sumExp += expf(z[j] - m) }
+            let lse = m + logf(sumExp)
+            var targetSum: Float = 0, targetDotLogits: Float = 0
+            for j in 0..<k {
+                targetSum += t[j]
+                if t[j] != 0 { targetDotLogits += t[j] * z[j] }  // 0·(−∞) must not make NaN
+            }
+            total += Double(targetSum * lse - targetDotLogits)
+            if let gradient {
+                let g = gradient.pointer + n * k
+                let inverseSum = 1 / sumExp
+                for j in 0..<k {
+                    g[j] = gradientScale * (expf(z[j] - m) * inverseSum * targetSum - t[j])
+                }
+            }
+        }
+        return total
+    }
+}
+
+/// Sigmoid followed by binary cross-entropy, fused, on logits `Z` and targets `T` in [0, 1] (`N × K`): the
+/// original text's output layer, `a = σ(z)` with `δ = a − y`. PyTorch: `nn.BCEWithLogitsLoss` (see ``Reduction``
+/// for how `.mean` differs).
+///
+/// Per sample: `Lₙ = −Σₖ [Tₙₖ log σ(Zₙₖ) + (1 − Tₙₖ) log(1 − σ(Zₙₖ))]`, computed as
+/// `Σₖ max(z, 0) − z·t + log(1 + e^(−|z|))`, which is finite for any finite logit.
+/// Gradient: `∂Lₙ/∂Zₙₖ = σ(Zₙₖ) − Tₙₖ`.
+public struct BinaryCrossEntropy: Loss {
+    public var reduction: Reduction
+    public var name: String { "binary-cross-entropy" }
+
+    public init(reduction: Reduction = .mean) { self.reduction = reduction }
+
+    public func sumOfLosses(output logits: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
+        checkLossShapes("BinaryCrossEntropy", output: logits, targets: targets, gradient: gradient)
+        let z = logits.pointer, t = targets.pointer
+        var total = 0.0
+        for i in 0..<logits.count {
+            total += Double(max(z[i], 0) - z[i] * t[i] + log1pf(expf(-abs(z[i]))))
+        }
+        if let gradient {
+            let g = gradient.pointer
+            for i in 0..<logits.count { g[i] = gradientScale * (sigmoid(z[i]) - t[i]) }
+        }
+        return total
+    }
+}
+
+/// Squared error on predictions `Y` and targets `T` (`N × K`). PyTorch: `nn.MSELoss` (see ``Reduction`` for how
+/// `.mean` differs).
+///
+/// Per sample: `Lₙ = Σₖ (Yₙₖ − Tₙₖ)²`. Gradient: `∂Lₙ/∂Yₙₖ = 2(Yₙₖ − Tₙₖ)`.
+public struct MeanSquaredError: Loss {
+    public var reduction: Reduction
+    public var name: String { "mean-squared-error" }
+
+    public init(reduction: Reduction = .mean) { self.reduction = reduction }
+
+    public func sumOfLosses(output: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
+        checkLossShapes("MeanSquaredError", output: output, targets: targets, gradient: gradient)
+        let y = output.pointer, t = targets.pointer
+        var total = 0.0
+        for i in 0..<output.count {
+            let d = y[i] - t[i]
+            total += Double(d * d)
+        }
+        if let gradient {
+            let g = gradient.pointer
+            for i in 0..<output.count { g[i] = gradientScale * 2 * (y[i] - t[i]) }
+        }
+        return total
+    }
+}
+
+/// The softmax cross-entropy of `logits` (`N × K`) against class indices `labels` (`N` of them, each in `0..<K`).
+public func crossEntropy(logits: Matrix, labels: [Int], reduction: Reduction = .mean) -> Float {
+    CrossEntropy(reduction: reduction)(logits, targets: oneHot(labels, classCount: logits.columns))
+}
+
+/// The softmax cross-entropy of `logits` against target distributions `targets` (both `N × K`).
+public func crossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
+    CrossEntropy(reduction: reduction)(logits, targets: targets)
+}
+
+/// The binary cross-entropy of `σ(logits)` against `targets` in [0, 1] (both `N × K`).
+public func binaryCrossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
+    BinaryCrossEntropy(reduction: reduction)(logits, targets: targets)
+}
+
+/// The squared error of `predictions` against `targets` (both `N × K`).
+public func meanSquaredError(predictions: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
+    MeanSquaredError(reduction: reduction)(predictions, targets: targets)
+}
+
+/// The row-wise softmax of `logits`, as a new matrix (max-subtracted, so it never overflows).
+public func softmax(_ logits: Matrix) -> Matrix {
+    let result = Matrix(rows: logits.rows, columns: logits.columns)
+    let k = logits.columns
+    for n in 0..<logits.rows {
+        let z = logits.pointer + n * k, p = result.pointer + n * k
+        var m = -Float.infinity
+        for j in 0..<k { m = max(m, z[j]) }
+        var sum: Float = 0
+        for j in 0..<k { p[j] = expf(z[j] - m); sum += p[j] }
+        for j in 0..<k { p[j] /= sum }
+    }
+    return result
+}

@@ -1,0 +1,83 @@
+import CBLAS
+
+/// General matrix multiply through OpenBLAS: `C ← α·op(A)·op(B) + β·C`.
+///
+/// `op(X)` is `Xᵀ` when the matching `transpose` flag is set, else `X`. With `op(A)` of shape `m × k` and `op(B)`
+/// of shape `k × n`, `C` must be `m × n` and is written in place (nothing is allocated). `beta = 1` adds the
+/// product to what `C` holds, which is how gradients accumulate; `beta = 0` overwrites `C`.
+///
+/// - Precondition: the shapes agree; the message names all three.
+public func gemm(
+    _ c: Matrix, _ a: Matrix, _ b: Matrix,
+    transposeA: Bool = false, transposeB: Bool = false,
+    alpha: Float = 1, beta: Float = 0
+) {
+    let (m, k, n) = checkedGEMMShape(c, a, b, transposeA: transposeA, transposeB: transposeB)
+    if m == 0 || n == 0 { return }
+    if k == 0 {  // an empty sum: C ← β·C (BLAS implementations disagree on this edge)
+        scale(c, by: beta)
+        return
+    }
+    cblas_sgemm(
+        CblasRowMajor,
+        transposeA ? CblasTrans : CblasNoTrans,
+        transposeB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k),
+        alpha, a.pointer, Int32(a.columns),
+        b.pointer, Int32(b.columns),
+        beta, c.pointer, Int32(c.columns))
+}
+
+/// The definition of ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` as a triple loop, accumulating in
+/// `Double`: `C[i,j] ← α·Σₚ op(A)[i,p]·op(B)[p,j] + β·C[i,j]`. Slow; the reference that tests compare against.
+public func referenceGEMM(
+    _ c: Matrix, _ a: Matrix, _ b: Matrix,
+    transposeA: Bool = false, transposeB: Bool = false,
+    alpha: Float = 1, beta: Float = 0
+) {
+    let (m, k, n) = checkedGEMMShape(c, a, b, transposeA: transposeA, transposeB: transposeB)
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                let aValue = transposeA ? a[p, i] : a[i, p]
+                let bValue = transposeB ? b[j, p] : b[p, j]
+                sum += Double(aValue) * Double(bValue)
+            }
+            let previous = beta == 0 ? 0 : Double(beta) * Double(c[i, j])  // β = 0 ignores NaN in C, as BLAS does
+            c[i, j] = Float(Double(alpha) * sum + previous)
+        }
+    }
+}
+
+/// Checks that `C (m×n) = op(A) (m×k) · op(B) (k×n)` and returns `(m, k, n)`.
+private func checkedGEMMShape(
+    _ c: Matrix, _ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool
+) -> (m: Int, k: Int, n: Int) {
+    let (m, k) = transposeA ? (a.columns, a.rows) : (a.rows, a.columns)
+    let (kB, n) = transposeB ? (b.columns, b.rows) : (b.rows, b.columns)
+    precondition(k == kB && c.rows == m && c.columns == n, """
+        gemm: cannot multiply A \(a.shapeDescription)\(transposeA ? "ᵀ" : "") by \
+        B \(b.shapeDescription)\(transposeB ? "ᵀ" : "") into C \(c.shapeDescription)
+        """)
+    precondition(max(m, n, k) <= Int(Int32.max), "gemm: dimensions \(m), \(n), \(k) exceed the BLAS integer range")
+    return (m, k, n)
+}
+
+/// The BLAS library in use and its thread count.
+public enum BLAS {
+    /// Sets the number of threads OpenBLAS uses for each call (1 gives bitwise-reproducible results).
+    public static func setThreadCount(_ count: Int) {
+        precondition(count >= 1, "BLAS.setThreadCount: need at least 1 thread, got \(count)")
+        openblas_set_num_threads(Int32(count))
+    }
+
+    /// The number of threads OpenBLAS uses for each call.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64"`.
+    public static var configuration: String { String(cString: openblas_get_config()) }
+
+    /// The CPU kernel OpenBLAS chose, e.g. `"Cooperlake"`.
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+}

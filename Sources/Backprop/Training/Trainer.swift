@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What one epoch of training did.
+public struct EpochReport: Sendable {
+    /// The epoch's number, from 1.
+    public var epoch: Int
+    /// The mean per-sample loss over the epoch's batches, each measured before its step.
+    public var trainLoss: Float
+    /// Seconds spent training (gathering batches, forward, backward, steps); evaluation not included.
+    public var seconds: Double
+    /// Training samples per second.
+    public var samplesPerSecond: Double { seconds > 0 ? Double(sampleCount) / seconds : 0 }
+    /// The number of samples trained on.
+    public var sampleCount: Int
+    /// The number of optimizer steps taken.
+    public var stepCount: Int
+}
+
+/// The loss and accuracy of a network on a data set.
+public struct Evaluation: Sendable {
+    /// The mean per-sample loss.
+    public var loss: Float
+    /// The fraction of samples whose arg-max output is their label (classification), else `nil`.
+    public var accuracy: Double?
+    /// The number of samples.
+    public var count: Int
+}
+
+/// Why training stopped early.
+public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The loss became NaN or infinite.
+    case diverged(epoch: Int, batch: Int, loss: Float)
+    /// The data does not fit the network.
+    case dataMismatch(expected: String, found: String)
+
+    public var description: String {
+        switch self {
+        case .diverged(let epoch, let batch, let loss):
+            "training diverged: the loss is \(loss) at epoch \(epoch), batch \(batch); try a lower learning rate"
+        case .dataMismatch(let expected, let found):
+            "the data does not fit the network: expected \(expected), found \(found)"
+        }
+    }
+}
+
+/// Trains a ``Network`` with mini-batch gradient descent: each epoch visits the training set in a seeded shuffled
+/// order, in batches of ``batchSize``; for each batch the gradients are zeroed, accumulated by forward and
+/// backward passes, and applied by the optimizer. A batch size of 0 (or at least the data set's size) is
+/// full-batch gradient descent, visited in order.
+///
+/// Batches larger than ``microBatchSize`` are processed in micro-batches whose gradients accumulate (`β = 1`)
+/// before the one step, so memory stays bounded; the result equals one big batch up to summation order.
+/// Everything a step needs is allocated when the trainer is made; a step allocates nothing.
+public final class Trainer<O: Optimizer> {
+    /// The network trained.
+    public let network: Network
+    /// The loss minimised; its ``Reduction`` applies per batch.
+    public let loss: any Loss
+    /// The update rule; a `var` so its learning rate can follow a schedule.
+    public var optimizer: O
+    /// Samples per step; 0 means the whole training set.
+    public let batchSize: Int
+    /// The most rows run through the network at once.
+    public let microBatchSize: Int
+    /// Whether each epoch visits the samples in a new random order.
+    public let shuffle: Bool
+    /// The generator for the shuffles (its state is part of a resumable run).
+    public var generator: SeededGenerator
+    /// The number of epochs trained so far.
+    public private(set) var epochsCompleted = 0
+
+    private let workspace: Workspace
+    private let inputBatch: Matrix
+    private let targetBatch: Matrix
+    private var order: [Int32] = []
+
+    /// - Parameters:
+    ///   - batchSize: samples per step, or 0 for full-batch gradient descent.
+    ///   - seed: seeds the shuffling.
+    ///   - microBatchSize: the most rows run at once (bounds the memory of large batches).
+    public init(network: Network, loss: any Loss, optimizer: O, batchSize: Int, seed: UInt64 = 0,
+                shuffle: Bool = true, microBatchSize: Int = 4096) {
+        precondition(batchSize >= 0, "Trainer: the batch size must be non-negative (0 = full batch), got \(batchSize)")
+        precondition(microBatchSize > 0, "Trainer: the micro-batch size must be positive, got \(microBatchSize)")
+        self.network = network
+        self.loss = loss
+        self.optimizer = optimizer
+        self.batchSize = batchSize
+        self.microBatchSize = microBatchSize
+        self.shuffle = shuffle
+        self.generator = SeededGenerator(seed: seed)
+        let capacity = batchSize == 0 ? microBatchSize : min(batchSize, microBatchSize)
+        workspace = Workspace(for: network, capacity: capacity)
+        inputBatch = Matrix(rows: capacity, columns: network.inputSize)
+        targetBatch = Matrix(rows: capacity, columns: network.outputSize)
+    }
+
+    /// Trains one epoch on `data`. `onBatch(batchesDone, batchCount, runningMeanLoss)` is called after each step.
+    ///
+    /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` when a batch's loss is not finite (the parameters
+    ///   are then left as they were before that batch's step); ``TrainingError/dataMismatch(expected:found:)``.
+    @discardableResult
+    public func trainEpoch(
+        on data: Dataset, onBatch: (_ done: Int, _ total: Int, _ meanLoss: Float) -> Void = { _, _, _ in }
+    ) throws(TrainingError) -> EpochReport {
+        try checkFits(data)
+        let start = monotonicSeconds()
+        if order.count != data.count { order = (0..<Int32(data.count)).map { $0 } }
+        let size = batchSize == 0 ? data.count : min(batchSize, data.count)
+        if shuffle && size < data.count { generator.shuffle(&order) }
+        let batchCount = (data.count + size - 1) / size
+        var lossSum = 0.0
+        let epoch = epochsCompleted + 1
+        try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
+            for b in 0..<batchCount {
+                let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
+                let batchLoss = step(batch, data: data)
+                guard batchLoss.isFinite else {
+                    throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))
+                }
+                optimizer.step(network)
+                lossSum += batchLoss
+                onBatch(b + 1, batchCount, Float(lossSum / Double(min((b + 1) * size, data.count))))
+            }
+        }
+        epochsCompleted += 1
+        return EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(data.count)),
+                           seconds: monotonicSeconds() - start, sampleCount: data.count, stepCount: batchCount)
+    }
+
+    /// Zeroes the gradients and accumulates those of the samples `indices` of `data` (micro-batch by micro-batch),
+    /// scaled for the loss's reduction over the whole batch. Returns the sum of the per-sample losses. Takes no
+    /// optimizer step.
+    public func step(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+        network.zeroGradients()
+        let scale: Float = loss.reduction == .mean ? 1 / Float(indices.count) : 1
+        var total = 0.0
+        var start = 0
+        while start < indices.count {
+            let n = min(workspace.capacity, indices.count - start)
+            let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
+            data.gather(indices: UnsafeBufferPointer(rebasing: indices[start..<(start + n)]), input: input, targets: targets)
+            let output = network.forward(input, workspace: workspace)
+            total += loss.sumOfLosses(output: output, targets: targets,
+                                      gradient: workspace.outputGradient(rows: n), gradientScale: scale)
+            network.backward(input, workspace: workspace)
+            start += n
+        }
+        return total
+    }
+
+    /// The mean loss and the accuracy of the network on `data`, in micro-batches through this trainer's workspace.
+    public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
+        try checkFits(data)
+        var lossSum = 0.0
+        var correct = 0
+        var indexBuffer = [Int32](repeating: 0, count: workspace.capacity)
+        var start = 0
+        while start < data.count {
+            let n = min(workspace.capacity, data.count - start)
+            for i in 0..<n { indexBuffer[i] = Int32(start + i) }
+            let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
+            indexBuffer.withUnsafeBufferPointer { data.gather(indices: UnsafeBufferPointer(rebasing: $0[0..<n]), input: input, targets: targets) }
+            let output = network.forward(input, workspace: workspace)
+            lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
+            if data.isClassification {
+                for i in 0..<n where argmax(output, row: i) == data.label(at: start + i) { correct += 1 }
+            }
+            start += n
+        }
+        return Evaluation(loss: Float(lossSum / Double(max(data.count, 1))),
+                          accuracy: data.isClassification ? Double(correct) / Double(max(data.count, 1)) : nil,
+                          count: data.count)
+    }
+
+    private func checkFits(_ data: Dataset) throws(TrainingError) {
+        guard data.featureCount == network.inputSize, data.targetWidth == network.outputSize else {
+            throw .dataMismatch(
+                expected: "\(network.inputSize) features and \(network.outputSize) classes or targets",
+                found: "\(data.featureCount) features and \(data.targetWidth)")
+        }
+    }
+}
+
+/// The column of the largest element of row `row` (the first, on ties).
+public func argmax(_ matrix: Matrix, row: Int) -> Int {
+    precondition(row >= 0 && row < matrix.rows, "argmax: row \(row) is outside \(matrix.shapeDescription)")
+    let p = matrix.pointer + row * matrix.columns
+    var best = 0
+    for j in 1..<matrix.columns where p[j] > p[best] { best = j }
+    return best
+}
+
+/// Seconds on a monotonic clock.
+func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
