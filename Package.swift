@@ -42,8 +42,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "BackpropTests",
-            dependencies: ["Backprop", "CZlib"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["Backprop", "CZlib"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,70 @@
+@testable import Backprop
+import Testing
+
+@Suite("Matrix and GEMM")
+struct MatrixTests {
+    /// (m, k, n): op(A) is m×k, op(B) is k×n.
+    static let shapes = [(1, 1, 1), (1, 7, 3), (37, 29, 53), (64, 784, 128)]
+    static let transposes = [(false, false), (true, false), (false, true), (true, true)]
+
+    @Test("gemm matches the reference triple loop", arguments: shapes, transposes)
+    func gemmMatchesReference(shape: (Int, Int, Int), transpose: (Bool, Bool)) {
+        let (m, k, n) = shape
+        let (ta, tb) = transpose
+        let a = ta ? randomMatrix(k, m, seed: 1) : randomMatrix(m, k, seed: 1)
+        let b = tb ? randomMatrix(n, k, seed: 2) : randomMatrix(k, n, seed: 2)
+        for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
+            let initial = randomMatrix(m, n, seed: 3)
+            let c = initial.copy(), expected = initial.copy()
+            gemm(c, a, b, transposeA: ta, transposeB: tb, alpha: alpha, beta: beta)
+            referenceGEMM(expected, a, b, transposeA: ta, transposeB: tb, alpha: alpha, beta: beta)
+            // Float32 sums of k products of values in [-1, 1]: error grows like √k·ulp.
+            expectClose(c, expected, relative: 1e-5, absolute: 1e-5 * Double(k).squareRoot(),
+                        "\(m)×\(k)·\(k)×\(n) transposeA \(ta) transposeB \(tb) α \(alpha) β \(beta)")
+        }
+    }
+
+    @Test func referenceGEMMIsMatrixProduct() {
+        let a = Matrix([[1, 2, 3], [4, 5, 6]])
+        let b = Matrix([[7, 8], [9, 10], [11, 12]])
+        let c = Matrix(rows: 2, columns: 2)
+        referenceGEMM(c, a, b)
+        #expect(c.rowArrays == [[58, 64], [139, 154]])
+        gemm(c, a, b)
+        #expect(c.rowArrays == [[58, 64], [139, 154]])
+        let ct = Matrix(rows: 3, columns: 3)
+        gemm(ct, a, a, transposeA: true)  // AᵀA
+        #expect(ct.rowArrays == [[17, 22, 27], [22, 29, 36], [27, 36, 45]])
+    }
+
+    @Test func viewsShareStorage() {
+        let storage = MatrixStorage(count: 10)
+        let whole = Matrix(rows: 2, columns: 5, storage: storage, offset: 0)
+        let tail = Matrix(rows: 2, columns: 2, storage: storage, offset: 6)
+        tail[1, 1] = 42
+        #expect(whole[1, 4] == 42)
+        let rows = whole.rows(1..<2)
+        #expect(rows.rows == 1 && rows.columns == 5 && rows[0, 4] == 42)
+        rows.fill(1)
+        #expect(whole.scalars == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+        let copy = whole.copy()
+        copy[0, 0] = 7
+        #expect(whole[0, 0] == 0)
+        #expect(whole.reshaped(rows: 5, columns: 2)[4, 1] == 1)
+        #expect(Matrix([[1, 2], [3, 4]]).transposed() == Matrix([[1, 3], [2, 4]]))
+    }
+
+    @Test func emptyInnerDimensionScalesC() {
+        let c = Matrix([[1, 2]])
+        gemm(c, Matrix(rows: 1, columns: 0), Matrix(rows: 0, columns: 2), beta: 0.5)
+        #expect(c.scalars == [0.5, 1])
+    }
+
+    @Test func misuseStopsWithBothShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            gemm(Matrix(rows: 3, columns: 6), Matrix(rows: 3, columns: 4), Matrix(rows: 5, columns: 6))
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("A 3×4") && message.contains("B 5×6") && message.contains("C 3×6"), "\(message)")
+    }
+}
