@@ -71,8 +71,69 @@ extension String {
     }
 }
 
-/// The whole content of `path`, decompressed if it is gzip.
+/// The whole content of `path`, decompressed if it starts with the gzip magic bytes `1F 8B`.
+///
+/// The gzip stream is inflated with zlib's `inflate` (not `gzread`, whose "transparent" mode would pass a corrupt
+/// stream through as if it were raw data), so a truncated or corrupt file is an error. Concatenated gzip members
+/// are read one after another, as `gunzip` does.
 func readDecompressed(_ path: String) throws(DataError) -> [UInt8] {
+    let raw = try readFile(path)
+    guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
+    var stream = z_stream()
+    guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        throw .unreadable(path: path, reason: "zlib could not start inflating")
+    }
+    defer { inflateEnd(&stream) }
+    var output: [UInt8] = []
+    output.reserveCapacity(raw.count * 4)
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var consumed = 0
+    var finished = false
+    try raw.withUnsafeBufferPointer { (input) throws(DataError) in
+        stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!)
+        stream.avail_in = UInt32(input.count)
+        while true {
+            let (status, produced) = chunk.withUnsafeMutableBufferPointer { buffer in
+                stream.next_out = buffer.baseAddress!
+                stream.avail_out = UInt32(buffer.count)
+                let status = inflate(&stream, Z_NO_FLUSH)
+                return (status, buffer.count - Int(stream.avail_out))
+            }
+            output.append(contentsOf: chunk[0..<produced])
+            consumed = input.count - Int(stream.avail_in)
+            switch status {
+            case Z_STREAM_END:
+                finished = true
+                // Another gzip member follows? Start it; otherwise done.
+                if stream.avail_in >= 2, input[consumed] == 0x1F, input[consumed + 1] == 0x8B {
+                    guard inflateReset(&stream) == Z_OK else {
+                        throw .unreadable(path: path, reason: "zlib could not restart at offset \(consumed)")
+                    }
+                    finished = false
+                    continue
+                }
+                return
+            case Z_OK:
+                continue
+            case Z_BUF_ERROR where stream.avail_in == 0:
+                return  // input exhausted before the end of the stream: reported below
+            default:
+                let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
+                throw .unreadable(path: path, reason: "corrupt gzip data near compressed offset \(consumed) (\(message))")
+            }
+        }
+    }
+    guard finished else {
+        throw .unreadable(path: path, reason: "truncated gzip data: the stream ends without its end marker after \(raw.count) bytes")
+    }
+    if consumed < raw.count {
+        throw .unreadable(path: path, reason: "\(raw.count - consumed) bytes of garbage after the gzip stream at offset \(consumed)")
+    }
+    return output
+}
+
+/// The bytes of the file at `path`.
+func readFile(_ path: String) throws(DataError) -> [UInt8] {
     var status = stat()
     guard stat(path, &status) == 0 else {
         if errno == ENOENT { throw .fileNotFound(path: path) }
@@ -81,29 +142,14 @@ func readDecompressed(_ path: String) throws(DataError) -> [UInt8] {
     guard (status.st_mode & S_IFMT) == S_IFREG else {
         throw .unreadable(path: path, reason: "not a regular file")
     }
-    guard let file = gzopen(path, "rb") else {
+    guard let file = fopen(path, "rb") else {
         throw .unreadable(path: path, reason: String(cString: strerror(errno)))
     }
-    defer { gzclose_r(file) }
-    gzbuffer(file, 1 << 17)
-    var result: [UInt8] = []
-    result.reserveCapacity(Int(status.st_size))
-    let chunk = 1 << 20
-    var buffer = [UInt8](repeating: 0, count: chunk)
-    while true {
-        let read = buffer.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(chunk)) }
-        if read < 0 {
-            var code: Int32 = 0
-            let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
-            throw .unreadable(path: path, reason: "corrupt gzip data (\(message))")
-        }
-        if read == 0 { break }
-        result.append(contentsOf: buffer[0..<Int(read)])
-    }
-    var code: Int32 = 0
-    let message = gzerror(file, &code).map { String(cString: $0) } ?? ""
-    if code != Z_OK {
-        throw .unreadable(path: path, reason: "corrupt or truncated gzip data (\(message))")
+    defer { fclose(file) }
+    var result = [UInt8](repeating: 0, count: Int(status.st_size))
+    let read = result.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+    guard read == result.count else {
+        throw .unreadable(path: path, reason: "read \(read) of \(result.count) bytes (\(String(cString: strerror(errno))))")
     }
     return result
 }

@@ -1,0 +1,128 @@
+@testable import Backprop
+import CZlib
+import Foundation
+import Testing
+
+/// IDX files written to a temporary folder, raw or gzip.
+struct TemporaryFolder: ~Copyable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("backprop-tests-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Writes `bytes` to `name`, gzip-compressed when `name` ends in `.gz` unless `raw`; returns the full path.
+    @discardableResult
+    func write(_ name: String, _ bytes: [UInt8], raw: Bool = false) -> String {
+        let file = "\(path)/\(name)"
+        if name.hasSuffix(".gz") && !raw {
+            let gz = gzopen(file, "wb")!
+            bytes.withUnsafeBytes { _ = gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
+            gzclose(gz)
+        } else {
+            _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        }
+        return file
+    }
+}
+
+/// The bytes of an IDX file of unsigned bytes with the given dimensions and payload.
+func idx(_ dimensions: [Int], _ payload: [UInt8]) -> [UInt8] {
+    var bytes: [UInt8] = [0, 0, 0x08, UInt8(dimensions.count)]
+    for d in dimensions { bytes += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
+    return bytes + payload
+}
+
+@Suite("IDX files and data sets")
+struct DataTests {
+    @Test(arguments: ["images.idx", "images.idx.gz"])
+    func readsRawAndGzip(_ name: String) throws {
+        let folder = TemporaryFolder()
+        let payload = (0..<24).map { UInt8($0 * 10) }
+        let path = folder.write(name, idx([2, 3, 4], payload))
+        let file = try IDXFile(contentsOf: path)
+        #expect(file.dimensions == [2, 3, 4])
+        #expect(file.bytes == payload)
+    }
+
+    @Test func loadsAFolderAndScalesPixelsPerBatch() throws {
+        let folder = TemporaryFolder()
+        // 3 training images of 2×2, 2 test images; training files raw, test files gzip.
+        folder.write("train-images-idx3-ubyte", idx([3, 2, 2], [0, 255, 51, 102, 1, 2, 3, 4, 5, 6, 7, 8]))
+        folder.write("train-labels-idx1-ubyte", idx([3], [2, 0, 1]))
+        folder.write("t10k-images-idx3-ubyte.gz", idx([2, 2, 2], [9, 9, 9, 9, 0, 0, 0, 0]))
+        folder.write("t10k-labels-idx1-ubyte.gz", idx([2], [1, 1]))
+        let (train, test) = try Dataset.mnist(directory: folder.path, classCount: 3)
+        #expect(train.count == 3 && train.featureCount == 4 && test.count == 2 && train.targetWidth == 3)
+        let input = Matrix(rows: 2, columns: 4), targets = Matrix(rows: 2, columns: 3)
+        let indices: [Int32] = [0, 2]
+        indices.withUnsafeBufferPointer { train.gather(indices: $0, input: input, targets: targets) }
+        expectClose(input.scalars, [0, 1, 0.2, 0.4, 5.0 / 255, 6.0 / 255, 7.0 / 255, 8.0 / 255])
+        #expect(targets.rowArrays == [[0, 0, 1], [0, 1, 0]])
+    }
+
+    /// Each malformed file gives its own error naming the file.
+    @Test func malformedFilesThrowDescriptiveErrors() throws {
+        let folder = TemporaryFolder()
+        func error(_ bytes: [UInt8], name: String = "bad.idx") -> DataError? {
+            let path = folder.write(name, bytes)
+            do { _ = try IDXFile(contentsOf: path); return nil } catch { return error }
+        }
+        let path = "\(folder.path)/bad.idx"
+        #expect(error([]) == .truncated(path: path, expectedBytes: 4, foundBytes: 0))
+        #expect(error([1, 0, 8, 1, 0, 0, 0, 0]) == .badHeader(path: path, offset: 0, expected: "magic bytes 00 00", found: "01 00"))
+        #expect(error([0, 0, 0x0D, 1, 0, 0, 0, 0]) == .badHeader(path: path, offset: 2, expected: "element type 0x08 (unsigned byte)", found: "0xD"))
+        #expect(error([0, 0, 8, 3, 0, 0, 0, 2]) == .truncated(path: path, expectedBytes: 16, foundBytes: 8))
+        #expect(error(idx([2, 2], [1, 2, 3])) == .truncated(path: path, expectedBytes: 16, foundBytes: 15))
+        #expect(error(idx([1], [1, 2])) == .trailingBytes(path: path, expectedBytes: 9, foundBytes: 10))
+        #expect(error(idx([0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF], [])).map { "\($0)" }?.contains("fits in memory") == true)
+
+        let missing = "\(folder.path)/nothing.gz"
+        #expect(throws: DataError.fileNotFound(path: missing)) { try IDXFile(contentsOf: missing) }
+        #expect(throws: DataError.self) { try IDXFile(contentsOf: folder.path) }  // a folder
+
+        // A gzip file cut in half, and one with its compressed bytes scrambled.
+        let good = folder.write("good.gz", idx([100], (0..<100).map { UInt8($0) }))
+        let compressed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: good)))
+        for (name, bytes) in [("cut.gz", Array(compressed.prefix(compressed.count / 2))),
+                              ("scrambled.gz", Array(compressed.prefix(10)) + compressed.dropFirst(10).map { $0 ^ 0x5A })] {
+            let path = folder.write(name, bytes, raw: true)
+            #expect {
+                try IDXFile(contentsOf: path)
+            } throws: { error in
+                guard case .unreadable(let p, let reason) = error as? DataError else { return false }
+                return p == path && reason.contains("gzip")
+            }
+        }
+    }
+
+    @Test func inconsistentFolderThrows() {
+        let folder = TemporaryFolder()
+        folder.write("train-images-idx3-ubyte", idx([3, 2, 2], [UInt8](repeating: 0, count: 12)))
+        folder.write("train-labels-idx1-ubyte", idx([2], [0, 1]))
+        #expect(throws: DataError.mismatch(expected: "as many labels as images (3 in \(folder.path)/train-images-idx3-ubyte)",
+                                           found: "2 in \(folder.path)/train-labels-idx1-ubyte")) {
+            try Dataset.mnist(directory: folder.path)
+        }
+        folder.write("train-labels-idx1-ubyte", idx([3], [0, 1, 12]))
+        #expect(throws: DataError.labelOutOfRange(path: "\(folder.path)/train-labels-idx1-ubyte", index: 2, label: 12, classCount: 10)) {
+            try Dataset.mnist(directory: folder.path)
+        }
+        folder.write("train-labels-idx1-ubyte", idx([3], [0, 1, 2]))
+        folder.write("train-images-idx3-ubyte", idx([3, 4], [UInt8](repeating: 0, count: 12)))
+        #expect(throws: DataError.self) { try Dataset.mnist(directory: folder.path) }
+    }
+
+    /// The real data set, as Debian's `dataset-fashion-mnist` installs it (CI installs it).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Dataset.defaultDirectory)))
+    func fashionMNIST() throws {
+        let (train, test) = try Dataset.mnist()
+        #expect(train.count == 60_000 && test.count == 10_000 && train.featureCount == 784)
+        // Fashion-MNIST's first training label is 9 (ankle boot), the first test label 9 too; 6000 per class.
+        #expect(train.label(at: 0) == 9 && test.label(at: 0) == 9)
+        var counts = [Int](repeating: 0, count: 10)
+        for i in 0..<train.count { counts[train.label(at: i)] += 1 }
+        #expect(counts == [Int](repeating: 6000, count: 10))
+    }
+}
