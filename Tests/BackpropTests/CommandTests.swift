@@ -1,0 +1,92 @@
+import Backprop
+import Foundation
+import Testing
+
+/// Runs the built `backprop` executable (SwiftPM builds it before the tests) and returns its status and output.
+func runBackprop(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    // The test runner is an executable in the products folder (…/debug/BackpropPackageTests.xctest).
+    let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    let products = runner.deletingLastPathComponent()
+    let process = Process()
+    process.executableURL = products.appendingPathComponent("backprop")
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// A tiny MNIST-format folder: 4×4 images whose class is the brightest quadrant.
+func quadrantFolder(_ folder: borrowing TemporaryFolder, count: Int, seed: UInt64) {
+    var generator = SeededGenerator(seed: seed)
+    var images: [UInt8] = [], labels: [UInt8] = []
+    for _ in 0..<count {
+        let label = generator.nextIndex(below: 4)
+        for r in 0..<4 {
+            for c in 0..<4 {
+                let quadrant = (r / 2) * 2 + c / 2
+                images.append(UInt8(quadrant == label ? 150 + generator.nextIndex(below: 100) : generator.nextIndex(below: 60)))
+            }
+        }
+        labels.append(UInt8(label))
+    }
+    for (prefix, n) in [("train", count), ("t10k", count)] {
+        folder.write("\(prefix)-images-idx3-ubyte.gz", idx([n, 4, 4], images))
+        folder.write("\(prefix)-labels-idx1-ubyte.gz", idx([n], labels))
+    }
+}
+
+@Suite("The backprop command")
+struct CommandTests {
+    @Test func trainPrintsOneJSONObjectPerEpoch() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 200, seed: 1)
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--activation", "tanh",
+                                      "--optimizer", "sgd", "--learning-rate", "0.5", "--batch-size", "10",
+                                      "--epochs", "3", "--seed", "0", "--threads", "1", "--init", "xavier", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        for (i, line) in lines.enumerated() {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in ["epoch", "train_loss", "test_loss", "test_accuracy", "epoch_seconds", "samples_per_second"] {
+                #expect(object[key] is NSNumber, "\(key) missing from \(line)")
+            }
+            #expect(object["epoch"] as? Int == i + 1)
+        }
+        let last = try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as! [String: Any]
+        #expect((last["test_accuracy"] as! Double) > 0.9, "\(lines.last!)")
+    }
+
+    @Test func presetSeedIsTheOriginalProgram() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 50, seed: 2)
+        let result = try runBackprop(["train", "--preset", "seed", "--data", folder.path, "--layers", "16-64-4", "--epochs", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("16-64-4 sigmoid, binary-cross-entropy, sgd lr 0.1, batch full (50), init normal001"),
+                "\(result.stdout)")
+        #expect(result.stdout.contains("epoch   2/2"))
+    }
+
+    @Test func badDataIsOneLineOnStandardErrorAndStatusOne() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 3)
+        folder.write("t10k-labels-idx1-ubyte.gz", Array(idx([20], [UInt8](repeating: 0, count: 20)).prefix(15)))
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz: truncated: expected 28 bytes, found 15\n")
+
+        let missing = try runBackprop(["train", "--data", "\(folder.path)/nowhere", "--epochs", "1"])
+        #expect(missing.status == 1 && missing.stderr.contains("nowhere/train-images-idx3-ubyte.gz: no such file"))
+
+        quadrantFolder(folder, count: 20, seed: 3)
+        let wrongSize = try runBackprop(["train", "--data", folder.path, "--layers", "784-10", "--epochs", "1"])
+        #expect(wrongSize.status == 1 && wrongSize.stderr.contains("have 16 pixels"), "\(wrongSize.stderr)")
+
+        let badLayers = try runBackprop(["train", "--data", folder.path, "--layers", "16--4"])
+        #expect(badLayers.status != 0 && badLayers.stderr.contains("--layers"))
+    }
+}
