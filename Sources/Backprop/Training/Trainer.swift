@@ -77,6 +77,7 @@ public final class Trainer<O: Optimizer> {
     private let inputBatch: Matrix
     private let targetBatch: Matrix
     private var order: [Int32] = []
+    private var evaluationIndices: [Int32]
 
     /// - Parameters:
     ///   - batchSize: samples per step, or 0 for full-batch gradient descent.
@@ -97,6 +98,7 @@ public final class Trainer<O: Optimizer> {
         workspace = Workspace(for: network, capacity: capacity)
         inputBatch = Matrix(rows: capacity, columns: network.inputSize)
         targetBatch = Matrix(rows: capacity, columns: network.outputSize)
+        evaluationIndices = [Int32](repeating: 0, count: capacity)
     }
 
     /// Trains one epoch on `data`. `onBatch(batchesDone, batchCount, runningMeanLoss)` is called after each step.
@@ -118,11 +120,10 @@ public final class Trainer<O: Optimizer> {
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
             for b in 0..<batchCount {
                 let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
-                let batchLoss = step(batch, data: data)
+                let batchLoss = trainBatch(batch, data: data)
                 guard batchLoss.isFinite else {
                     throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))
                 }
-                optimizer.step(network)
                 lossSum += batchLoss
                 onBatch(b + 1, batchCount, Float(lossSum / Double(min((b + 1) * size, data.count))))
             }
@@ -132,10 +133,20 @@ public final class Trainer<O: Optimizer> {
                            seconds: monotonicSeconds() - start, sampleCount: data.count, stepCount: batchCount)
     }
 
+    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, then,
+    /// if the loss is finite, the optimizer's update. Returns the sum of the per-sample losses (not finite: no
+    /// update was made). Allocates nothing.
+    @discardableResult
+    public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+        let lossSum = accumulateGradients(indices, data: data)
+        if lossSum.isFinite { optimizer.step(network) }
+        return lossSum
+    }
+
     /// Zeroes the gradients and accumulates those of the samples `indices` of `data` (micro-batch by micro-batch),
     /// scaled for the loss's reduction over the whole batch. Returns the sum of the per-sample losses. Takes no
-    /// optimizer step.
-    public func step(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+    /// optimizer step. Allocates nothing.
+    public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
         network.zeroGradients()
         let scale: Float = loss.reduction == .mean ? 1 / Float(indices.count) : 1
         var total = 0.0
@@ -158,13 +169,12 @@ public final class Trainer<O: Optimizer> {
         try checkFits(data)
         var lossSum = 0.0
         var correct = 0
-        var indexBuffer = [Int32](repeating: 0, count: workspace.capacity)
         var start = 0
         while start < data.count {
             let n = min(workspace.capacity, data.count - start)
-            for i in 0..<n { indexBuffer[i] = Int32(start + i) }
+            for i in 0..<n { evaluationIndices[i] = Int32(start + i) }
             let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
-            indexBuffer.withUnsafeBufferPointer { data.gather(indices: UnsafeBufferPointer(rebasing: $0[0..<n]), input: input, targets: targets) }
+            evaluationIndices.withUnsafeBufferPointer { data.gather(indices: UnsafeBufferPointer(rebasing: $0[0..<n]), input: input, targets: targets) }
             let output = network.forward(input, workspace: workspace)
             lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
             if data.isClassification {
