@@ -4,7 +4,7 @@ import Testing
 /// A deliberately wrong sigmoid whose backward pass drops f′(z): `dZ = dY`. The gradient check must reject it.
 struct SigmoidWithoutDerivative: Layer {
     func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
-    func forward(output: Matrix, input: Matrix) { sigmoidForward(output: output, input: input) }
+    func forward(output: Matrix, input: Matrix) { Sigmoid().forward(output: output, input: input) }
     func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.assign(dOutput) }
 }
 

@@ -76,7 +76,8 @@ let benchmarks: @Sendable () -> Void = {
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
         let x = Matrix(rows: 64, columns: 128), y = Matrix(rows: 64, columns: 128)
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations { sigmoidForward(output: y, input: x) }
+        let layer = Sigmoid()
+        for _ in benchmark.scaledIterations { layer.forward(output: y, input: x) }
         benchmark.stopMeasurement()
     }
 }

@@ -1,31 +1,31 @@
-/// The logistic sigmoid, `y = σ(z) = 1 / (1 + e⁻ᶻ)`; backward `dZ = dY ∘ y(1 − y)`.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The logistic sigmoid, `y = σ(z) = 1 / (1 + e⁻ᶻ)`; `f′(z) = y(1 − y)`.
 public struct Sigmoid: Activation {
     public static let name = "sigmoid"
     public init() {}
-    public func forward(output: Matrix, input: Matrix) { sigmoidForward(output: output, input: input) }
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
-        if let dInput { sigmoidBackward(dInput: dInput, dOutput: dOutput, output: output) }
-    }
+    @inlinable public static func value(_ z: Float) -> Float { sigmoid(z) }
+    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
 }
 
-/// The rectified linear unit, `y = max(0, z)`; backward `dZ = dY ∘ [z > 0]`.
+/// The rectified linear unit, `y = max(0, z)`; `f′(z) = [z > 0]` (0 at the kink, as in PyTorch).
 public struct ReLU: Activation {
     public static let name = "relu"
     public init() {}
-    public func forward(output: Matrix, input: Matrix) { reluForward(output: output, input: input) }
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
-        if let dInput { reluBackward(dInput: dInput, dOutput: dOutput, output: output) }
-    }
+    @inlinable public static func value(_ z: Float) -> Float { max(0, z) }
+    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : 0 }
 }
 
-/// The hyperbolic tangent, `y = tanh(z)`; backward `dZ = dY ∘ (1 − y²)`.
+/// The hyperbolic tangent, `y = tanh(z)`; `f′(z) = 1 − y²`.
 public struct Tanh: Activation {
     public static let name = "tanh"
     public init() {}
-    public func forward(output: Matrix, input: Matrix) { tanhForward(output: output, input: input) }
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
-        if let dInput { tanhBackward(dInput: dInput, dOutput: dOutput, output: output) }
-    }
+    @inlinable public static func value(_ z: Float) -> Float { tanhf(z) }
+    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { 1 - y * y }
 }
 
 /// `σ` applied to every element, as a new matrix.

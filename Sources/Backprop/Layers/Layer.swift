@@ -60,12 +60,30 @@ extension Layer {
     }
 }
 
-/// An element-wise activation `y = f(z)`, whose derivative is computed from its output `y`.
+/// An element-wise activation `Y = f(Z)`, without parameters. Backward: `dZ = dY ∘ f′(Z)`.
+///
+/// A type states `f` and `f′` for one element; the layer's passes loop over the batch with them
+/// (``mapElements(output:input:_:)`` and ``chainElements(dInput:dOutput:input:output:_:)``).
 public protocol Activation: Layer {
     /// A short lowercase name (`"sigmoid"`), as used on the command line and in checkpoints.
     static var name: String { get }
+    /// `f(z)`.
+    static func value(_ z: Float) -> Float
+    /// `f′(z)`, given `z` and `y = f(z)` (whichever is cheaper to use).
+    static func derivative(input z: Float, output y: Float) -> Float
 }
 
 extension Activation {
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+
+    /// `Y = f(Z)`, element by element.
+    public func forward(output: Matrix, input: Matrix) {
+        mapElements(output: output, input: input, Self.value)
+    }
+
+    /// `dZ = dY ∘ f′(Z)`, element by element (nothing to do when `dInput` is `nil`).
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        chainElements(dInput: dInput, dOutput: dOutput, input: input, output: output, Self.derivative)
+    }
 }

@@ -15,7 +15,7 @@ public func scale(_ x: Matrix, by s: Float) {
 }
 
 /// Checks that `a` and `b` have the same shape, naming both in the message.
-@inline(__always)
+@inlinable
 func precondition(sameShape a: Matrix, _ b: Matrix, _ what: @autoclosure () -> String) {
     precondition(a.rows == b.rows && a.columns == b.columns,
                  "\(what()): shapes \(a.shapeDescription) and \(b.shapeDescription) differ")
@@ -31,50 +31,25 @@ func precondition(sameShape a: Matrix, _ b: Matrix, _ what: @autoclosure () -> S
     }
 }
 
-/// `output[i] = σ(input[i])`.
-public func sigmoidForward(output: Matrix, input: Matrix) {
-    precondition(sameShape: output, input, "sigmoidForward")
+/// `output[i] = f(input[i])` for an element-wise function `f`.
+@inlinable
+public func mapElements(output: Matrix, input: Matrix, _ f: (Float) -> Float) {
+    precondition(sameShape: output, input, "mapElements")
     let y = output.pointer, x = input.pointer
-    for i in 0..<input.count { y[i] = sigmoid(x[i]) }
+    for i in 0..<input.count { y[i] = f(x[i]) }
 }
 
-/// `dInput[i] = dOutput[i] · σ′(z) = dOutput[i] · y(1 − y)`, from the forward output `y = σ(z)`.
-public func sigmoidBackward(dInput: Matrix, dOutput: Matrix, output: Matrix) {
-    precondition(sameShape: dInput, dOutput, "sigmoidBackward")
-    precondition(sameShape: dInput, output, "sigmoidBackward")
-    let dx = dInput.pointer, dy = dOutput.pointer, y = output.pointer
-    for i in 0..<dInput.count { dx[i] = dy[i] * y[i] * (1 - y[i]) }
-}
-
-/// `output[i] = max(0, input[i])`.
-public func reluForward(output: Matrix, input: Matrix) {
-    precondition(sameShape: output, input, "reluForward")
-    let y = output.pointer, x = input.pointer
-    for i in 0..<input.count { y[i] = max(0, x[i]) }
-}
-
-/// `dInput[i] = dOutput[i] · [y > 0]` from the forward output `y = max(0, z)`; the derivative at 0 is 0, as in
-/// PyTorch.
-public func reluBackward(dInput: Matrix, dOutput: Matrix, output: Matrix) {
-    precondition(sameShape: dInput, dOutput, "reluBackward")
-    precondition(sameShape: dInput, output, "reluBackward")
-    let dx = dInput.pointer, dy = dOutput.pointer, y = output.pointer
-    for i in 0..<dInput.count { dx[i] = y[i] > 0 ? dy[i] : 0 }
-}
-
-/// `output[i] = tanh(input[i])`.
-public func tanhForward(output: Matrix, input: Matrix) {
-    precondition(sameShape: output, input, "tanhForward")
-    let y = output.pointer, x = input.pointer
-    for i in 0..<input.count { y[i] = tanhf(x[i]) }
-}
-
-/// `dInput[i] = dOutput[i] · (1 − y²)` from the forward output `y = tanh(z)`.
-public func tanhBackward(dInput: Matrix, dOutput: Matrix, output: Matrix) {
-    precondition(sameShape: dInput, dOutput, "tanhBackward")
-    precondition(sameShape: dInput, output, "tanhBackward")
-    let dx = dInput.pointer, dy = dOutput.pointer, y = output.pointer
-    for i in 0..<dInput.count { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+/// `dInput[i] = dOutput[i] · f′(input[i])`, with `f′` given the forward pass's input `z` and output `y = f(z)`
+/// (most activations' derivatives are cheapest from `y`).
+@inlinable
+public func chainElements(
+    dInput: Matrix, dOutput: Matrix, input: Matrix, output: Matrix, _ derivative: (_ z: Float, _ y: Float) -> Float
+) {
+    precondition(sameShape: dInput, dOutput, "chainElements")
+    precondition(sameShape: dInput, input, "chainElements")
+    precondition(sameShape: dInput, output, "chainElements")
+    let dx = dInput.pointer, dy = dOutput.pointer, z = input.pointer, y = output.pointer
+    for i in 0..<dInput.count { dx[i] = dy[i] * derivative(z[i], y[i]) }
 }
 
 /// Copies the `1 × n` row `row` into every row of the `m × n` matrix `output`.

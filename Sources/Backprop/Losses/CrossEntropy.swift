@@ -46,60 +46,6 @@ public struct CrossEntropy: Loss {
     }
 }
 
-/// Sigmoid followed by binary cross-entropy, fused, on logits `Z` and targets `T` in [0, 1] (`N × K`): the
-/// original text's output layer, `a = σ(z)` with `δ = a − y`. PyTorch: `nn.BCEWithLogitsLoss` (see ``Reduction``
-/// for how `.mean` differs).
-///
-/// Per sample: `Lₙ = −Σₖ [Tₙₖ log σ(Zₙₖ) + (1 − Tₙₖ) log(1 − σ(Zₙₖ))]`, computed as
-/// `Σₖ max(z, 0) − z·t + log(1 + e^(−|z|))`, which is finite for any finite logit.
-/// Gradient: `∂Lₙ/∂Zₙₖ = σ(Zₙₖ) − Tₙₖ`.
-public struct BinaryCrossEntropy: Loss {
-    public var reduction: Reduction
-    public var name: String { "binary-cross-entropy" }
-
-    public init(reduction: Reduction = .mean) { self.reduction = reduction }
-
-    public func sumOfLosses(output logits: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
-        checkLossShapes("BinaryCrossEntropy", output: logits, targets: targets, gradient: gradient)
-        let z = logits.pointer, t = targets.pointer
-        var total = 0.0
-        for i in 0..<logits.count {
-            total += Double(max(z[i], 0) - z[i] * t[i] + log1pf(expf(-abs(z[i]))))
-        }
-        if let gradient {
-            let g = gradient.pointer
-            for i in 0..<logits.count { g[i] = gradientScale * (sigmoid(z[i]) - t[i]) }
-        }
-        return total
-    }
-}
-
-/// Squared error on predictions `Y` and targets `T` (`N × K`). PyTorch: `nn.MSELoss` (see ``Reduction`` for how
-/// `.mean` differs).
-///
-/// Per sample: `Lₙ = Σₖ (Yₙₖ − Tₙₖ)²`. Gradient: `∂Lₙ/∂Yₙₖ = 2(Yₙₖ − Tₙₖ)`.
-public struct MeanSquaredError: Loss {
-    public var reduction: Reduction
-    public var name: String { "mean-squared-error" }
-
-    public init(reduction: Reduction = .mean) { self.reduction = reduction }
-
-    public func sumOfLosses(output: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
-        checkLossShapes("MeanSquaredError", output: output, targets: targets, gradient: gradient)
-        let y = output.pointer, t = targets.pointer
-        var total = 0.0
-        for i in 0..<output.count {
-            let d = y[i] - t[i]
-            total += Double(d * d)
-        }
-        if let gradient {
-            let g = gradient.pointer
-            for i in 0..<output.count { g[i] = gradientScale * 2 * (y[i] - t[i]) }
-        }
-        return total
-    }
-}
-
 /// The softmax cross-entropy of `logits` (`N × K`) against class indices `labels` (`N` of them, each in `0..<K`).
 public func crossEntropy(logits: Matrix, labels: [Int], reduction: Reduction = .mean) -> Float {
     CrossEntropy(reduction: reduction)(logits, targets: oneHot(labels, classCount: logits.columns))
@@ -108,16 +54,6 @@ public func crossEntropy(logits: Matrix, labels: [Int], reduction: Reduction = .
 /// The softmax cross-entropy of `logits` against target distributions `targets` (both `N × K`).
 public func crossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
     CrossEntropy(reduction: reduction)(logits, targets: targets)
-}
-
-/// The binary cross-entropy of `σ(logits)` against `targets` in [0, 1] (both `N × K`).
-public func binaryCrossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
-    BinaryCrossEntropy(reduction: reduction)(logits, targets: targets)
-}
-
-/// The squared error of `predictions` against `targets` (both `N × K`).
-public func meanSquaredError(predictions: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
-    MeanSquaredError(reduction: reduction)(predictions, targets: targets)
 }
 
 /// The row-wise softmax of `logits`, as a new matrix (max-subtracted, so it never overflows).
