@@ -11,6 +11,9 @@ struct Train: ParsableCommand {
             --preset seed reproduces the original text's NumPy program: 784-64-10, sigmoid, a sigmoid output \
             with binary cross-entropy, N(0, 0.01²) weights, full-batch gradient descent, learning rate 0.1, \
             100 epochs. Flags given with it override it.
+            Optimizers follow torch.optim's update equations and defaults: momentum and nesterov are SGD with \
+            --momentum (default 0.9); --weight-decay is L2 added to the gradient (decoupled for adamw, default \
+            0.01 there).
             """)
 
     @Option(help: "A folder with the four MNIST-format IDX files (.gz or raw).")
@@ -22,17 +25,44 @@ struct Train: ParsableCommand {
     @Option(help: "Layer sizes from input to output, e.g. 784-128-10. (default: 784-128-10)")
     var layers: String?
 
-    @Option(help: "Hidden-layer activation: sigmoid, relu or tanh. (default: relu)")
+    @Option(help: "Hidden-layer activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: relu)")
     var activation: ActivationKind?
 
     @Option(help: "Output loss: cross-entropy (softmax) or binary-cross-entropy (sigmoid outputs). (default: cross-entropy)")
     var loss: LossKind?
 
-    @Option(help: "The optimizer: sgd. (default: sgd)")
+    @Option(help: "The optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: sgd)")
     var optimizer: OptimizerKind?
 
-    @Option(help: "The learning rate α in θ ← θ − α·∂L/∂θ. (default: 0.1)")
+    @Option(help: """
+        The learning rate γ. (default: 0.1 for sgd, 0.01 for momentum, nesterov, adagrad and rmsprop, 1.0 for \
+        adadelta, 0.001 for adam and adamw)
+        """)
     var learningRate: Float?
+
+    @Option(help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)")
+    var momentum: Float?
+
+    @Option(help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)")
+    var weightDecay: Float?
+
+    @Option(help: "Learning-rate schedule per epoch: none, step, exponential, cosine. (default: none)")
+    var schedule: ScheduleKind = .none
+
+    @Option(help: "step: epochs between decays. (default: a third of the epochs after warm-up)")
+    var stepSize: Int?
+
+    @Option(help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)")
+    var gamma: Float?
+
+    @Option(help: "cosine: the final learning rate. (default: 0)")
+    var minLearningRate: Float = 0
+
+    @Option(help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)")
+    var warmupEpochs: Int = 0
+
+    @Option(help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
+    var dropout: Float = 0
 
     @Option(help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
     var batchSize: Int?
@@ -40,13 +70,17 @@ struct Train: ParsableCommand {
     @Option(help: "Passes over the training set. (default: 5)")
     var epochs: Int?
 
-    @Option(help: "Seeds the weights and the shuffling.")
+    @Option(help: "Seeds the weights, the shuffling and dropout.")
     var seed: UInt64 = 0
 
     @Option(help: "OpenBLAS threads (1 gives bitwise-reproducible runs). (default: all cores)")
     var threads: Int?
 
-    @Option(name: .customLong("init"), help: "Weight initializer: normal001 (N(0, 0.01²)), xavier or he. (default: he for relu, xavier otherwise)")
+    @Option(name: .customLong("init"), help: """
+        Weight initializer: \(Initializer.names.joined(separator: ", ")). normal001 is N(0, 0.01²), xavier and he \
+        are uniform and normal, pytorch is nn.Linear's default. (default: he for relu-like activations, xavier \
+        otherwise)
+        """)
     var initializer: String?
 
     @Flag(help: "Print one JSON object per epoch on standard output.")
@@ -56,13 +90,26 @@ struct Train: ParsableCommand {
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
     }
-    enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd }
+    enum OptimizerKind: String, ExpressibleByArgument, CaseIterable {
+        case sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw
+
+        var defaultLearningRate: Float {
+            switch self {
+            case .sgd: 0.1
+            case .momentum, .nesterov, .adagrad, .rmsprop: 0.01
+            case .adadelta: 1.0
+            case .adam, .adamw: 0.001
+            }
+        }
+    }
+    enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case none, step, exponential, cosine }
 
     /// The settings after applying the preset and the defaults.
     struct Settings {
         var sizes: [Int]
         var activation: ActivationKind
         var loss: LossKind
+        var optimizer: OptimizerKind
         var learningRate: Float
         var batchSize: Int
         var epochs: Int
@@ -78,14 +125,17 @@ struct Train: ParsableCommand {
             throw ValidationError("--layers must be positive sizes joined by '-', like 784-128-10; got '\(sizesText)'")
         }
         let activation = activation ?? (seedPreset ? .sigmoid : .relu)
-        let initializerName = initializer ?? (seedPreset ? "normal001" : activation == .relu ? "he" : "xavier")
+        let reluLike: Set<ActivationKind> = [.relu, .leakyRelu, .elu, .gelu, .geluTanh]
+        let initializerName = initializer ?? (seedPreset ? "normal001" : reluLike.contains(activation) ? "he" : "xavier")
         guard let initializer = Initializer(name: initializerName) else {
-            throw ValidationError("--init must be normal001, xavier or he; got '\(initializerName)'")
+            throw ValidationError("--init must be one of \(Initializer.names.joined(separator: ", ")); got '\(initializerName)'")
         }
+        let optimizer = optimizer ?? .sgd
         let settings = Settings(
             sizes: sizes, activation: activation,
             loss: loss ?? (seedPreset ? .binaryCrossEntropy : .crossEntropy),
-            learningRate: learningRate ?? 0.1,
+            optimizer: optimizer,
+            learningRate: learningRate ?? optimizer.defaultLearningRate,
             batchSize: batchSize ?? (seedPreset ? 0 : 64),
             epochs: epochs ?? (seedPreset ? 100 : 5),
             initializer: initializer)
@@ -95,7 +145,56 @@ struct Train: ParsableCommand {
         guard settings.batchSize >= 0 else { throw ValidationError("--batch-size must be 0 (full batch) or positive") }
         guard settings.epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1); got \(momentum)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
+            throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
+        }
+        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
+        guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
+        if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
+        if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }
+        guard minLearningRate >= 0 else { throw ValidationError("--min-learning-rate must be ≥ 0") }
         return settings
+    }
+
+    func makeOptimizer(_ settings: Settings) -> any Optimizer {
+        let lr = settings.learningRate, decay = weightDecay ?? 0
+        switch settings.optimizer {
+        case .sgd: return SGD(learningRate: lr, momentum: momentum ?? 0, weightDecay: decay)
+        case .momentum: return SGD(learningRate: lr, momentum: momentum ?? 0.9, weightDecay: decay)
+        case .nesterov: return SGD(learningRate: lr, momentum: momentum ?? 0.9, weightDecay: decay, nesterov: true)
+        case .adagrad: return Adagrad(learningRate: lr, weightDecay: decay)
+        case .adadelta: return Adadelta(learningRate: lr, weightDecay: decay)
+        case .rmsprop: return RMSprop(learningRate: lr, weightDecay: decay, momentum: momentum ?? 0)
+        case .adam: return Adam(learningRate: lr, weightDecay: decay)
+        case .adamw: return AdamW(learningRate: lr, weightDecay: weightDecay ?? 0.01)
+        }
+    }
+
+    func makeSchedule(_ settings: Settings) -> any LearningRateSchedule {
+        let remaining = max(1, settings.epochs - warmupEpochs)
+        let main: any LearningRateSchedule = switch schedule {
+        case .none: ConstantSchedule()
+        case .step: StepDecay(stepSize: stepSize ?? max(1, remaining / 3), gamma: gamma ?? 0.1)
+        case .exponential: ExponentialDecay(gamma: gamma ?? 0.9)
+        case .cosine: CosineAnnealing(period: remaining, minimum: minLearningRate)
+        }
+        return warmupEpochs > 0 ? LinearWarmup(epochs: warmupEpochs, then: main) : main
+    }
+
+    func makeNetwork(_ settings: Settings) -> Network {
+        var generator = SeededGenerator(seed: seed)
+        var layers: [any Layer] = []
+        let sizes = settings.sizes
+        for i in 0..<(sizes.count - 1) {
+            layers.append(Dense(inputSize: sizes[i], outputSize: sizes[i + 1],
+                                initializer: settings.initializer, generator: &generator))
+            if i < sizes.count - 2 {
+                layers.append(settings.activation.makeLayer())
+                if dropout > 0 { layers.append(Dropout(probability: dropout, seed: seed &+ UInt64(i) &+ 1)) }
+            }
+        }
+        return Network(inputSize: sizes[0], layers: layers)
     }
 
     func run() throws {
@@ -115,25 +214,30 @@ struct Train: ParsableCommand {
         guard data.train.featureCount == settings.sizes[0] else {
             throw fail("--layers starts with \(settings.sizes[0]) inputs, but the images in \(self.data) have \(data.train.featureCount) pixels")
         }
+        try train(settings: settings, data: data, optimizer: makeOptimizer(settings))
+    }
 
-        let network = Network(sizes: settings.sizes, activation: settings.activation,
-                              initializer: settings.initializer, seed: seed)
+    /// The training loop, generic so that the trainer is specialised for the chosen optimizer.
+    func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: some Optimizer) throws {
+        let network = makeNetwork(settings)
         let loss: any Loss = switch settings.loss {
         case .crossEntropy: CrossEntropy()
         case .binaryCrossEntropy: BinaryCrossEntropy()
         }
-        let trainer = Trainer(network: network, loss: loss, optimizer: SGD(learningRate: settings.learningRate),
-                              batchSize: settings.batchSize, seed: seed)
+        let schedule = makeSchedule(settings)
+        let trainer = Trainer(network: network, loss: loss, optimizer: optimizer, batchSize: settings.batchSize, seed: seed)
         if !json {
             print("""
                 backprop: \(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \
-                \(loss.name), sgd lr \(settings.learningRate), \
+                \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
+                \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
                 batch \(settings.batchSize == 0 ? "full (\(data.train.count))" : String(settings.batchSize)), \
                 init \(settings.initializer.name), seed \(seed), \(BLAS.threadCount) BLAS thread(s); \
                 \(data.train.count) training and \(data.test.count) test samples from \(self.data)
                 """)
         }
-        for _ in 1...settings.epochs {
+        for epoch in 0..<settings.epochs {
+            trainer.optimizer.learningRate = schedule.learningRate(epoch: epoch, base: settings.learningRate)
             let report: EpochReport
             let evaluation: Evaluation
             do {
@@ -147,7 +251,8 @@ struct Train: ParsableCommand {
                 let line = EpochLine(
                     epoch: report.epoch, train_loss: Double(report.trainLoss), test_loss: Double(evaluation.loss),
                     test_accuracy: accuracy, epoch_seconds: report.seconds,
-                    samples_per_second: report.samplesPerSecond, steps: report.stepCount)
+                    samples_per_second: report.samplesPerSecond, steps: report.stepCount,
+                    learning_rate: Double(trainer.optimizer.learningRate))
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
@@ -171,4 +276,5 @@ struct EpochLine: Encodable {
     var epoch_seconds: Double
     var samples_per_second: Double
     var steps: Int
+    var learning_rate: Double
 }

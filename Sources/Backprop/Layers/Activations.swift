@@ -4,28 +4,150 @@ import Glibc
 import Darwin
 #endif
 
-/// The logistic sigmoid, `y = σ(z) = 1 / (1 + e⁻ᶻ)`; `f′(z) = y(1 − y)`.
+/// The logistic sigmoid, `y = σ(z) = 1 / (1 + e⁻ᶻ)`; `f′(z) = y(1 − y)`. PyTorch: `nn.Sigmoid`.
 public struct Sigmoid: Activation {
-    public static let name = "sigmoid"
     public init() {}
-    @inlinable public static func value(_ z: Float) -> Float { sigmoid(z) }
-    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
+    @inlinable public func value(_ z: Float) -> Float { sigmoid(z) }
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
 }
 
-/// The rectified linear unit, `y = max(0, z)`; `f′(z) = [z > 0]` (0 at the kink, as in PyTorch).
+/// The rectified linear unit, `y = max(0, z)`; `f′(z) = [z > 0]` (0 at the kink, as in PyTorch). PyTorch: `nn.ReLU`.
 public struct ReLU: Activation {
-    public static let name = "relu"
     public init() {}
-    @inlinable public static func value(_ z: Float) -> Float { max(0, z) }
-    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : 0 }
+    @inlinable public func value(_ z: Float) -> Float { max(0, z) }
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : 0 }
 }
 
-/// The hyperbolic tangent, `y = tanh(z)`; `f′(z) = 1 − y²`.
+/// The hyperbolic tangent, `y = tanh(z)`; `f′(z) = 1 − y²`. PyTorch: `nn.Tanh`.
 public struct Tanh: Activation {
-    public static let name = "tanh"
     public init() {}
-    @inlinable public static func value(_ z: Float) -> Float { tanhf(z) }
-    @inlinable public static func derivative(input z: Float, output y: Float) -> Float { 1 - y * y }
+    @inlinable public func value(_ z: Float) -> Float { tanhf(z) }
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float { 1 - y * y }
+}
+
+/// The leaky ReLU, `y = z` for `z > 0`, else `a·z`; `f′(z) = 1` or `a` (`a` at the kink, as in PyTorch).
+/// PyTorch: `nn.LeakyReLU(negative_slope=0.01)`.
+public struct LeakyReLU: Activation {
+    /// `a`, the slope for negative inputs.
+    public var negativeSlope: Float
+    public init(negativeSlope: Float = 0.01) { self.negativeSlope = negativeSlope }
+    @inlinable public func value(_ z: Float) -> Float { z > 0 ? z : negativeSlope * z }
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : negativeSlope }
+}
+
+/// The exponential linear unit (Clevert et al., 2016), `y = z` for `z > 0`, else `α(eᶻ − 1)`;
+/// `f′(z) = 1` or `y + α`. PyTorch: `nn.ELU(alpha=1.0)`.
+public struct ELU: Activation {
+    /// `α`, the value approached as `z → −∞` is `−α`.
+    public var alpha: Float
+    public init(alpha: Float = 1) { self.alpha = alpha }
+    @inlinable public func value(_ z: Float) -> Float { z > 0 ? z : alpha * expm1f(z) }
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : y + alpha }
+}
+
+/// The Gaussian error linear unit (Hendrycks & Gimpel, 2016). PyTorch: `nn.GELU(approximate='none' | 'tanh')`.
+///
+/// - Exact: `y = z·Φ(z)` with `Φ(z) = (1 + erf(z/√2))/2`; `f′(z) = Φ(z) + z·φ(z)`, `φ(z) = e^(−z²/2)/√(2π)`.
+/// - Tanh approximation: `y = z(1 + tanh u)/2` with `u = √(2/π)(z + 0.044715z³)`;
+///   `f′(z) = (1 + tanh u)/2 + z(1 − tanh²u)·√(2/π)(1 + 3·0.044715z²)/2`.
+public struct GELU: Activation {
+    /// How `Φ` is computed.
+    public enum Approximation: String, Sendable { case none, tanh }
+    /// Exact (`erf`) or the tanh approximation.
+    public var approximation: Approximation
+    public init(approximation: Approximation = .none) { self.approximation = approximation }
+
+    @usableFromInline static let sqrt2OverPi: Float = (2 / Float.pi).squareRoot()
+    @usableFromInline static let inverseSqrt2: Float = 1 / Float(2).squareRoot()
+    @usableFromInline static let inverseSqrt2Pi: Float = 1 / (2 * Float.pi).squareRoot()
+
+    @inlinable public func value(_ z: Float) -> Float {
+        switch approximation {
+        case .none: return z * 0.5 * (1 + erff(z * Self.inverseSqrt2))
+        case .tanh: return 0.5 * z * (1 + tanhf(Self.sqrt2OverPi * (z + 0.044715 * z * z * z)))
+        }
+    }
+
+    @inlinable public func derivative(input z: Float, output y: Float) -> Float {
+        switch approximation {
+        case .none:
+            return 0.5 * (1 + erff(z * Self.inverseSqrt2)) + z * Self.inverseSqrt2Pi * expf(-0.5 * z * z)
+        case .tanh:
+            let t = tanhf(Self.sqrt2OverPi * (z + 0.044715 * z * z * z))
+            return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * Self.sqrt2OverPi * (1 + 3 * 0.044715 * z * z)
+        }
+    }
+}
+
+/// Softmax over each row, `yⱼ = e^(zⱼ − m) / Σₖ e^(zₖ − m)` with `m` the row's maximum (so nothing overflows).
+/// Backward: `dzⱼ = yⱼ (dyⱼ − Σₖ dyₖ yₖ)`. PyTorch: `nn.Softmax(dim=1)`.
+///
+/// As an output layer, prefer leaving the logits to ``CrossEntropy``, which fuses softmax and is exact for
+/// extreme logits.
+public struct Softmax: Layer {
+    public init() {}
+    public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+
+    public func forward(output: Matrix, input: Matrix) {
+        precondition(sameShape: output, input, "Softmax.forward")
+        let k = input.columns
+        for n in 0..<input.rows {
+            let z = input.pointer + n * k, y = output.pointer + n * k
+            var m = -Float.infinity
+            for j in 0..<k { m = max(m, z[j]) }
+            var sum: Float = 0
+            for j in 0..<k { y[j] = expf(z[j] - m); sum += y[j] }
+            let inverse = 1 / sum
+            for j in 0..<k { y[j] *= inverse }
+        }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "Softmax.backward")
+        precondition(sameShape: dInput, output, "Softmax.backward")
+        let k = output.columns
+        for n in 0..<output.rows {
+            let y = output.pointer + n * k, dy = dOutput.pointer + n * k, dz = dInput.pointer + n * k
+            var dot: Float = 0
+            for j in 0..<k { dot += dy[j] * y[j] }
+            for j in 0..<k { dz[j] = y[j] * (dy[j] - dot) }
+        }
+    }
+}
+
+/// Log-softmax over each row, `yⱼ = zⱼ − lse(z)`, `lse(z) = m + log Σₖ e^(zₖ − m)`.
+/// Backward: `dzⱼ = dyⱼ − e^(yⱼ) Σₖ dyₖ`. PyTorch: `nn.LogSoftmax(dim=1)`.
+public struct LogSoftmax: Layer {
+    public init() {}
+    public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+
+    public func forward(output: Matrix, input: Matrix) {
+        precondition(sameShape: output, input, "LogSoftmax.forward")
+        let k = input.columns
+        for n in 0..<input.rows {
+            let z = input.pointer + n * k, y = output.pointer + n * k
+            var m = -Float.infinity
+            for j in 0..<k { m = max(m, z[j]) }
+            var sum: Float = 0
+            for j in 0..<k { sum += expf(z[j] - m) }
+            let lse = m + logf(sum)
+            for j in 0..<k { y[j] = z[j] - lse }
+        }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "LogSoftmax.backward")
+        precondition(sameShape: dInput, output, "LogSoftmax.backward")
+        let k = output.columns
+        for n in 0..<output.rows {
+            let y = output.pointer + n * k, dy = dOutput.pointer + n * k, dz = dInput.pointer + n * k
+            var sum: Float = 0
+            for j in 0..<k { sum += dy[j] }
+            for j in 0..<k { dz[j] = dy[j] - expf(y[j]) * sum }
+        }
+    }
 }
 
 /// `σ` applied to every element, as a new matrix.
@@ -34,17 +156,38 @@ public func sigmoid(_ x: Matrix) -> Matrix { Sigmoid()(x) }
 public func relu(_ x: Matrix) -> Matrix { ReLU()(x) }
 /// `tanh` applied to every element, as a new matrix.
 public func tanh(_ x: Matrix) -> Matrix { Tanh()(x) }
+/// The leaky ReLU of every element, as a new matrix.
+public func leakyRelu(_ x: Matrix, negativeSlope: Float = 0.01) -> Matrix { LeakyReLU(negativeSlope: negativeSlope)(x) }
+/// The ELU of every element, as a new matrix.
+public func elu(_ x: Matrix, alpha: Float = 1) -> Matrix { ELU(alpha: alpha)(x) }
+/// The GELU of every element, as a new matrix.
+public func gelu(_ x: Matrix, approximation: GELU.Approximation = .none) -> Matrix { GELU(approximation: approximation)(x) }
+/// The row-wise softmax, as a new matrix.
+public func softmax(_ x: Matrix) -> Matrix { Softmax()(x) }
+/// The row-wise log-softmax, as a new matrix.
+public func logSoftmax(_ x: Matrix) -> Matrix { LogSoftmax()(x) }
 
-/// The activations known by name (command line, checkpoints).
+/// The activations known by name (command line, checkpoints), with their default settings.
 public enum ActivationKind: String, CaseIterable, Sendable {
     case sigmoid, relu, tanh
+    case leakyRelu = "leaky-relu"
+    case elu, gelu
+    case geluTanh = "gelu-tanh"
+    case softmax
+    case logSoftmax = "log-softmax"
 
     /// A new layer of this kind.
-    public func makeLayer() -> any Activation {
+    public func makeLayer() -> any Layer {
         switch self {
         case .sigmoid: Sigmoid()
         case .relu: ReLU()
         case .tanh: Tanh()
+        case .leakyRelu: LeakyReLU()
+        case .elu: ELU()
+        case .gelu: GELU()
+        case .geluTanh: GELU(approximation: .tanh)
+        case .softmax: Softmax()
+        case .logSoftmax: LogSoftmax()
         }
     }
 }

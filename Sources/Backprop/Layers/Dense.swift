@@ -23,13 +23,13 @@ public struct Dense: Layer {
     /// `∂L/∂b`, accumulated by ``backward(dInput:dOutput:input:output:)``.
     public private(set) var biasGradient: Matrix
 
-    /// A layer with weights drawn by `initializer` from a generator seeded with `seed`, and zero bias.
+    /// A layer with weights (and bias) drawn by `initializer` from a generator seeded with `seed`.
     public init(inputSize: Int, outputSize: Int, initializer: Initializer = .xavierUniform, seed: UInt64 = 0) {
         var generator = SeededGenerator(seed: seed)
         self.init(inputSize: inputSize, outputSize: outputSize, initializer: initializer, generator: &generator)
     }
 
-    /// A layer with weights drawn by `initializer` from `generator`, and zero bias.
+    /// A layer with weights (and bias) drawn by `initializer` from `generator`.
     public init(inputSize: Int, outputSize: Int, initializer: Initializer, generator: inout SeededGenerator) {
         precondition(inputSize > 0 && outputSize > 0,
                      "Dense: sizes must be positive, got \(inputSize) → \(outputSize)")
@@ -64,10 +64,11 @@ public struct Dense: Layer {
         (weight, bias, weightGradient, biasGradient) = (parameters[0], parameters[1], gradients[0], gradients[1])
     }
 
-    /// Draws `W` with `initializer` (fan-in `inputSize`, fan-out `outputSize`) and sets `b = 0`.
+    /// Draws `W` with `initializer` (fan-in `inputSize`, fan-out `outputSize`), then `b` (zero unless the
+    /// initializer says otherwise).
     public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
         initializer.fill(weight, fanIn: inputSize, fanOut: outputSize, using: &generator)
-        bias.fill(0)
+        initializer.fillBias(bias, fanIn: inputSize, using: &generator)
     }
 
     /// `Z = X·W + b`: `b` is copied into every row of `Z`, then `X·W` is added (sgemm, β = 1).

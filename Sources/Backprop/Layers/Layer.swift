@@ -38,6 +38,9 @@ public protocol Layer: Sendable {
     /// Given `dOutput = ∂L/∂Y`, adds `∂L/∂θ` to ``parameterGradients`` and writes `dInput = ∂L/∂X` if asked.
     /// `input` and `output` are the forward pass's.
     func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix)
+
+    /// Switches between training and evaluation behaviour (``Dropout``; most layers behave the same in both).
+    func setTraining(_ training: Bool)
 }
 
 extension Layer {
@@ -48,6 +51,7 @@ extension Layer {
         precondition(parameters.isEmpty && gradients.isEmpty, "\(Self.self) has no parameters to bind")
     }
     public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {}
+    public func setTraining(_ training: Bool) {}
 
     /// The number of `Float`s in the parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
@@ -65,12 +69,10 @@ extension Layer {
 /// A type states `f` and `f′` for one element; the layer's passes loop over the batch with them
 /// (``mapElements(output:input:_:)`` and ``chainElements(dInput:dOutput:input:output:_:)``).
 public protocol Activation: Layer {
-    /// A short lowercase name (`"sigmoid"`), as used on the command line and in checkpoints.
-    static var name: String { get }
     /// `f(z)`.
-    static func value(_ z: Float) -> Float
+    func value(_ z: Float) -> Float
     /// `f′(z)`, given `z` and `y = f(z)` (whichever is cheaper to use).
-    static func derivative(input z: Float, output y: Float) -> Float
+    func derivative(input z: Float, output y: Float) -> Float
 }
 
 extension Activation {
@@ -78,12 +80,12 @@ extension Activation {
 
     /// `Y = f(Z)`, element by element.
     public func forward(output: Matrix, input: Matrix) {
-        mapElements(output: output, input: input, Self.value)
+        mapElements(output: output, input: input) { value($0) }
     }
 
     /// `dZ = dY ∘ f′(Z)`, element by element (nothing to do when `dInput` is `nil`).
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
         guard let dInput else { return }
-        chainElements(dInput: dInput, dOutput: dOutput, input: input, output: output, Self.derivative)
+        chainElements(dInput: dInput, dOutput: dOutput, input: input, output: output) { derivative(input: $0, output: $1) }
     }
 }

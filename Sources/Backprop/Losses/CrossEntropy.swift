@@ -55,18 +55,3 @@ public func crossEntropy(logits: Matrix, labels: [Int], reduction: Reduction = .
 public func crossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
     CrossEntropy(reduction: reduction)(logits, targets: targets)
 }
-
-/// The row-wise softmax of `logits`, as a new matrix (max-subtracted, so it never overflows).
-public func softmax(_ logits: Matrix) -> Matrix {
-    let result = Matrix(rows: logits.rows, columns: logits.columns)
-    let k = logits.columns
-    for n in 0..<logits.rows {
-        let z = logits.pointer + n * k, p = result.pointer + n * k
-        var m = -Float.infinity
-        for j in 0..<k { m = max(m, z[j]) }
-        var sum: Float = 0
-        for j in 0..<k { p[j] = expf(z[j] - m); sum += p[j] }
-        for j in 0..<k { p[j] /= sum }
-    }
-    return result
-}

@@ -1,9 +1,14 @@
 /// An update rule for parameters from their gradients: `θ ← update(θ, ∂L/∂θ)`.
 ///
 /// Optimizers work on a network's two flat buffers (parameters and gradients, same layout), so a step is one loop
-/// over all parameters at once; state they keep (momenta, running averages) lives in buffers of the same layout.
-public protocol Optimizer {
-    /// The step size `α`. A `var`, so schedules can change it between steps.
+/// over all parameters at once; state they keep (momenta, running averages) lives in buffers of the same layout,
+/// allocated at the first step (afterwards a step allocates nothing). Each type follows the update equations,
+/// defaults and conventions of the PyTorch optimizer of the same name (`torch.optim`), so that hyper-parameters
+/// tuned there carry over. Hyper-parameters are `var`s; schedules change ``learningRate`` between epochs.
+///
+/// Optimizers are values: a copy carries a copy of the step count but shares the state buffers.
+public protocol Optimizer: Sendable {
+    /// The step size `γ`. A `var`, so schedules can change it between steps.
     var learningRate: Float { get set }
 
     /// Applies one update to `parameters` from `gradients` (both `1 × P`, the same layout).
@@ -15,4 +20,25 @@ extension Optimizer {
     public mutating func step(_ network: Network) {
         step(parameters: network.parameters, gradients: network.gradients)
     }
+}
+
+/// Checks a hyper-parameter, stopping with a message that names the optimizer, the parameter and its value.
+func validate(_ condition: Bool, _ optimizer: String, _ name: String, _ value: Float, _ expected: String) {
+    precondition(condition, "\(optimizer): \(name) must be \(expected), got \(value)")
+}
+
+/// Checks that parameters and gradients have the same layout.
+func checkLayout(_ optimizer: String, _ parameters: Matrix, _ gradients: Matrix) {
+    precondition(parameters.count == gradients.count,
+                 "\(optimizer).step: parameters \(parameters.shapeDescription) and gradients \(gradients.shapeDescription) differ")
+}
+
+/// A zero-filled state buffer of the parameters' layout, made at the first step or when the layout changes.
+func stateBuffer(_ buffer: inout Matrix?, like parameters: Matrix, initialValue: Float = 0) -> UnsafeMutablePointer<Float> {
+    if buffer?.count != parameters.count {
+        let new = Matrix(rows: 1, columns: parameters.count)
+        if initialValue != 0 { new.fill(initialValue) }
+        buffer = new
+    }
+    return buffer!.pointer
 }

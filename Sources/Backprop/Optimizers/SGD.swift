@@ -1,22 +1,63 @@
-/// Plain stochastic gradient descent: `θ ← θ − α·g`, with `g = ∂L/∂θ` the accumulated gradient.
+/// Stochastic gradient descent, with optional momentum (heavy ball or Nesterov), dampening and L2 weight decay.
+/// PyTorch: `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
 ///
-/// With the batch being the whole training set this is the text's (full-batch) gradient descent; with smaller
-/// batches, mini-batch SGD. PyTorch: `torch.optim.SGD(params, lr)` with its other options at their defaults.
+/// At step `t`, with `g = ∂L/∂θ`:
+///
+///     g ← g + λθ                                  (weight decay λ, if λ ≠ 0)
+///     if μ ≠ 0:  b ← g at t = 1, else b ← μb + (1 − τ)g
+///                g ← g + μb  (Nesterov)   or   g ← b
+///     θ ← θ − γg
+///
+/// This is PyTorch's momentum convention (`v ← μv + g; θ ← θ − γv`), not the `v ← μv + γg` of some texts; the two
+/// agree for a constant learning rate. With the batch being the whole training set this is the text's (full-batch)
+/// gradient descent, `θ ← θ − α∇L`.
 public struct SGD: Optimizer {
-    /// `α`, the learning rate.
+    /// `γ`.
     public var learningRate: Float
+    /// `μ`, the momentum factor (0 = none).
+    public var momentum: Float
+    /// `τ`, the dampening of the momentum's gradient term.
+    public var dampening: Float
+    /// `λ`, the L2 penalty added to the gradient.
+    public var weightDecay: Float
+    /// Whether the step uses Nesterov's look-ahead `g + μb` (needs `μ > 0` and `τ = 0`).
+    public var nesterov: Bool
 
-    /// - Parameter learningRate: `α > 0` (finite).
-    public init(learningRate: Float) {
-        precondition(learningRate.isFinite && learningRate > 0,
-                     "SGD: the learning rate must be positive and finite, got \(learningRate)")
+    /// The number of steps taken.
+    public private(set) var stepCount = 0
+    private var momentumBuffer: Matrix?
+
+    public init(learningRate: Float, momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0,
+                nesterov: Bool = false) {
+        validate(learningRate.isFinite && learningRate >= 0, "SGD", "the learning rate", learningRate, "≥ 0 and finite")
+        validate(momentum >= 0 && momentum.isFinite, "SGD", "momentum", momentum, "≥ 0")
+        validate(dampening >= 0 && dampening <= 1, "SGD", "dampening", dampening, "in [0, 1]")
+        validate(weightDecay >= 0 && weightDecay.isFinite, "SGD", "weight decay", weightDecay, "≥ 0")
+        precondition(!nesterov || (momentum > 0 && dampening == 0),
+                     "SGD: Nesterov momentum needs momentum > 0 and dampening 0, got momentum \(momentum), dampening \(dampening)")
         self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
     }
 
-    public func step(parameters: Matrix, gradients: Matrix) {
-        precondition(parameters.count == gradients.count,
-                     "SGD.step: parameters \(parameters.shapeDescription) and gradients \(gradients.shapeDescription) differ")
-        let theta = parameters.pointer, g = gradients.pointer, alpha = learningRate
-        for i in 0..<parameters.count { theta[i] -= alpha * g[i] }
+    public mutating func step(parameters: Matrix, gradients: Matrix) {
+        checkLayout("SGD", parameters, gradients)
+        stepCount += 1
+        let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
+        let lr = learningRate, mu = momentum, wd = weightDecay
+        if mu == 0 {
+            for i in 0..<n { theta[i] -= lr * (grad[i] + wd * theta[i]) }
+            return
+        }
+        let first = momentumBuffer?.count != n
+        let b = stateBuffer(&momentumBuffer, like: parameters)
+        let gradientWeight = 1 - dampening
+        for i in 0..<n {
+            let g = grad[i] + wd * theta[i]
+            b[i] = first ? g : mu * b[i] + gradientWeight * g
+            theta[i] -= lr * (nesterov ? g + mu * b[i] : b[i])
+        }
     }
 }

@@ -76,6 +76,11 @@ public final class Network: Sendable {
     /// Sets every gradient to zero (one fill of the gradient buffer).
     public func zeroGradients() { gradients.fill(0) }
 
+    /// Switches every layer to training (`true`) or evaluation (`false`) behaviour.
+    public func setTraining(_ training: Bool) {
+        for layer in layers { layer.setTraining(training) }
+    }
+
     /// Draws fresh parameters for every layer with `initializer`, from a generator seeded with `seed`.
     public func initialize(_ initializer: Initializer, seed: UInt64) {
         var generator = SeededGenerator(seed: seed)

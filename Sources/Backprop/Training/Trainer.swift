@@ -147,6 +147,7 @@ public final class Trainer<O: Optimizer> {
     /// scaled for the loss's reduction over the whole batch. Returns the sum of the per-sample losses. Takes no
     /// optimizer step. Allocates nothing.
     public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+        network.setTraining(true)
         network.zeroGradients()
         let scale: Float = loss.reduction == .mean ? 1 / Float(indices.count) : 1
         var total = 0.0
@@ -165,8 +166,10 @@ public final class Trainer<O: Optimizer> {
     }
 
     /// The mean loss and the accuracy of the network on `data`, in micro-batches through this trainer's workspace.
+    /// Layers are switched to evaluation behaviour (no dropout); the next training step switches them back.
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
         try checkFits(data)
+        network.setTraining(false)
         var lossSum = 0.0
         var correct = 0
         var start = 0

@@ -1,0 +1,87 @@
+import Synchronization
+
+/// Inverted dropout (Srivastava et al., 2014): while training, each element is zeroed with probability `p` and the
+/// survivors are scaled by `1/(1 − p)`, so that evaluation (the identity) needs no rescaling.
+/// PyTorch: `nn.Dropout(p=0.5)`.
+///
+/// Training: `y = x ∘ m / (1 − p)`, `mᵢ ~ Bernoulli(1 − p)`; backward `dx = dy ∘ m / (1 − p)`.
+/// Evaluation: `y = x`, `dx = dy`.
+///
+/// The mask is not stored: it is a hash of (`seed`, ``maskIndex``, element index), so it is reproducible and costs no
+/// memory. Each training forward pass advances ``maskIndex`` and the backward pass that follows uses the same mask.
+/// Set ``advancesMask`` to `false` to reuse one mask across forward passes (as a finite-difference check must).
+/// ``Trainer`` switches layers to training mode for its steps and to evaluation for ``Trainer/evaluate(on:)``.
+public struct Dropout: Layer {
+    /// `p`, the probability of zeroing an element.
+    public let probability: Float
+    /// Seeds the masks.
+    public let seed: UInt64
+    private struct State { var isTraining = true; var maskIndex: UInt64 = 0; var advancesMask = true }
+
+    // `Mutex` is not copyable; keep it in a class so the layer stays a copyable value (copies share the state).
+    private let box: Box
+    private final class Box: Sendable {
+        let state = Mutex(State())
+    }
+
+    public init(probability: Float = 0.5, seed: UInt64 = 0) {
+        precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1), got \(probability)")
+        self.probability = probability
+        self.seed = seed
+        box = Box()
+    }
+
+    /// Whether the layer drops elements (training) or passes them through (evaluation).
+    public var isTraining: Bool {
+        get { box.state.withLock { $0.isTraining } }
+        nonmutating set { box.state.withLock { $0.isTraining = newValue } }
+    }
+
+    /// Which mask the next backward pass (and, if ``advancesMask`` is off, the next forward pass) uses.
+    public var maskIndex: UInt64 {
+        get { box.state.withLock { $0.maskIndex } }
+        nonmutating set { box.state.withLock { $0.maskIndex = newValue } }
+    }
+
+    /// Whether each training forward pass draws a new mask (default `true`).
+    public var advancesMask: Bool {
+        get { box.state.withLock { $0.advancesMask } }
+        nonmutating set { box.state.withLock { $0.advancesMask = newValue } }
+    }
+
+    public func setTraining(_ training: Bool) { isTraining = training }
+
+    public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+
+    public func forward(output: Matrix, input: Matrix) {
+        precondition(sameShape: output, input, "Dropout.forward")
+        let (training, index) = box.state.withLock { state in
+            if state.isTraining && state.advancesMask { state.maskIndex &+= 1 }
+            return (state.isTraining, state.maskIndex)
+        }
+        guard training && probability > 0 else { output.assign(input); return }
+        let x = input.pointer, y = output.pointer, scale = 1 / (1 - probability)
+        let threshold = UInt32(Double(probability) * 4_294_967_296.0)
+        for i in 0..<input.count { y[i] = keeps(i, index, threshold) ? x[i] * scale : 0 }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "Dropout.backward")
+        let (training, index) = box.state.withLock { ($0.isTraining, $0.maskIndex) }
+        guard training && probability > 0 else { dInput.assign(dOutput); return }
+        let dy = dOutput.pointer, dx = dInput.pointer, scale = 1 / (1 - probability)
+        let threshold = UInt32(Double(probability) * 4_294_967_296.0)
+        for i in 0..<dInput.count { dx[i] = keeps(i, index, threshold) ? dy[i] * scale : 0 }
+    }
+
+    /// Whether element `i` survives under mask `index`: a SplitMix64 hash of (seed, index, i) compared with `p·2³²`.
+    @inline(__always)
+    private func keeps(_ i: Int, _ index: UInt64, _ threshold: UInt32) -> Bool {
+        var z = seed &+ index &* 0xD1B5_4A32_D192_ED03 &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return UInt32(truncatingIfNeeded: z >> 32) >= threshold
+    }
+}

@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Adam (Kingma & Ba, 2015), optionally AMSGrad (Reddi et al., 2018), with L2 weight decay added to the gradient.
+/// PyTorch: `torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)`.
+/// For decoupled weight decay use ``AdamW``.
+///
+/// At step `t`, with `g = ∂L/∂θ`:
+///
+///     g ← g + λθ
+///     m ← β₁m + (1 − β₁)g
+///     v ← β₂v + (1 − β₂)g²
+///     m̂ ← m / (1 − β₁ᵗ)
+///     v̂ ← v / (1 − β₂ᵗ),  or, AMSGrad:  v_max ← max(v_max, v);  v̂ ← v_max / (1 − β₂ᵗ)
+///     θ ← θ − γ m̂ / (√v̂ + ε)
+public struct Adam: Optimizer {
+    /// `γ`.
+    public var learningRate: Float
+    /// `β₁`, the decay of the first-moment average.
+    public var beta1: Float
+    /// `β₂`, the decay of the second-moment average.
+    public var beta2: Float
+    /// `ε`.
+    public var epsilon: Float
+    /// `λ`, L2 penalty added to the gradient (coupled; see ``AdamW`` for the decoupled form).
+    public var weightDecay: Float
+    /// Whether the running maximum of `v` is used (AMSGrad).
+    public var amsgrad: Bool
+
+    /// The number of steps taken, `t`.
+    public private(set) var stepCount = 0
+    private var firstMoment: Matrix?
+    private var secondMoment: Matrix?
+    private var maxSecondMoment: Matrix?
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0, amsgrad: Bool = false) {
+        validateAdam("Adam", learningRate, beta1, beta2, epsilon, weightDecay)
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.amsgrad = amsgrad
+    }
+
+    public mutating func step(parameters: Matrix, gradients: Matrix) {
+        checkLayout("Adam", parameters, gradients)
+        stepCount += 1
+        adamStep(parameters: parameters, gradients: gradients, t: stepCount, learningRate: learningRate,
+                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: weightDecay,
+                 m: stateBuffer(&firstMoment, like: parameters), v: stateBuffer(&secondMoment, like: parameters),
+                 vMax: amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil)
+    }
+}
+
+/// AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
+/// PyTorch: `torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+/// amsgrad=False)`.
+///
+/// At step `t`: first `θ ← θ − γλθ`, then the ``Adam`` update with `λ = 0`.
+public struct AdamW: Optimizer {
+    /// `γ`.
+    public var learningRate: Float
+    /// `β₁`.
+    public var beta1: Float
+    /// `β₂`.
+    public var beta2: Float
+    /// `ε`.
+    public var epsilon: Float
+    /// `λ`, the decoupled decay rate (multiplied by `γ`).
+    public var weightDecay: Float
+    /// Whether the running maximum of `v` is used (AMSGrad).
+    public var amsgrad: Bool
+
+    /// The number of steps taken, `t`.
+    public private(set) var stepCount = 0
+    private var firstMoment: Matrix?
+    private var secondMoment: Matrix?
+    private var maxSecondMoment: Matrix?
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 1e-2, amsgrad: Bool = false) {
+        validateAdam("AdamW", learningRate, beta1, beta2, epsilon, weightDecay)
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.amsgrad = amsgrad
+    }
+
+    public mutating func step(parameters: Matrix, gradients: Matrix) {
+        checkLayout("AdamW", parameters, gradients)
+        stepCount += 1
+        let decay = 1 - learningRate * weightDecay, theta = parameters.pointer
+        for i in 0..<parameters.count { theta[i] *= decay }
+        adamStep(parameters: parameters, gradients: gradients, t: stepCount, learningRate: learningRate,
+                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: 0,
+                 m: stateBuffer(&firstMoment, like: parameters), v: stateBuffer(&secondMoment, like: parameters),
+                 vMax: amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil)
+    }
+}
+
+private func validateAdam(_ name: String, _ learningRate: Float, _ beta1: Float, _ beta2: Float, _ epsilon: Float,
+                          _ weightDecay: Float) {
+    validate(learningRate.isFinite && learningRate >= 0, name, "the learning rate", learningRate, "≥ 0 and finite")
+    validate(beta1 >= 0 && beta1 < 1, name, "beta1", beta1, "in [0, 1)")
+    validate(beta2 >= 0 && beta2 < 1, name, "beta2", beta2, "in [0, 1)")
+    validate(epsilon >= 0, name, "epsilon", epsilon, "≥ 0")
+    validate(weightDecay >= 0, name, "weight decay", weightDecay, "≥ 0")
+}
+
+/// The shared Adam update, computed as PyTorch does: `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`.
+private func adamStep(
+    parameters: Matrix, gradients: Matrix, t: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float,
+    coupledWeightDecay wd: Float, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+    vMax: UnsafeMutablePointer<Float>?
+) {
+    let theta = parameters.pointer, grad = gradients.pointer
+    let stepSize = learningRate / (1 - powf(beta1, Float(t)))
+    let correction2Root = (1 - powf(beta2, Float(t))).squareRoot()
+    for i in 0..<parameters.count {
+        let g = grad[i] + wd * theta[i]
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        var second = v[i]
+        if let vMax {
+            vMax[i] = max(vMax[i], v[i])
+            second = vMax[i]
+        }
+        theta[i] -= stepSize * m[i] / (second.squareRoot() / correction2Root + epsilon)
+    }
+}

@@ -1,0 +1,123 @@
+import Backprop
+import Foundation
+import Testing
+
+@Suite("Activations, dropout and initializers")
+struct ActivationTests {
+    @Test(arguments: ActivationKind.allCases)
+    func matchesPyTorch(_ kind: ActivationKind) throws {
+        let golden = try #require(GoldenActivations.cases[kind.rawValue])
+        let layer = kind.makeLayer()
+        let x = Matrix(rows: 4, columns: 5, values: GoldenActivations.x)
+        let dy = Matrix(rows: 4, columns: 5, values: GoldenActivations.dy)
+        let y = Matrix(rows: 4, columns: 5), dx = Matrix(rows: 4, columns: 5)
+        layer.forward(output: y, input: x)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y)
+        expectClose(y.scalars, golden.y, relative: 1e-5, absolute: 1e-6, "\(kind) forward")
+        expectClose(dx.scalars, golden.dx, relative: 1e-5, absolute: 1e-6, "\(kind) backward")
+    }
+
+    @Test(arguments: ActivationKind.allCases)
+    func passesTheGradientCheck(_ kind: ActivationKind) {
+        let x = GradientCheckTests.input(seed: 11)
+        let result = gradientCheck(kind.makeLayer(), input: x)
+        #expect(result.passes(tolerance: 1e-2), "\(kind): \(result)")
+    }
+
+    @Test func functionsMatchLayers() {
+        let x = randomMatrix(3, 4, seed: 2, in: -2...2)
+        #expect(leakyRelu(x, negativeSlope: 0.2) == LeakyReLU(negativeSlope: 0.2)(x))
+        #expect(elu(x, alpha: 0.5) == ELU(alpha: 0.5)(x))
+        #expect(gelu(x, approximation: .tanh) == GELU(approximation: .tanh)(x))
+        #expect(logSoftmax(x) == LogSoftmax()(x))
+        // exp(log-softmax) is softmax; rows sum to 1.
+        expectClose(logSoftmax(x).scalars.map { exp($0) }, softmax(x).scalars.map(Double.init), relative: 1e-5)
+        for row in softmax(x).rowArrays { #expect(abs(row.reduce(0, +) - 1) < 1e-6) }
+        #expect(LeakyReLU(negativeSlope: 0.2).value(-1) == -0.2 && ELU(alpha: 2).value(-1000) == -2)
+    }
+
+    @Test func dropoutTrainsAndEvaluates() {
+        let dropout = Dropout(probability: 0.25, seed: 3)
+        let x = Matrix(rows: 200, columns: 50)
+        x.fill(2)
+        let y = Matrix(rows: 200, columns: 50)
+        dropout.forward(output: y, input: x)
+        let kept = y.scalars.filter { $0 != 0 }
+        // 10 000 draws: the kept fraction is 0.75 ± 3σ (σ ≈ 0.0043); survivors are scaled by 1/(1 − p).
+        #expect(abs(Double(kept.count) / 10_000 - 0.75) < 0.013)
+        #expect(kept.allSatisfy { abs($0 - 2 / 0.75) < 1e-6 })
+        // The backward pass uses the same mask.
+        let dy = Matrix(rows: 200, columns: 50), dx = Matrix(rows: 200, columns: 50)
+        dy.fill(1)
+        dropout.backward(dInput: dx, dOutput: dy, input: x, output: y)
+        #expect(zip(dx.scalars, y.scalars).allSatisfy { ($0 == 0) == ($1 == 0) })
+        // A new forward pass draws a new mask; evaluation is the identity.
+        let y2 = Matrix(rows: 200, columns: 50)
+        dropout.forward(output: y2, input: x)
+        #expect(y2 != y)
+        dropout.setTraining(false)
+        dropout.forward(output: y2, input: x)
+        #expect(y2 == x)
+        // The same seed and mask index give the same mask.
+        let again = Dropout(probability: 0.25, seed: 3)
+        again.forward(output: y2, input: x)
+        #expect(y2 == y)
+    }
+
+    @Test func dropoutPassesTheGradientCheckWithAFixedMask() {
+        let dropout = Dropout(probability: 0.4, seed: 5)
+        dropout.advancesMask = false
+        dropout.maskIndex = 7
+        let result = gradientCheck(dropout, input: GradientCheckTests.input(seed: 4))
+        #expect(result.passes(tolerance: 1e-2), "\(result)")
+    }
+
+    @Test func trainerSwitchesDropoutOffForEvaluation() throws {
+        let dropout = Dropout(probability: 0.5, seed: 1)
+        let network = Network(inputSize: 2, layers: [Dense(inputSize: 2, outputSize: 4), ReLU(), dropout,
+                                                     Dense(inputSize: 4, outputSize: 2)])
+        let data = Dataset(features: [0, 0, 0, 1, 1, 0, 1, 1], featureCount: 2, labels: [0, 1, 1, 0], classCount: 2)
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 2)
+        try trainer.trainEpoch(on: data)
+        #expect(dropout.isTraining)
+        let first = try trainer.evaluate(on: data), second = try trainer.evaluate(on: data)
+        #expect(!dropout.isTraining && first.loss == second.loss)
+    }
+
+    @Test(arguments: [(64, 64), (128, 32), (784, 10)])
+    func orthogonalColumnsAreOrthonormal(_ shape: (Int, Int)) {
+        let (fanIn, fanOut) = shape
+        let w = Dense(inputSize: fanIn, outputSize: fanOut, initializer: .orthogonal(gain: 1), seed: 4).weight
+        let product = Matrix(rows: fanOut, columns: fanOut)
+        referenceGEMM(product, w, w, transposeA: true)  // WᵀW
+        let identity = (0..<fanOut * fanOut).map { $0 / fanOut == $0 % fanOut ? 1.0 : 0.0 }
+        expectClose(product.scalars, identity, relative: 0, absolute: 1e-4, "WᵀW for \(fanIn)×\(fanOut)")
+    }
+
+    @Test func orthogonalWideRowsAreOrthonormalAndGainScales() {
+        let w = Dense(inputSize: 10, outputSize: 30, initializer: .orthogonal(gain: 2), seed: 4).weight
+        let product = Matrix(rows: 10, columns: 10)
+        referenceGEMM(product, w, w, transposeB: true)  // WWᵀ = 4I
+        expectClose(product.scalars, (0..<100).map { $0 / 10 == $0 % 10 ? 4.0 : 0.0 }, relative: 0, absolute: 4e-4)
+    }
+
+    @Test func initializerStatistics() {
+        func stats(_ initializer: Initializer, _ fanIn: Int, _ fanOut: Int) -> (std: Double, max: Float, bias: [Float]) {
+            let layer = Dense(inputSize: fanIn, outputSize: fanOut, initializer: initializer, seed: 8)
+            let w = layer.weight.scalars
+            let mean = w.reduce(0.0) { $0 + Double($1) } / Double(w.count)
+            let std = (w.reduce(0.0) { $0 + pow(Double($1) - mean, 2) } / Double(w.count)).squareRoot()
+            return (std, w.map(abs).max()!, layer.bias.scalars)
+        }
+        // 20 000 draws each: sample standard deviations within 2% of the target.
+        let xavierNormal = stats(.xavierNormal, 200, 100)
+        #expect(abs(xavierNormal.std / (2.0 / 300).squareRoot() - 1) < 0.02)
+        let heUniform = stats(.heUniform, 200, 100), heBound = Float((6.0 / 200).squareRoot())
+        #expect(heUniform.max <= heBound && abs(heUniform.std / (Double(heBound) / 3.0.squareRoot()) - 1) < 0.02)
+        let pytorch = stats(.pytorchDefault, 200, 100), bound = Float(1 / 200.0.squareRoot())
+        #expect(pytorch.max <= bound && abs(pytorch.std / (Double(bound) / 3.0.squareRoot()) - 1) < 0.02)
+        #expect(pytorch.bias.allSatisfy { abs($0) <= bound } && pytorch.bias.contains { $0 != 0 })
+        #expect(stats(.heNormal, 200, 100).bias.allSatisfy { $0 == 0 })
+        for name in Initializer.names { #expect(Initializer(name: name)?.name == name) }
+    }
+}
