@@ -61,6 +61,23 @@ struct CommandTests {
         #expect((last["test_accuracy"] as! Double) > 0.9, "\(lines.last!)")
     }
 
+    @Test func optimizerAndScheduleFlags() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 100, seed: 4)
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--optimizer", "adam",
+                                      "--learning-rate", "0.01", "--schedule", "step", "--step-size", "1",
+                                      "--gamma", "0.5", "--warmup-epochs", "1", "--epochs", "3", "--dropout", "0.1",
+                                      "--init", "orthogonal", "--activation", "gelu", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rates = try result.stdout.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["learning_rate"] as? Double
+        }
+        // Warm-up epoch 0: γ/2; then the step schedule from its epoch 0: γ, γ/2.
+        #expect(rates.map { $0.map { ($0 * 1e6).rounded() / 1e6 } } == [0.005, 0.01, 0.005])
+        let bad = try runBackprop(["train", "--data", folder.path, "--optimizer", "adamax"])
+        #expect(bad.status != 0 && bad.stderr.contains("adamax"))
+    }
+
     @Test func presetSeedIsTheOriginalProgram() throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 50, seed: 2)
