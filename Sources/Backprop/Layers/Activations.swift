@@ -116,7 +116,7 @@ public struct Softmax: Layer {
     }
 }
 
-/// Log-softmax over each row, `yⱼ = zⱼ − lse(z)`, `lse(z) = m + log Σₖ e^(zₖ − m)`.
+/// Log-softmax over each row, `yⱼ = zⱼ − lse(z) = (zⱼ − m) − log Σₖ e^(zₖ − m)`, `m` the row's maximum.
 /// Backward: `dzⱼ = dyⱼ − e^(yⱼ) Σₖ dyₖ`. PyTorch: `nn.LogSoftmax(dim=1)`.
 public struct LogSoftmax: Layer {
     public init() {}
@@ -127,12 +127,9 @@ public struct LogSoftmax: Layer {
         let k = input.columns
         for n in 0..<input.rows {
             let z = input.pointer + n * k, y = output.pointer + n * k
-            var m = -Float.infinity
-            for j in 0..<k { m = max(m, z[j]) }
-            var sum: Float = 0
-            for j in 0..<k { sum += expf(z[j] - m) }
-            let lse = m + logf(sum)
-            for j in 0..<k { y[j] = z[j] - lse }
+            let (m, sum) = shiftedExponentialSum(z, count: k)
+            let logSum = logf(sum)
+            for j in 0..<k { y[j] = (z[j] - m) - logSum }
         }
     }
 

@@ -23,10 +23,7 @@ public struct CrossEntropy: Loss {
         var total = 0.0
         for n in 0..<logits.rows {
             let z = logits.pointer + n * k, t = targets.pointer + n * k
-            var m = -Float.infinity
-            for j in 0..<k { m = max(m, z[j]) }
-            var sumExp: Float = 0
-            for j in 0..<k { sumExp += expf(z[j] - m) }
+            let (m, sumExp) = shiftedExponentialSum(z, count: k)
             let lse = m + logf(sumExp)
             var targetSum: Float = 0, targetDotLogits: Float = 0
             for j in 0..<k {
@@ -37,7 +34,7 @@ public struct CrossEntropy: Loss {
             if let gradient {
                 let g = gradient.pointer + n * k
                 let inverseSum = 1 / sumExp
-                for j in 0..<k {
+                for j in 0..<k {  // softmax(z)ⱼ = e^(zⱼ − m) / Σ
                     g[j] = gradientScale * (expf(z[j] - m) * inverseSum * targetSum - t[j])
                 }
             }

@@ -52,6 +52,18 @@ public func chainElements(
     for i in 0..<dInput.count { dx[i] = dy[i] * derivative(z[i], y[i]) }
 }
 
+/// The row maximum `m = maxⱼ zⱼ` and `Σⱼ e^(zⱼ − m)` over `count` values: what softmax, log-softmax and
+/// cross-entropy need, with no exponential able to overflow. `log Σⱼ e^(zⱼ) = m + log(sum)`; for precision with
+/// large logits, subtract `m` from `zⱼ` before anything else (`zⱼ − m − log(sum)`, `e^(zⱼ − m)/sum`).
+@inlinable
+public func shiftedExponentialSum(_ z: UnsafePointer<Float>, count: Int) -> (max: Float, sum: Float) {
+    var m = -Float.infinity
+    for j in 0..<count { m = max(m, z[j]) }
+    var sum: Float = 0
+    for j in 0..<count { sum += expf(z[j] - m) }
+    return (m, sum)
+}
+
 /// Copies the `1 × n` row `row` into every row of the `m × n` matrix `output`.
 public func broadcastRows(_ output: Matrix, row: Matrix) {
     precondition(row.rows == 1 && row.columns == output.columns,

@@ -63,45 +63,36 @@ public struct Adam: Optimizer {
 ///
 /// At step `t`: first `θ ← θ − γλθ`, then the ``Adam`` update with `λ = 0`.
 public struct AdamW: Optimizer {
-    /// `γ`.
-    public var learningRate: Float
-    /// `β₁`.
-    public var beta1: Float
-    /// `β₂`.
-    public var beta2: Float
-    /// `ε`.
-    public var epsilon: Float
+    /// The Adam update it applies after the decay (its own weight decay stays 0).
+    private var adam: Adam
     /// `λ`, the decoupled decay rate (multiplied by `γ`).
     public var weightDecay: Float
-    /// Whether the running maximum of `v` is used (AMSGrad).
-    public var amsgrad: Bool
-
-    /// The number of steps taken, `t`.
-    public private(set) var stepCount = 0
-    private var firstMoment: Matrix?
-    private var secondMoment: Matrix?
-    private var maxSecondMoment: Matrix?
 
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
                 weightDecay: Float = 1e-2, amsgrad: Bool = false) {
         validateAdam("AdamW", learningRate, beta1, beta2, epsilon, weightDecay)
-        self.learningRate = learningRate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
+        adam = Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, amsgrad: amsgrad)
         self.weightDecay = weightDecay
-        self.amsgrad = amsgrad
     }
+
+    /// `γ`.
+    public var learningRate: Float { get { adam.learningRate } set { adam.learningRate = newValue } }
+    /// `β₁`.
+    public var beta1: Float { get { adam.beta1 } set { adam.beta1 = newValue } }
+    /// `β₂`.
+    public var beta2: Float { get { adam.beta2 } set { adam.beta2 = newValue } }
+    /// `ε`.
+    public var epsilon: Float { get { adam.epsilon } set { adam.epsilon = newValue } }
+    /// Whether the running maximum of `v` is used (AMSGrad).
+    public var amsgrad: Bool { get { adam.amsgrad } set { adam.amsgrad = newValue } }
+    /// The number of steps taken, `t`.
+    public var stepCount: Int { adam.stepCount }
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("AdamW", parameters, gradients)
-        stepCount += 1
         let decay = 1 - learningRate * weightDecay, theta = parameters.pointer
         for i in 0..<parameters.count { theta[i] *= decay }
-        adamStep(parameters: parameters, gradients: gradients, t: stepCount, learningRate: learningRate,
-                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: 0,
-                 m: stateBuffer(&firstMoment, like: parameters), v: stateBuffer(&secondMoment, like: parameters),
-                 vMax: amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil)
+        adam.step(parameters: parameters, gradients: gradients)
     }
 }
 
