@@ -86,6 +86,15 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch on standard output.")
     var json = false
 
+    @Flag(help: "Print nothing but errors (and the JSON lines, with --json).")
+    var quiet = false
+
+    @Option(help: "Save the trained model here, as a safetensors file that PyTorch loads (written atomically).")
+    var output: String?
+
+    @Option(help: "Write the training and test loss and accuracy per epoch here, as an SVG chart.")
+    var plot: String?
+
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
@@ -226,7 +235,7 @@ struct Train: ParsableCommand {
         }
         let schedule = makeSchedule(settings)
         let trainer = Trainer(network: network, loss: loss, optimizer: optimizer, batchSize: settings.batchSize, seed: seed)
-        if !json {
+        if !json && !quiet {
             print("""
                 backprop: \(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \
                 \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
@@ -236,33 +245,80 @@ struct Train: ParsableCommand {
                 \(data.train.count) training and \(data.test.count) test samples from \(self.data)
                 """)
         }
+        var curves = CurvePlot(title: "\(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \(settings.optimizer.rawValue) lr \(settings.learningRate), batch \(settings.batchSize)")
+        var last: (report: EpochReport, evaluation: Evaluation)?
+        let showProgress = standardOutputIsTerminal && !json && !quiet
         for epoch in 0..<settings.epochs {
             trainer.optimizer.learningRate = schedule.learningRate(epoch: epoch, base: settings.learningRate)
             let report: EpochReport
             let evaluation: Evaluation
             do {
-                report = try trainer.trainEpoch(on: data.train)
+                if showProgress {
+                    var bar = ProgressBar(epoch: epoch + 1, epochs: settings.epochs,
+                                          samplesPerBatch: settings.batchSize == 0 ? data.train.count : settings.batchSize)
+                    report = try trainer.trainEpoch(on: data.train) { done, total, loss in
+                        bar.update(done: done, total: total, loss: loss)
+                    }
+                    bar.clear()
+                } else {
+                    report = try trainer.trainEpoch(on: data.train)
+                }
                 evaluation = try trainer.evaluate(on: data.test)
             } catch {
                 throw fail(error.description)
             }
+            last = (report, evaluation)
             let accuracy = evaluation.accuracy ?? .nan
+            curves.trainLoss.append(Double(report.trainLoss))
+            curves.testLoss.append(Double(evaluation.loss))
+            curves.trainAccuracy.append(report.trainAccuracy ?? .nan)
+            curves.testAccuracy.append(accuracy)
             if json {
                 let line = EpochLine(
                     epoch: report.epoch, train_loss: Double(report.trainLoss), test_loss: Double(evaluation.loss),
                     test_accuracy: accuracy, epoch_seconds: report.seconds,
                     samples_per_second: report.samplesPerSecond, steps: report.stepCount,
-                    learning_rate: Double(trainer.optimizer.learningRate))
+                    learning_rate: Double(trainer.optimizer.learningRate),
+                    train_accuracy: report.trainAccuracy ?? .nan)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
-            } else {
+            } else if !quiet {
                 print(String(
                     format: "epoch %3d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.3f s  %.0f samples/s",
                     report.epoch, settings.epochs, report.trainLoss, evaluation.loss, accuracy,
                     report.seconds, report.samplesPerSecond))
             }
             fflush(nil)  // one line per epoch, even through a pipe
+        }
+        do {
+            if let plot { try writeAtomically(Array(curves.svg().utf8), to: plot) }
+            if let output, let last {
+                var metadata = [
+                    "architecture": settings.sizes.map(String.init).joined(separator: "-"),
+                    "activation": settings.activation.rawValue,
+                    "loss": settings.loss.rawValue,
+                    "optimizer": settings.optimizer.rawValue,
+                    "learning_rate": "\(settings.learningRate)",
+                    "schedule": schedule is ConstantSchedule ? "none" : "\(schedule)",
+                    "batch_size": "\(settings.batchSize)",
+                    "epochs": "\(settings.epochs)",
+                    "seed": "\(seed)",
+                    "init": settings.initializer.name,
+                    "dropout": "\(dropout)",
+                    "data": self.data,
+                    "train_loss": "\(last.report.trainLoss)",
+                    "test_loss": "\(last.evaluation.loss)",
+                    "test_accuracy": "\(last.evaluation.accuracy ?? .nan)",
+                    "written_by": "backprop train",
+                ]
+                if let momentum { metadata["momentum"] = "\(momentum)" }
+                if let weightDecay { metadata["weight_decay"] = "\(weightDecay)" }
+                try network.save(to: output, metadata: metadata)
+                if !json && !quiet { print("saved the model to \(output)") }
+            }
+        } catch {
+            throw fail(error.description)
         }
     }
 }
@@ -277,4 +333,5 @@ struct EpochLine: Encodable {
     var samples_per_second: Double
     var steps: Int
     var learning_rate: Double
+    var train_accuracy: Double
 }

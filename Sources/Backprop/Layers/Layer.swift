@@ -41,6 +41,9 @@ public protocol Layer: Sendable {
 
     /// Switches between training and evaluation behaviour (``Dropout``; most layers behave the same in both).
     func setTraining(_ training: Bool)
+
+    /// What the layer is, for saving; `nil` for layers a checkpoint cannot describe (the default).
+    var specification: LayerSpecification? { get }
 }
 
 extension Layer {
@@ -52,6 +55,7 @@ extension Layer {
     }
     public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {}
     public func setTraining(_ training: Bool) {}
+    public var specification: LayerSpecification? { nil }
 
     /// The number of `Float`s in the parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }

@@ -14,6 +14,9 @@ public struct EpochReport: Sendable {
     public var seconds: Double
     /// Training samples per second.
     public var samplesPerSecond: Double { seconds > 0 ? Double(sampleCount) / seconds : 0 }
+    /// The fraction of training samples whose arg-max output matched their label, each measured before its
+    /// batch's step (classification), else `nil`.
+    public var trainAccuracy: Double?
     /// The number of samples trained on.
     public var sampleCount: Int
     /// The number of optimizer steps taken.
@@ -28,6 +31,19 @@ public struct Evaluation: Sendable {
     public var accuracy: Double?
     /// The number of samples.
     public var count: Int
+    /// `confusion[label][predicted]`: how many samples of each class were predicted as each class
+    /// (classification), else `nil`.
+    public var confusion: [[Int]]?
+
+    /// For each class, the fraction of its samples predicted correctly (`nil` for a class with no samples).
+    public var perClassAccuracy: [Double?]? {
+        confusion.map { rows in
+            rows.enumerated().map { label, row in
+                let total = row.reduce(0, +)
+                return total == 0 ? nil : Double(row[label]) / Double(total)
+            }
+        }
+    }
 }
 
 /// Why training stopped early.
@@ -77,7 +93,8 @@ public final class Trainer<O: Optimizer> {
     private let inputBatch: Matrix
     private let targetBatch: Matrix
     private var order: [Int32] = []
-    private var evaluationIndices: [Int32]
+    private var correctCount = 0
+    private lazy var evaluator = Evaluator(network: network, loss: loss)
 
     /// - Parameters:
     ///   - batchSize: samples per step, or 0 for full-batch gradient descent.
@@ -98,7 +115,6 @@ public final class Trainer<O: Optimizer> {
         workspace = Workspace(for: network, capacity: capacity)
         inputBatch = Matrix(rows: capacity, columns: network.inputSize)
         targetBatch = Matrix(rows: capacity, columns: network.outputSize)
-        evaluationIndices = [Int32](repeating: 0, count: capacity)
     }
 
     /// Trains one epoch on `data`. `onBatch(batchesDone, batchCount, runningMeanLoss)` is called after each step.
@@ -116,6 +132,7 @@ public final class Trainer<O: Optimizer> {
         if shuffle && size < data.count { generator.shuffle(&order) }
         let batchCount = (data.count + size - 1) / size
         var lossSum = 0.0
+        correctCount = 0
         let epoch = epochsCompleted + 1
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
             for b in 0..<batchCount {
@@ -130,7 +147,9 @@ public final class Trainer<O: Optimizer> {
         }
         epochsCompleted += 1
         return EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(data.count)),
-                           seconds: monotonicSeconds() - start, sampleCount: data.count, stepCount: batchCount)
+                           seconds: monotonicSeconds() - start,
+                           trainAccuracy: data.isClassification ? Double(correctCount) / Double(data.count) : nil,
+                           sampleCount: data.count, stepCount: batchCount)
     }
 
     /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, then,
@@ -159,43 +178,23 @@ public final class Trainer<O: Optimizer> {
             let output = network.forward(input, workspace: workspace)
             total += loss.sumOfLosses(output: output, targets: targets,
                                       gradient: workspace.outputGradient(rows: n), gradientScale: scale)
+            if data.isClassification {
+                for i in 0..<n where argmax(output, row: i) == argmax(targets, row: i) { correctCount += 1 }
+            }
             network.backward(input, workspace: workspace)
             start += n
         }
         return total
     }
 
-    /// The mean loss and the accuracy of the network on `data`, in micro-batches through this trainer's workspace.
-    /// Layers are switched to evaluation behaviour (no dropout); the next training step switches them back.
+    /// The mean loss, accuracy and confusion matrix of the network on `data` (see ``Evaluator``). Layers are
+    /// switched to evaluation behaviour (no dropout); the next training step switches them back.
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
-        try checkFits(data)
-        network.setTraining(false)
-        var lossSum = 0.0
-        var correct = 0
-        var start = 0
-        while start < data.count {
-            let n = min(workspace.capacity, data.count - start)
-            for i in 0..<n { evaluationIndices[i] = Int32(start + i) }
-            let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
-            evaluationIndices.withUnsafeBufferPointer { data.gather(indices: UnsafeBufferPointer(rebasing: $0[0..<n]), input: input, targets: targets) }
-            let output = network.forward(input, workspace: workspace)
-            lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
-            if data.isClassification {
-                for i in 0..<n where argmax(output, row: i) == data.label(at: start + i) { correct += 1 }
-            }
-            start += n
-        }
-        return Evaluation(loss: Float(lossSum / Double(max(data.count, 1))),
-                          accuracy: data.isClassification ? Double(correct) / Double(max(data.count, 1)) : nil,
-                          count: data.count)
+        try evaluator.evaluate(on: data)
     }
 
     private func checkFits(_ data: Dataset) throws(TrainingError) {
-        guard data.featureCount == network.inputSize, data.targetWidth == network.outputSize else {
-            throw .dataMismatch(
-                expected: "\(network.inputSize) features and \(network.outputSize) classes or targets",
-                found: "\(data.featureCount) features and \(data.targetWidth)")
-        }
+        try checkDataFits(data, network)
     }
 }
 

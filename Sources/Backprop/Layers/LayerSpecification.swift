@@ -1,0 +1,107 @@
+/// What a layer is, without its parameters: enough to rebuild it when a model is loaded.
+///
+/// Saved in checkpoints' metadata (`backprop.layers`, a JSON array such as
+/// `[{"type":"dense","inputSize":784,"outputSize":128},{"type":"relu"},…]`).
+public enum LayerSpecification: Sendable, Equatable {
+    case dense(inputSize: Int, outputSize: Int)
+    case sigmoid, relu, tanh, softmax, logSoftmax
+    case leakyRelu(negativeSlope: Float)
+    case elu(alpha: Float)
+    case gelu(approximation: GELU.Approximation)
+    case dropout(probability: Float, seed: UInt64)
+
+    /// A new layer of this kind (a dense layer's parameters are zero until loaded or initialised).
+    public func makeLayer() -> any Layer {
+        switch self {
+        case .dense(let inputSize, let outputSize):
+            Dense(inputSize: inputSize, outputSize: outputSize, initializer: .zeros)
+        case .sigmoid: Sigmoid()
+        case .relu: ReLU()
+        case .tanh: Tanh()
+        case .softmax: Softmax()
+        case .logSoftmax: LogSoftmax()
+        case .leakyRelu(let slope): LeakyReLU(negativeSlope: slope)
+        case .elu(let alpha): ELU(alpha: alpha)
+        case .gelu(let approximation): GELU(approximation: approximation)
+        case .dropout(let probability, let seed): Dropout(probability: probability, seed: seed)
+        }
+    }
+
+    /// The names and PyTorch shapes of the layer's tensors in a state_dict, in the order of ``Layer/parameters``.
+    /// A dense layer's weight is stored as PyTorch's `nn.Linear` keeps it, `outputSize × inputSize` (transposed).
+    var tensorNames: [(name: String, transposed: Bool)] {
+        if case .dense = self { return [("weight", true), ("bias", false)] }
+        return []
+    }
+}
+
+extension LayerSpecification: Codable {
+    private enum Key: String, CodingKey {
+        case type, inputSize, outputSize, negativeSlope, alpha, approximation, probability, seed
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        let type = try c.decode(String.self, forKey: .type)
+        switch type {
+        case "dense": self = .dense(inputSize: try c.decode(Int.self, forKey: .inputSize),
+                                    outputSize: try c.decode(Int.self, forKey: .outputSize))
+        case "sigmoid": self = .sigmoid
+        case "relu": self = .relu
+        case "tanh": self = .tanh
+        case "softmax": self = .softmax
+        case "log-softmax": self = .logSoftmax
+        case "leaky-relu": self = .leakyRelu(negativeSlope: try c.decode(Float.self, forKey: .negativeSlope))
+        case "elu": self = .elu(alpha: try c.decode(Float.self, forKey: .alpha))
+        case "gelu":
+            let name = try c.decode(String.self, forKey: .approximation)
+            guard let approximation = GELU.Approximation(rawValue: name) else {
+                throw DecodingError.dataCorruptedError(forKey: .approximation, in: c, debugDescription: "unknown GELU approximation '\(name)'")
+            }
+            self = .gelu(approximation: approximation)
+        case "dropout": self = .dropout(probability: try c.decode(Float.self, forKey: .probability),
+                                        seed: try c.decode(UInt64.self, forKey: .seed))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown layer type '\(type)'")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        switch self {
+        case .dense(let inputSize, let outputSize):
+            try c.encode("dense", forKey: .type)
+            try c.encode(inputSize, forKey: .inputSize)
+            try c.encode(outputSize, forKey: .outputSize)
+        case .sigmoid: try c.encode("sigmoid", forKey: .type)
+        case .relu: try c.encode("relu", forKey: .type)
+        case .tanh: try c.encode("tanh", forKey: .type)
+        case .softmax: try c.encode("softmax", forKey: .type)
+        case .logSoftmax: try c.encode("log-softmax", forKey: .type)
+        case .leakyRelu(let slope):
+            try c.encode("leaky-relu", forKey: .type)
+            try c.encode(slope, forKey: .negativeSlope)
+        case .elu(let alpha):
+            try c.encode("elu", forKey: .type)
+            try c.encode(alpha, forKey: .alpha)
+        case .gelu(let approximation):
+            try c.encode("gelu", forKey: .type)
+            try c.encode(approximation.rawValue, forKey: .approximation)
+        case .dropout(let probability, let seed):
+            try c.encode("dropout", forKey: .type)
+            try c.encode(probability, forKey: .probability)
+            try c.encode(seed, forKey: .seed)
+        }
+    }
+}
+
+extension Dense { public var specification: LayerSpecification? { .dense(inputSize: inputSize, outputSize: outputSize) } }
+extension Sigmoid { public var specification: LayerSpecification? { .sigmoid } }
+extension ReLU { public var specification: LayerSpecification? { .relu } }
+extension Tanh { public var specification: LayerSpecification? { .tanh } }
+extension Softmax { public var specification: LayerSpecification? { .softmax } }
+extension LogSoftmax { public var specification: LayerSpecification? { .logSoftmax } }
+extension LeakyReLU { public var specification: LayerSpecification? { .leakyRelu(negativeSlope: negativeSlope) } }
+extension ELU { public var specification: LayerSpecification? { .elu(alpha: alpha) } }
+extension GELU { public var specification: LayerSpecification? { .gelu(approximation: approximation) } }
+extension Dropout { public var specification: LayerSpecification? { .dropout(probability: probability, seed: seed) } }

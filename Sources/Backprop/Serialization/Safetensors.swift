@@ -1,0 +1,158 @@
+import Foundation
+
+/// A file in the safetensors format (Hugging Face): an 8-byte little-endian header length `n`, `n` bytes of JSON
+/// header, then the tensors' bytes. The header maps each tensor name to `{"dtype", "shape", "data_offsets":
+/// [begin, end]}` (offsets relative to the data section) and may hold `"__metadata__"`, a string-to-string map.
+///
+/// Only `F32` tensors are read and written. Reading checks every length and offset against the file before
+/// touching the data, so a damaged file is an error, never a read outside the buffer.
+public struct SafetensorsFile: Sendable {
+    /// A tensor: its shape (outermost first) and its elements in row-major order.
+    public struct Tensor: Sendable, Equatable {
+        public var shape: [Int]
+        public var values: [Float]
+        public init(shape: [Int], values: [Float]) {
+            precondition(shape.reduce(1, *) == values.count,
+                         "SafetensorsFile.Tensor: \(values.count) values do not fill shape \(shape)")
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// The header's `__metadata__`.
+    public var metadata: [String: String]
+    /// The tensors by name.
+    public var tensors: [String: Tensor]
+
+    public init(metadata: [String: String] = [:], tensors: [String: Tensor] = [:]) {
+        self.metadata = metadata
+        self.tensors = tensors
+    }
+
+    /// The largest header accepted (the format's own limit is 100 MB).
+    static let maximumHeaderSize = 100_000_000
+
+    /// Reads and validates the safetensors file at `path`.
+    public init(contentsOf path: String) throws(CheckpointError) {
+        let bytes: [UInt8]
+        do { bytes = try readFile(path) } catch {
+            if case .fileNotFound = error { throw .fileNotFound(path: path) }
+            throw .unreadable(path: path, reason: error.description)
+        }
+        try self.init(bytes: bytes, path: path)
+    }
+
+    /// Parses a safetensors file held in memory (`path` is only for messages).
+    public init(bytes: [UInt8], path: String) throws(CheckpointError) {
+        guard bytes.count >= 8 else { throw .truncated(path: path, expectedBytes: 8, foundBytes: bytes.count) }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(Self.maximumHeaderSize) else {
+            throw .invalidHeader(path: path, reason: "header length \(headerLength) exceeds \(Self.maximumHeaderSize) bytes")
+        }
+        let dataStart = 8 + Int(headerLength)
+        guard bytes.count >= dataStart else { throw .truncated(path: path, expectedBytes: dataStart, foundBytes: bytes.count) }
+        let header: Any
+        do {
+            header = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))
+        } catch {
+            throw .invalidHeader(path: path, reason: "the header is not valid JSON (\(error.localizedDescription))")
+        }
+        guard let entries = header as? [String: Any] else {
+            throw .invalidHeader(path: path, reason: "the header is not a JSON object")
+        }
+        let dataSize = bytes.count - dataStart
+        var metadata: [String: String] = [:]
+        var tensors: [String: Tensor] = [:]
+        var ranges: [(range: Range<Int>, name: String)] = []
+        for (name, entry) in entries {
+            if name == "__metadata__" {
+                guard let map = entry as? [String: String] else {
+                    throw .invalidHeader(path: path, reason: "__metadata__ is not a map of strings")
+                }
+                metadata = map
+                continue
+            }
+            guard let info = entry as? [String: Any] else {
+                throw .invalidHeader(path: path, reason: "entry '\(name)' is not an object")
+            }
+            guard let dtype = info["dtype"] as? String else {
+                throw .invalidHeader(path: path, reason: "tensor '\(name)' has no dtype")
+            }
+            guard dtype == "F32" else { throw .unsupportedDataType(path: path, tensor: name, dataType: dtype) }
+            guard let shapeNumbers = info["shape"] as? [NSNumber], let offsetNumbers = info["data_offsets"] as? [NSNumber],
+                  offsetNumbers.count == 2 else {
+                throw .invalidHeader(path: path, reason: "tensor '\(name)' needs a shape and two data_offsets")
+            }
+            let shape = shapeNumbers.map(\.int64Value), offsets = offsetNumbers.map(\.int64Value)
+            guard shape.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }), offsets.allSatisfy({ $0 >= 0 }) else {
+                throw .invalidTensorLayout(path: path, tensor: name, reason: "negative or huge shape \(shape) or offsets \(offsets)")
+            }
+            var elementCount: Int64 = 1
+            for d in shape {
+                let (product, overflow) = elementCount.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= Int64(dataSize) else {
+                    throw .invalidTensorLayout(path: path, tensor: name,
+                                               reason: "shape \(shape) needs more bytes than the file's \(dataSize)")
+                }
+                elementCount = product
+            }
+            guard offsets[0] <= offsets[1], offsets[1] <= Int64(dataSize) else {
+                throw .invalidTensorLayout(path: path, tensor: name,
+                                           reason: "data_offsets \(offsets) lie outside the data section of \(dataSize) bytes")
+            }
+            guard offsets[1] - offsets[0] == elementCount * 4 else {
+                throw .invalidTensorLayout(path: path, tensor: name,
+                                           reason: "data_offsets \(offsets) span \(offsets[1] - offsets[0]) bytes, shape \(shape) of F32 needs \(elementCount * 4)")
+            }
+            let range = Int(offsets[0])..<Int(offsets[1])
+            ranges.append((range, name))
+            var values = [Float](repeating: 0, count: Int(elementCount))
+            values.withUnsafeMutableBytes { destination in
+                bytes.withUnsafeBytes { source in
+                    destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[(dataStart + range.lowerBound)..<(dataStart + range.upperBound)]))
+                }
+            }
+            for i in values.indices { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
+            tensors[name] = Tensor(shape: shape.map { Int($0) }, values: values)
+        }
+        ranges.sort { $0.range.lowerBound < $1.range.lowerBound }
+        for (a, b) in zip(ranges, ranges.dropFirst()) where a.range.upperBound > b.range.lowerBound {
+            throw .invalidTensorLayout(path: path, tensor: b.name, reason: "its bytes \(b.range) overlap tensor '\(a.name)' at \(a.range)")
+        }
+        self.metadata = metadata
+        self.tensors = tensors
+    }
+
+    /// The file's bytes: tensors in name order, header padded with spaces to a multiple of 8 bytes.
+    public func serialized() -> [UInt8] {
+        let names = tensors.keys.sorted()
+        var entries: [String: Any] = [:]
+        if !metadata.isEmpty { entries["__metadata__"] = metadata }
+        var offset = 0
+        for name in names {
+            let tensor = tensors[name]!
+            entries[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + 4 * tensor.values.count]]
+            offset += 4 * tensor.values.count
+        }
+        var header = [UInt8]((try? JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys])) ?? Data("{}".utf8))
+        while header.count % 8 != 0 { header.append(0x20) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + header.count + offset)
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64(i)))) }
+        bytes += header
+        for name in names {
+            for value in tensors[name]!.values {
+                let bits = value.bitPattern.littleEndian
+                bytes += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
+            }
+        }
+        return bytes
+    }
+
+    /// Writes the file atomically: to a temporary file in the same folder, flushed to disk, then renamed over
+    /// `path`. A crash at any moment leaves either the previous file or the new one, never a mixture.
+    public func write(to path: String) throws(CheckpointError) {
+        try writeAtomically(serialized(), to: path)
+    }
+}

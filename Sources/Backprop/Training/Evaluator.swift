@@ -1,0 +1,64 @@
+/// Measures a network on a data set: mean loss, accuracy and confusion matrix, in batches of a fixed size.
+///
+/// The batch size is fixed (1000 by default, whatever the training batch size was) so that the same network and
+/// data give bit-for-bit the same outputs, and so the same accuracy, wherever they are evaluated: after an epoch
+/// of training, or later by `backprop evaluate` on the saved model. Buffers are planned once; evaluating allocates
+/// only the confusion matrix.
+public final class Evaluator {
+    /// The network measured.
+    public let network: Network
+    /// The loss reported.
+    public let loss: any Loss
+    private let workspace: Workspace
+    private let inputBatch: Matrix
+    private let targetBatch: Matrix
+    private var indices: [Int32]
+
+    public init(network: Network, loss: any Loss, batchSize: Int = 1000) {
+        precondition(batchSize > 0, "Evaluator: the batch size must be positive, got \(batchSize)")
+        self.network = network
+        self.loss = loss
+        workspace = Workspace(for: network, capacity: batchSize)
+        inputBatch = Matrix(rows: batchSize, columns: network.inputSize)
+        targetBatch = Matrix(rows: batchSize, columns: network.outputSize)
+        indices = [Int32](repeating: 0, count: batchSize)
+    }
+
+    /// The mean loss, accuracy and confusion matrix of the network on `data`, with layers in evaluation mode.
+    public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
+        try checkDataFits(data, network)
+        network.setTraining(false)
+        var lossSum = 0.0
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: data.targetWidth),
+                                count: data.isClassification ? data.targetWidth : 0)
+        var start = 0
+        while start < data.count {
+            let n = min(workspace.capacity, data.count - start)
+            for i in 0..<n { indices[i] = Int32(start + i) }
+            let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
+            indices.withUnsafeBufferPointer {
+                data.gather(indices: UnsafeBufferPointer(rebasing: $0[0..<n]), input: input, targets: targets)
+            }
+            let output = network.forward(input, workspace: workspace)
+            lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
+            if data.isClassification {
+                for i in 0..<n { confusion[data.label(at: start + i)][argmax(output, row: i)] += 1 }
+            }
+            start += n
+        }
+        let correct = confusion.indices.reduce(0) { $0 + confusion[$1][$1] }
+        let count = max(data.count, 1)
+        return Evaluation(loss: Float(lossSum / Double(count)),
+                          accuracy: data.isClassification ? Double(correct) / Double(count) : nil,
+                          count: data.count, confusion: data.isClassification ? confusion : nil)
+    }
+}
+
+/// Throws unless `data` has the network's input size and output width.
+func checkDataFits(_ data: Dataset, _ network: Network) throws(TrainingError) {
+    guard data.featureCount == network.inputSize, data.targetWidth == network.outputSize else {
+        throw .dataMismatch(
+            expected: "\(network.inputSize) features and \(network.outputSize) classes or targets",
+            found: "\(data.featureCount) features and \(data.targetWidth)")
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Backprop
+import Foundation
+
+/// Loads a saved model and the data set's test images; shared by `evaluate` and `predict`.
+struct ModelAndData {
+    let network: Network
+    let metadata: [String: String]
+    let test: Dataset
+    let loss: any Loss
+
+    init(model: String, data: String) throws {
+        do {
+            (network, metadata) = try Checkpoint.load(from: model)
+        } catch {
+            throw fail(error.description)
+        }
+        do {
+            test = try Dataset.mnist(directory: data, classCount: network.outputSize).test
+        } catch {
+            throw fail(error.description)
+        }
+        guard test.featureCount == network.inputSize else {
+            throw fail("the model takes \(network.inputSize) inputs, but the images in \(data) have \(test.featureCount) pixels")
+        }
+        loss = metadata["loss"] == "binary-cross-entropy" ? BinaryCrossEntropy() : CrossEntropy()
+    }
+
+    /// Class names for Fashion-MNIST (recognised by its folder name), else the class numbers.
+    static func classNames(count: Int, data: String) -> [String] {
+        let fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        return data.lowercased().contains("fashion") && count == 10 ? fashion : (0..<count).map(String.init)
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a saved model on a data set's test images: loss, accuracy, per-class accuracy, confusion matrix.")
+
+    @Option(help: "A model saved by 'backprop train --output'.")
+    var model: String
+
+    @Option(help: "A folder with MNIST-format IDX files.")
+    var data: String = Dataset.defaultDirectory
+
+    @Option(help: "OpenBLAS threads. (default: all cores)")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object: loss, accuracy, count, per_class_accuracy, confusion_matrix.")
+    var json = false
+
+    func run() throws {
+        BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let loaded = try ModelAndData(model: model, data: data)
+        let evaluation: Evaluation
+        do {
+            evaluation = try Evaluator(network: loaded.network, loss: loaded.loss).evaluate(on: loaded.test)
+        } catch {
+            throw fail(error.description)
+        }
+        let confusion = evaluation.confusion ?? []
+        let perClass = evaluation.perClassAccuracy ?? []
+        if json {
+            let object: [String: Any] = [
+                "loss": Double(evaluation.loss), "accuracy": evaluation.accuracy ?? Double.nan, "count": evaluation.count,
+                "per_class_accuracy": perClass.map { $0 ?? Double.nan }, "confusion_matrix": confusion,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let names = ModelAndData.classNames(count: loaded.network.outputSize, data: data)
+        print("\(model): \(loaded.metadata["architecture"] ?? "?") \(loaded.metadata["activation"] ?? ""), \(evaluation.count) test samples from \(data)")
+        print(String(format: "loss %.4f  accuracy %.4f", evaluation.loss, evaluation.accuracy ?? .nan))
+        print("\nper-class accuracy:")
+        let nameWidth = names.map(\.count).max() ?? 1
+        for (i, accuracy) in perClass.enumerated() {
+            let padded = names[i].padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            print("  \(i)  \(padded)  \(accuracy.map { String(format: "%.4f", $0) } ?? "   –")")
+        }
+        print("\nconfusion matrix (rows: label, columns: predicted):")
+        let cellWidth = max(5, String(confusion.flatMap { $0 }.max() ?? 0).count + 1)
+        print("     " + (0..<confusion.count).map { String($0).leftPadded(to: cellWidth) }.joined())
+        for (i, row) in confusion.enumerated() {
+            print(String(i).leftPadded(to: 4) + " " + row.map { String($0).leftPadded(to: cellWidth) }.joined())
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
