@@ -78,6 +78,32 @@ struct CommandTests {
         #expect(bad.status != 0 && bad.stderr.contains("adamax"))
     }
 
+    @Test func savedModelEvaluatesToTheTrainingRunsAccuracy() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 300, seed: 5)
+        let model = "\(folder.path)/model.safetensors", plot = "\(folder.path)/curves.svg"
+        let train = try runBackprop(["train", "--data", folder.path, "--layers", "16-12-4", "--epochs", "2",
+                                     "--batch-size", "16", "--output", model, "--plot", plot, "--json"])
+        #expect(train.status == 0, "\(train.stderr)")
+        let last = try JSONSerialization.jsonObject(with: Data(train.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
+        let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path, "--json"])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        let result = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
+        #expect(result["accuracy"] as? Double == last["test_accuracy"] as? Double)
+        #expect(result["loss"] as? Double == last["test_loss"] as? Double)
+        let confusion = try #require(result["confusion_matrix"] as? [[Int]])
+        #expect(confusion.count == 4 && confusion.flatMap { $0 }.reduce(0, +) == 300)
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("polyline") && svg.contains("Accuracy"))
+
+        let predict = try runBackprop(["predict", "--model", model, "--data", folder.path, "--index", "3", "--count", "2"])
+        #expect(predict.status == 0 && predict.stdout.contains("test image 4") && predict.stdout.contains("predicted"))
+        let outside = try runBackprop(["predict", "--model", model, "--data", folder.path, "--index", "299", "--count", "2"])
+        #expect(outside.status == 1 && outside.stderr.contains("outside the 300 test images"))
+        let missing = try runBackprop(["evaluate", "--model", "\(folder.path)/none.safetensors", "--data", folder.path])
+        #expect(missing.status == 1 && missing.stderr == "backprop: error: \(folder.path)/none.safetensors: no such file\n")
+    }
+
     @Test func presetSeedIsTheOriginalProgram() throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 50, seed: 2)
