@@ -13,7 +13,7 @@
 /// between calls: everything a pass needs comes in through its arguments, so one trained network can serve
 /// several threads, each with its own ``Workspace``.
 ///
-/// To write a layer of your own, implement this protocol and check it with ``gradientCheck(_:input:seed:epsilon:)``.
+/// To write a layer of your own, implement this protocol and check it with ``gradientCheck(_:input:seed:epsilon:floor:)``.
 public protocol Layer: Sendable {
     /// The number of output features for `inputSize` input features (stops with a message if the layer cannot
     /// take that many).

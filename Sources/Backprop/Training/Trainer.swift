@@ -97,8 +97,12 @@ public final class Trainer<O: Optimizer> {
     private lazy var evaluator = Evaluator(network: network, loss: loss)
 
     /// - Parameters:
+    ///   - network: the network to train; its parameters are updated in place.
+    ///   - loss: the loss to minimise, applied to the network's output.
+    ///   - optimizer: the update rule.
     ///   - batchSize: samples per step, or 0 for full-batch gradient descent.
     ///   - seed: seeds the shuffling.
+    ///   - shuffle: whether each epoch visits the samples in a new random order.
     ///   - microBatchSize: the most rows run at once (bounds the memory of large batches).
     public init(network: Network, loss: any Loss, optimizer: O, batchSize: Int, seed: UInt64 = 0,
                 shuffle: Bool = true, microBatchSize: Int = 4096) {
