@@ -95,6 +95,18 @@ struct Train: ParsableCommand {
     @Option(help: "Write the training and test loss and accuracy per epoch here, as an SVG chart.")
     var plot: String?
 
+    @Option(help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
+    var checkpointEvery: Int?
+
+    @Option(help: "Where --checkpoint-every writes. (default: checkpoint.safetensors)")
+    var checkpoint: String = "checkpoint.safetensors"
+
+    @Option(help: "Continue training from a checkpoint written by --checkpoint-every, up to --epochs in all.")
+    var resume: String?
+
+    @Option(help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
+    var clipNorm: Float?
+
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
@@ -163,6 +175,8 @@ struct Train: ParsableCommand {
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }
         guard minLearningRate >= 0 else { throw ValidationError("--min-learning-rate must be ≥ 0") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive; got \(clipNorm)") }
         return settings
     }
 
@@ -189,6 +203,29 @@ struct Train: ParsableCommand {
         case .cosine: CosineAnnealing(period: remaining, minimum: minLearningRate)
         }
         return warmupEpochs > 0 ? LinearWarmup(epochs: warmupEpochs, then: main) : main
+    }
+
+    /// What a saved model records about how it was trained.
+    func metadata(_ settings: Settings, schedule: any LearningRateSchedule) -> [String: String] {
+        var metadata = [
+            "architecture": settings.sizes.map(String.init).joined(separator: "-"),
+            "activation": settings.activation.rawValue,
+            "loss": settings.loss.rawValue,
+            "optimizer": settings.optimizer.rawValue,
+            "learning_rate": "\(settings.learningRate)",
+            "schedule": schedule is ConstantSchedule ? "none" : "\(schedule)",
+            "batch_size": "\(settings.batchSize)",
+            "epochs": "\(settings.epochs)",
+            "seed": "\(seed)",
+            "init": settings.initializer.name,
+            "dropout": "\(dropout)",
+            "data": data,
+            "written_by": "backprop train",
+        ]
+        if let momentum { metadata["momentum"] = "\(momentum)" }
+        if let weightDecay { metadata["weight_decay"] = "\(weightDecay)" }
+        if let clipNorm { metadata["clip_norm"] = "\(clipNorm)" }
+        return metadata
     }
 
     func makeNetwork(_ settings: Settings) -> Network {
@@ -228,13 +265,39 @@ struct Train: ParsableCommand {
 
     /// The training loop, generic so that the trainer is specialised for the chosen optimizer.
     func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: some Optimizer) throws {
-        let network = makeNetwork(settings)
+        var resumeFile: SafetensorsFile?
+        let network: Network
+        if let resume {
+            do {
+                let file = try SafetensorsFile(contentsOf: resume)
+                network = try Checkpoint.network(from: file, path: resume).network
+                resumeFile = file
+            } catch {
+                throw fail(error.description)
+            }
+            let saved = (architecture: resumeFile?.metadata["architecture"], optimizer: resumeFile?.metadata["optimizer"])
+            let architecture = settings.sizes.map(String.init).joined(separator: "-")
+            guard saved.architecture == architecture, saved.optimizer == settings.optimizer.rawValue else {
+                throw fail("\(resume) was written by a \(saved.architecture ?? "?") network with \(saved.optimizer ?? "?"); resume with the same --layers and --optimizer (given: \(architecture), \(settings.optimizer.rawValue))")
+            }
+        } else {
+            network = makeNetwork(settings)
+        }
         let loss: any Loss = switch settings.loss {
         case .crossEntropy: CrossEntropy()
         case .binaryCrossEntropy: BinaryCrossEntropy()
         }
         let schedule = makeSchedule(settings)
         let trainer = Trainer(network: network, loss: loss, optimizer: optimizer, batchSize: settings.batchSize, seed: seed)
+        trainer.clipNorm = clipNorm
+        if let resumeFile, let resume {
+            do { try TrainingCheckpoint.restore(trainer, from: resumeFile, path: resume) } catch { throw fail(error.description) }
+            guard trainer.epochsCompleted < settings.epochs else {
+                throw fail("\(resume) has already trained \(trainer.epochsCompleted) epochs; ask for more with --epochs")
+            }
+        }
+        let metadata = self.metadata(settings, schedule: schedule)
+        var lastCheckpoint: Int?
         if !json && !quiet {
             print("""
                 backprop: \(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \
@@ -248,7 +311,7 @@ struct Train: ParsableCommand {
         var curves = CurvePlot(title: "\(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \(settings.optimizer.rawValue) lr \(settings.learningRate), batch \(settings.batchSize)")
         var last: (report: EpochReport, evaluation: Evaluation)?
         let showProgress = standardOutputIsTerminal && !json && !quiet
-        for epoch in 0..<settings.epochs {
+        for epoch in trainer.epochsCompleted..<settings.epochs {
             trainer.optimizer.learningRate = schedule.learningRate(epoch: epoch, base: settings.learningRate)
             let report: EpochReport
             let evaluation: Evaluation
@@ -265,9 +328,17 @@ struct Train: ParsableCommand {
                 }
                 evaluation = try trainer.evaluate(on: data.test)
             } catch {
-                throw fail(error.description)
+                var message = error.description
+                if let lastCheckpoint { message += " (the last checkpoint, after epoch \(lastCheckpoint), is in \(checkpoint))" }
+                throw fail(message)
             }
             last = (report, evaluation)
+            if let checkpointEvery, report.epoch % checkpointEvery == 0 || report.epoch == settings.epochs {
+                var withResults = metadata
+                withResults["test_accuracy"] = "\(evaluation.accuracy ?? .nan)"
+                do { try TrainingCheckpoint.save(trainer, to: checkpoint, metadata: withResults) } catch { throw fail(error.description) }
+                lastCheckpoint = report.epoch
+            }
             let accuracy = evaluation.accuracy ?? .nan
             curves.trainLoss.append(Double(report.trainLoss))
             curves.testLoss.append(Double(evaluation.loss))
@@ -294,26 +365,10 @@ struct Train: ParsableCommand {
         do {
             if let plot { try writeAtomically(Array(curves.svg().utf8), to: plot) }
             if let output, let last {
-                var metadata = [
-                    "architecture": settings.sizes.map(String.init).joined(separator: "-"),
-                    "activation": settings.activation.rawValue,
-                    "loss": settings.loss.rawValue,
-                    "optimizer": settings.optimizer.rawValue,
-                    "learning_rate": "\(settings.learningRate)",
-                    "schedule": schedule is ConstantSchedule ? "none" : "\(schedule)",
-                    "batch_size": "\(settings.batchSize)",
-                    "epochs": "\(settings.epochs)",
-                    "seed": "\(seed)",
-                    "init": settings.initializer.name,
-                    "dropout": "\(dropout)",
-                    "data": self.data,
-                    "train_loss": "\(last.report.trainLoss)",
-                    "test_loss": "\(last.evaluation.loss)",
-                    "test_accuracy": "\(last.evaluation.accuracy ?? .nan)",
-                    "written_by": "backprop train",
-                ]
-                if let momentum { metadata["momentum"] = "\(momentum)" }
-                if let weightDecay { metadata["weight_decay"] = "\(weightDecay)" }
+                var metadata = metadata
+                metadata["train_loss"] = "\(last.report.trainLoss)"
+                metadata["test_loss"] = "\(last.evaluation.loss)"
+                metadata["test_accuracy"] = "\(last.evaluation.accuracy ?? .nan)"
                 try network.save(to: output, metadata: metadata)
                 if !json && !quiet { print("saved the model to \(output)") }
             }

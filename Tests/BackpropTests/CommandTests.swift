@@ -2,13 +2,14 @@ import Backprop
 import Foundation
 import Testing
 
+/// The built `backprop` executable: the test runner (…/debug/BackpropPackageTests.xctest) is in the same folder.
+let backpropExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    .deletingLastPathComponent().appendingPathComponent("backprop")
+
 /// Runs the built `backprop` executable (SwiftPM builds it before the tests) and returns its status and output.
 func runBackprop(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    // The test runner is an executable in the products folder (…/debug/BackpropPackageTests.xctest).
-    let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let products = runner.deletingLastPathComponent()
     let process = Process()
-    process.executableURL = products.appendingPathComponent("backprop")
+    process.executableURL = backpropExecutable
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
@@ -102,6 +103,39 @@ struct CommandTests {
         #expect(outside.status == 1 && outside.stderr.contains("outside the 300 test images"))
         let missing = try runBackprop(["evaluate", "--model", "\(folder.path)/none.safetensors", "--data", folder.path])
         #expect(missing.status == 1 && missing.stderr == "backprop: error: \(folder.path)/none.safetensors: no such file\n")
+    }
+
+    /// Every kind of malformed data file ends in one line on standard error and status 1, never a signal.
+    @Test(arguments: [
+        ("empty", [UInt8]()),
+        ("bad magic", [1, 0, 8, 1, 0, 0, 0, 20] + [UInt8](repeating: 0, count: 20)),
+        ("bad type", [0, 0, 0x0C, 1, 0, 0, 0, 20] + [UInt8](repeating: 0, count: 20)),
+        ("truncated header", [0, 0, 8, 1, 0, 0]),
+        ("truncated payload", idx([20], [UInt8](repeating: 0, count: 19))),
+        ("trailing bytes", idx([20], [UInt8](repeating: 0, count: 21))),
+        ("three dimensions", idx([20, 1, 1], [UInt8](repeating: 0, count: 20))),
+        ("label out of range", idx([20], [UInt8](repeating: 0, count: 19) + [4])),
+        ("count mismatch", idx([19], [UInt8](repeating: 0, count: 19))),
+        ("corrupt gzip", [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF]),
+    ])
+    func malformedLabelFileIsOneLineAndStatusOne(_ name: String, _ bytes: [UInt8]) throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 3)
+        folder.write("t10k-labels-idx1-ubyte.gz", bytes, raw: true)
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"])
+        #expect(result.status == 1, "\(name): status \(result.status)")
+        #expect(result.stderr.hasPrefix("backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz") || result.stderr.contains("labels"),
+                "\(name): \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1 && result.stdout.isEmpty, "\(name): \(result.stderr)")
+    }
+
+    @Test func malformedModelIsOneLineAndStatusOne() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 3)
+        let model = folder.write("model.safetensors", [16, 0, 0, 0, 0, 0, 0, 0] + Array("{\"a\": 1}        ".utf8))
+        let result = try runBackprop(["evaluate", "--model", model, "--data", folder.path])
+        #expect(result.status == 1 && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("invalid safetensors header: entry 'a' is not an object"), "\(result.stderr)")
     }
 
     @Test func presetSeedIsTheOriginalProgram() throws {

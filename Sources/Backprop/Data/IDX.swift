@@ -18,7 +18,12 @@ public struct IDXFile: Sendable {
 
     /// Reads and validates the IDX file at `path` (gzip or raw).
     public init(contentsOf path: String) throws(DataError) {
-        let data = try readDecompressed(path)
+        try self.init(bytes: readFile(path), path: path)
+    }
+
+    /// Parses and validates an IDX file held in memory (gzip or raw); `path` is only for messages.
+    public init(bytes: [UInt8], path: String) throws(DataError) {
+        let data = try decompressIfGzip(bytes, path: path)
         func byte(_ i: Int) -> Int { Int(data[i]) }
         guard data.count >= 4 else {
             throw .truncated(path: path, expectedBytes: 4, foundBytes: data.count)
@@ -71,13 +76,12 @@ extension String {
     }
 }
 
-/// The whole content of `path`, decompressed if it starts with the gzip magic bytes `1F 8B`.
+/// `raw`, decompressed if it starts with the gzip magic bytes `1F 8B` (`path` is only for messages).
 ///
 /// The gzip stream is inflated with zlib's `inflate` (not `gzread`, whose "transparent" mode would pass a corrupt
 /// stream through as if it were raw data), so a truncated or corrupt file is an error. Concatenated gzip members
 /// are read one after another, as `gunzip` does.
-func readDecompressed(_ path: String) throws(DataError) -> [UInt8] {
-    let raw = try readFile(path)
+func decompressIfGzip(_ raw: [UInt8], path: String) throws(DataError) -> [UInt8] {
     guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
     var stream = z_stream()
     guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {

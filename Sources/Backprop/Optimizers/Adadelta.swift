@@ -34,6 +34,14 @@ public struct Adadelta: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("square_avg", squareAverage), ("acc_delta", updateSquareAverage)]) }
+
+    public mutating func restore(_ state: OptimizerState) {
+        stepCount = state.stepCount
+        squareAverage = state.copy("square_avg")
+        updateSquareAverage = state.copy("acc_delta")
+    }
+
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adadelta", parameters, gradients)
         stepCount += 1

@@ -38,6 +38,13 @@ public struct Adagrad: Optimizer {
         self.epsilon = epsilon
     }
 
+    public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("sum", sumOfSquares)]) }
+
+    public mutating func restore(_ state: OptimizerState) {
+        stepCount = state.stepCount
+        sumOfSquares = state.copy("sum")
+    }
+
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adagrad", parameters, gradients)
         stepCount += 1

@@ -47,6 +47,15 @@ public struct Adam: Optimizer {
         self.amsgrad = amsgrad
     }
 
+    public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("exp_avg", firstMoment), ("exp_avg_sq", secondMoment), ("max_exp_avg_sq", maxSecondMoment)]) }
+
+    public mutating func restore(_ state: OptimizerState) {
+        stepCount = state.stepCount
+        firstMoment = state.copy("exp_avg")
+        secondMoment = state.copy("exp_avg_sq")
+        maxSecondMoment = state.copy("max_exp_avg_sq")
+    }
+
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adam", parameters, gradients)
         stepCount += 1
@@ -87,6 +96,9 @@ public struct AdamW: Optimizer {
     public var amsgrad: Bool { get { adam.amsgrad } set { adam.amsgrad = newValue } }
     /// The number of steps taken, `t`.
     public var stepCount: Int { adam.stepCount }
+
+    public var state: OptimizerState { adam.state }
+    public mutating func restore(_ state: OptimizerState) { adam.restore(state) }
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("AdamW", parameters, gradients)

@@ -13,6 +13,31 @@ public protocol Optimizer: Sendable {
 
     /// Applies one update to `parameters` from `gradients` (both `1 × P`, the same layout).
     mutating func step(parameters: Matrix, gradients: Matrix)
+
+    /// Everything the next step depends on besides the hyper-parameters: the step count and the state buffers
+    /// (named as in PyTorch's optimizer state: `momentum_buffer`, `exp_avg`, …). For checkpoints.
+    var state: OptimizerState { get }
+
+    /// Continues from a state read back from ``state`` (buffers are copied).
+    mutating func restore(_ state: OptimizerState)
+}
+
+/// An optimizer's step count and state buffers (each `1 × P`, the parameters' layout).
+public struct OptimizerState: Sendable {
+    public var stepCount: Int
+    public var buffers: [String: Matrix]
+    public init(stepCount: Int, buffers: [String: Matrix]) {
+        self.stepCount = stepCount
+        self.buffers = buffers
+    }
+
+    /// The named buffers that exist.
+    init(stepCount: Int, _ buffers: [(String, Matrix?)]) {
+        self.init(stepCount: stepCount, buffers: Dictionary(uniqueKeysWithValues: buffers.compactMap { name, buffer in buffer.map { (name, $0) } }))
+    }
+
+    /// A copy of buffer `name`, if saved.
+    func copy(_ name: String) -> Matrix? { buffers[name]?.copy() }
 }
 
 extension Optimizer {

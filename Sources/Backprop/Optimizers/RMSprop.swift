@@ -44,6 +44,15 @@ public struct RMSprop: Optimizer {
         self.centered = centered
     }
 
+    public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("square_avg", squareAverage), ("grad_avg", gradientAverage), ("momentum_buffer", momentumBuffer)]) }
+
+    public mutating func restore(_ state: OptimizerState) {
+        stepCount = state.stepCount
+        squareAverage = state.copy("square_avg")
+        gradientAverage = state.copy("grad_avg")
+        momentumBuffer = state.copy("momentum_buffer")
+    }
+
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("RMSprop", parameters, gradients)
         stepCount += 1

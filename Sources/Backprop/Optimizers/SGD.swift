@@ -42,6 +42,13 @@ public struct SGD: Optimizer {
         self.nesterov = nesterov
     }
 
+    public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("momentum_buffer", momentumBuffer)]) }
+
+    public mutating func restore(_ state: OptimizerState) {
+        stepCount = state.stepCount
+        momentumBuffer = state.copy("momentum_buffer")
+    }
+
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("SGD", parameters, gradients)
         stepCount += 1

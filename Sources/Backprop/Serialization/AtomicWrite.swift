@@ -4,10 +4,51 @@ import Glibc
 import Darwin
 #endif
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder is written, `fsync`ed and renamed over
-/// `path` (rename is atomic within a file system), then the folder is `fsync`ed so that the rename is durable.
-/// On any failure the temporary file is removed and a previous file at `path` is left as it was.
+/// Writes `bytes` to `path` atomically (see ``writeAtomically(to:_:)``).
 public func writeAtomically(_ bytes: [UInt8], to path: String) throws(CheckpointError) {
+    try writeAtomically(to: path) { (file) throws(CheckpointError) in try file.write(bytes) }
+}
+
+/// A file being written by ``writeAtomically(to:_:)``.
+public struct AtomicFileWriter {
+    let descriptor: Int32
+    let temporaryPath: String
+    let finalPath: String
+    /// The bytes written so far.
+    public private(set) var count = 0
+
+    /// Appends `bytes`.
+    public mutating func write(_ bytes: [UInt8]) throws(CheckpointError) {
+        var failure: CheckpointError?
+        bytes.withUnsafeBytes { buffer in
+            do throws(CheckpointError) { try write(buffer) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Appends the bytes of `buffer`.
+    public mutating func write(_ buffer: UnsafeRawBufferPointer) throws(CheckpointError) {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(descriptor, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .writeFailed(path: finalPath, reason: "writing \(temporaryPath) failed after \(count + done) bytes: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        count += done
+    }
+}
+
+/// Writes a file atomically: `body` writes a temporary file in the same folder as `path`, which is then flushed
+/// to disk (`fsync`) and renamed over `path` (atomic within a file system), and the folder is flushed so that the
+/// rename is durable. A crash or kill at any moment leaves either the previous file or the complete new one at
+/// `path`, never a mixture; on an error the temporary file is removed and the previous file is left as it was.
+/// (A killed process cannot remove its temporary file: it is named `.NAME.tmp-PID-N` beside `path`.)
+public func writeAtomically(
+    to path: String, _ body: (inout AtomicFileWriter) throws(CheckpointError) -> Void
+) throws(CheckpointError) {
     let slash = path.lastIndex(of: "/")
     let folder = slash.map { String(path[..<$0]) } ?? "."
     let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -18,18 +59,16 @@ public func writeAtomically(_ bytes: [UInt8], to path: String) throws(Checkpoint
     }
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else { throw failure("cannot create \(temporary)") }
-    var written = 0
-    let ok = bytes.withUnsafeBytes { buffer -> Bool in
-        while written < buffer.count {
-            let n = Glibc.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-            if n < 0 { if errno == EINTR { continue }; return false }
-            written += n
-        }
-        return fsync(descriptor) == 0
+    var writer = AtomicFileWriter(descriptor: descriptor, temporaryPath: temporary, finalPath: path)
+    do throws(CheckpointError) {
+        try body(&writer)
+        guard fsync(descriptor) == 0 else { throw failure("cannot flush \(temporary)") }
+    } catch {
+        close(descriptor)
+        unlink(temporary)
+        throw error
     }
-    let error = ok ? nil : failure("writing \(temporary) failed after \(written) bytes")
     close(descriptor)
-    if let error { unlink(temporary); throw error }
     guard rename(temporary, path) == 0 else {
         let error = failure("cannot rename \(temporary)")
         unlink(temporary)

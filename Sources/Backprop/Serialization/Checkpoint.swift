@@ -79,6 +79,18 @@ public enum Checkpoint {
             default: break
             }
         }
+        // Every tensor must be present with the right shape before anything is allocated for the network, so a
+        // header that claims huge layers fails here instead of exhausting memory.
+        for (index, specification) in specifications.enumerated() {
+            guard case .dense(let inputSize, let outputSize) = specification else { continue }
+            for (name, expected) in [("weight", [outputSize, inputSize]), ("bias", [outputSize])] {
+                let key = "\(index).\(name)"
+                guard let stored = file.tensors[key] else { throw .missingTensor(path: path, tensor: key) }
+                guard stored.shape == expected else {
+                    throw .shapeMismatch(path: path, tensor: key, expected: expected, found: stored.shape)
+                }
+            }
+        }
         let network = Network(inputSize: inputSize, layers: specifications.map { $0.makeLayer() })
         for (index, (layer, specification)) in zip(network.layers, specifications).enumerated() {
             for ((name, transposed), tensor) in zip(specification.tensorNames, layer.parameters) {

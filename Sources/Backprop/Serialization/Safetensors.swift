@@ -124,8 +124,8 @@ public struct SafetensorsFile: Sendable {
         self.tensors = tensors
     }
 
-    /// The file's bytes: tensors in name order, header padded with spaces to a multiple of 8 bytes.
-    public func serialized() -> [UInt8] {
+    /// The header (padded with spaces to a multiple of 8 bytes, its length first) and the tensors in name order.
+    private func layout() -> (header: [UInt8], names: [String]) {
         let names = tensors.keys.sorted()
         var entries: [String: Any] = [:]
         if !metadata.isEmpty { entries["__metadata__"] = metadata }
@@ -137,22 +137,43 @@ public struct SafetensorsFile: Sendable {
         }
         var header = [UInt8]((try? JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys])) ?? Data("{}".utf8))
         while header.count % 8 != 0 { header.append(0x20) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(8 + header.count + offset)
-        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64(i)))) }
-        bytes += header
+        let length = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64($0))) }
+        return (length + header, names)
+    }
+
+    /// Calls `sink` with the file's bytes, piece by piece: the header, then each tensor's little-endian floats.
+    private func forEachPiece(_ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let (header, names) = layout()
+        try header.withUnsafeBytes { try sink($0) }
         for name in names {
-            for value in tensors[name]!.values {
-                let bits = value.bitPattern.littleEndian
-                bytes += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
+            try tensors[name]!.values.withUnsafeBufferPointer { values in
+                #if _endian(little)
+                try sink(UnsafeRawBufferPointer(values))
+                #else
+                try values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { try sink($0) }
+                #endif
             }
         }
+    }
+
+    /// The file's bytes.
+    public func serialized() -> [UInt8] {
+        var bytes: [UInt8] = []
+        forEachPiece { (piece: UnsafeRawBufferPointer) in bytes.append(contentsOf: piece) }
         return bytes
     }
 
     /// Writes the file atomically: to a temporary file in the same folder, flushed to disk, then renamed over
     /// `path`. A crash at any moment leaves either the previous file or the new one, never a mixture.
     public func write(to path: String) throws(CheckpointError) {
-        try writeAtomically(serialized(), to: path)
+        try writeAtomically(to: path) { (file) throws(CheckpointError) in
+            do {
+                try forEachPiece { try file.write($0) }
+            } catch let error as CheckpointError {
+                throw error
+            } catch {
+                throw .writeFailed(path: path, reason: "\(error)")
+            }
+        }
     }
 }

@@ -86,8 +86,13 @@ public final class Trainer<O: Optimizer> {
     public let shuffle: Bool
     /// The generator for the shuffles (its state is part of a resumable run).
     public var generator: SeededGenerator
-    /// The number of epochs trained so far.
-    public private(set) var epochsCompleted = 0
+    /// The number of epochs trained so far (set it when resuming from a checkpoint).
+    public var epochsCompleted = 0
+    /// If set, gradients whose global norm `‖g‖₂` exceeds it are scaled by `clipNorm / (‖g‖₂ + 10⁻⁶)` before each
+    /// step, as PyTorch's `clip_grad_norm_` does.
+    public var clipNorm: Float?
+    /// The global gradient norm of the last step, before clipping.
+    public private(set) var lastGradientNorm: Float = 0
 
     private let workspace: Workspace
     private let inputBatch: Matrix
@@ -123,16 +128,19 @@ public final class Trainer<O: Optimizer> {
 
     /// Trains one epoch on `data`. `onBatch(batchesDone, batchCount, runningMeanLoss)` is called after each step.
     ///
-    /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` when a batch's loss is not finite (the parameters
-    ///   are then left as they were before that batch's step); ``TrainingError/dataMismatch(expected:found:)``.
+    /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` when a batch's loss or gradient is not finite (the
+    ///   parameters are then left as they were before that batch); ``TrainingError/dataMismatch(expected:found:)``.
     @discardableResult
     public func trainEpoch(
         on data: Dataset, onBatch: (_ done: Int, _ total: Int, _ meanLoss: Float) -> Void = { _, _, _ in }
     ) throws(TrainingError) -> EpochReport {
         try checkFits(data)
         let start = monotonicSeconds()
-        if order.count != data.count { order = (0..<Int32(data.count)).map { $0 } }
+        if order.count != data.count { order = [Int32](repeating: 0, count: data.count) }
+        for i in order.indices { order[i] = Int32(i) }
         let size = batchSize == 0 ? data.count : min(batchSize, data.count)
+        // A fresh permutation of 0..<N each epoch (PyTorch's RandomSampler does the same), so that the generator's
+        // state is all a resumed run needs.
         if shuffle && size < data.count { generator.shuffle(&order) }
         let batchCount = (data.count + size - 1) / size
         var lossSum = 0.0
@@ -156,13 +164,21 @@ public final class Trainer<O: Optimizer> {
                            sampleCount: data.count, stepCount: batchCount)
     }
 
-    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, then,
-    /// if the loss is finite, the optimizer's update. Returns the sum of the per-sample losses (not finite: no
-    /// update was made). Allocates nothing.
+    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, the
+    /// gradient norm (clipped to ``clipNorm`` if set), then, if the loss and the gradients are finite, the
+    /// optimizer's update. Returns the sum of the per-sample losses, or NaN when the gradients are not finite; when
+    /// the result is not finite no update was made. Allocates nothing.
     @discardableResult
     public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
         let lossSum = accumulateGradients(indices, data: data)
-        if lossSum.isFinite { optimizer.step(network) }
+        let norm = sumOfSquares(network.gradients).squareRoot()
+        lastGradientNorm = Float(norm)
+        guard lossSum.isFinite else { return lossSum }
+        guard norm.isFinite else { return .nan }
+        if let clipNorm, norm > Double(clipNorm) {
+            scale(network.gradients, by: Float(Double(clipNorm) / (norm + 1e-6)))
+        }
+        optimizer.step(network)
         return lossSum
     }
 

@@ -1,0 +1,19 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for Backprop's file readers. Build and run (see README.md here):
+//   swift build --package-path Fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+//   Fuzz/.build/debug/FuzzIDX Fuzz/Corpus/idx -max_total_time=600
+import Foundation
+import PackageDescription
+
+// The root package's identity is the name of the folder it was cloned into.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+
+let package = Package(
+    name: "BackpropFuzz",
+    dependencies: [.package(path: "..")],
+    targets: [
+        .executableTarget(name: "FuzzIDX", dependencies: [.product(name: "Backprop", package: root)]),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: [.product(name: "Backprop", package: root)]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,67 @@
+/// A checkpoint from which training can resume exactly: the model (as ``Checkpoint`` writes it, so `evaluate`
+/// and `predict` read it too) plus the optimizer's state buffers (tensors `optimizer.<name>`, e.g.
+/// `optimizer.exp_avg`), its step count, the epochs completed, the shuffling generator's state and each dropout
+/// layer's mask index.
+///
+/// Resuming from it and training on gives weights bit-for-bit identical to a run that was never interrupted
+/// (with one BLAS thread; more threads may sum in another order). The optimizer tensors make the file a training
+/// checkpoint rather than a plain state_dict: load it into PyTorch with `strict=False`, or save the model alone
+/// with ``Checkpoint/save(_:to:metadata:)``.
+public enum TrainingCheckpoint {
+    /// Metadata keys.
+    public enum Key {
+        public static let epoch = "backprop.epoch"
+        public static let generator = "backprop.generator"
+        public static let optimizerSteps = "backprop.optimizer.steps"
+        public static let dropoutPrefix = "backprop.dropout."
+        public static let optimizerTensorPrefix = "optimizer."
+    }
+
+    /// Saves `trainer`'s network and training state to `path`, atomically.
+    public static func save<O: Optimizer>(_ trainer: Trainer<O>, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
+        var file = try Checkpoint.file(for: trainer.network, metadata: metadata)
+        let state = trainer.optimizer.state
+        for (name, buffer) in state.buffers {
+            file.tensors[Key.optimizerTensorPrefix + name] = SafetensorsFile.Tensor(shape: [buffer.count], values: buffer.scalars)
+        }
+        file.metadata[Key.optimizerSteps] = String(state.stepCount)
+        file.metadata[Key.epoch] = String(trainer.epochsCompleted)
+        let g = trainer.generator.state
+        file.metadata[Key.generator] = [g.0, g.1, g.2, g.3].map { String($0) }.joined(separator: ",")
+        for (index, layer) in trainer.network.layers.enumerated() {
+            if let dropout = layer as? Dropout { file.metadata[Key.dropoutPrefix + String(index)] = String(dropout.maskIndex) }
+        }
+        try file.write(to: path)
+    }
+
+    /// Restores the training state in `file` into `trainer`, whose network must have been loaded from the same
+    /// file (``Checkpoint/network(from:path:)``) and whose optimizer must be of the kind that wrote it.
+    public static func restore<O: Optimizer>(_ trainer: Trainer<O>, from file: SafetensorsFile, path: String) throws(CheckpointError) {
+        func number<T: FixedWidthInteger>(_ key: String, as: T.Type) throws(CheckpointError) -> T {
+            guard let text = file.metadata[key], let value = T(text) else {
+                throw .invalidArchitecture(path: path, reason: "no training state: metadata '\(key)' is missing or not a number")
+            }
+            return value
+        }
+        let epoch = try number(Key.epoch, as: Int.self), steps = try number(Key.optimizerSteps, as: Int.self)
+        let words = (file.metadata[Key.generator] ?? "").split(separator: ",").compactMap { UInt64($0) }
+        guard words.count == 4 else {
+            throw .invalidArchitecture(path: path, reason: "metadata '\(Key.generator)' is not four numbers")
+        }
+        var buffers: [String: Matrix] = [:]
+        for (name, tensor) in file.tensors where name.hasPrefix(Key.optimizerTensorPrefix) {
+            guard tensor.values.count == trainer.network.parameterCount else {
+                throw .shapeMismatch(path: path, tensor: name, expected: [trainer.network.parameterCount], found: tensor.shape)
+            }
+            buffers[String(name.dropFirst(Key.optimizerTensorPrefix.count))] =
+                Matrix(rows: 1, columns: tensor.values.count, values: tensor.values)
+        }
+        for (index, layer) in trainer.network.layers.enumerated() {
+            guard let dropout = layer as? Dropout else { continue }
+            dropout.maskIndex = try number(Key.dropoutPrefix + String(index), as: UInt64.self)
+        }
+        trainer.optimizer.restore(OptimizerState(stepCount: steps, buffers: buffers))
+        trainer.epochsCompleted = epoch
+        trainer.generator.state = (words[0], words[1], words[2], words[3])
+    }
+}

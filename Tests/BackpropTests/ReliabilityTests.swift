@@ -1,0 +1,144 @@
+import Backprop
+import Foundation
+import Testing
+
+@Suite("Reliability: resume, kills, divergence, misuse")
+struct ReliabilityTests {
+    /// A run interrupted after 2 of 4 epochs and resumed ends with the same weights, bit for bit, as one that
+    /// was never interrupted (Adam, dropout, shuffling, a schedule: every kind of state). The interrupted run is
+    /// simulated by a 2-epoch run, so the schedule must not depend on --epochs (cosine would).
+    @Test func resumedRunIsBitwiseIdentical() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 120, seed: 6)
+        let common = ["train", "--data", folder.path, "--layers", "16-10-4", "--optimizer", "adam", "--learning-rate", "0.01",
+                      "--dropout", "0.2", "--batch-size", "16", "--threads", "1", "--seed", "3", "--schedule", "step",
+                      "--step-size", "1", "--gamma", "0.7", "--quiet"]
+        let whole = "\(folder.path)/whole.safetensors", resumed = "\(folder.path)/resumed.safetensors"
+        let checkpoint = "\(folder.path)/checkpoint.safetensors"
+        var run = try runBackprop(common + ["--epochs", "4", "--output", whole])
+        #expect(run.status == 0, "\(run.stderr)")
+        run = try runBackprop(common + ["--epochs", "2", "--checkpoint-every", "1", "--checkpoint", checkpoint])
+        #expect(run.status == 0, "\(run.stderr)")
+        run = try runBackprop(common + ["--epochs", "4", "--resume", checkpoint, "--output", resumed])
+        #expect(run.status == 0, "\(run.stderr)")
+        let a = try Network.load(from: whole).parameters.scalars, b = try Network.load(from: resumed).parameters.scalars
+        #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+        // Without the optimizer state the result differs: the test can tell.
+        var file = try SafetensorsFile(contentsOf: checkpoint)
+        file.tensors = file.tensors.filter { !$0.key.hasPrefix("optimizer.") }
+        file.metadata[TrainingCheckpoint.Key.optimizerSteps] = "0"
+        try file.write(to: checkpoint)
+        run = try runBackprop(common + ["--epochs", "4", "--resume", checkpoint, "--output", resumed])
+        #expect(try Network.load(from: resumed).parameters.scalars != a)
+        // A checkpoint of another optimizer is refused with a message.
+        run = try runBackprop(["train", "--data", folder.path, "--layers", "16-10-4", "--epochs", "4", "--resume", checkpoint])
+        #expect(run.status == 1 && run.stderr.contains("resume with the same --layers and --optimizer"), "\(run.stderr)")
+    }
+
+    /// SIGKILL a process 20 times while it is writing checkpoints: the checkpoint on disk is always a complete,
+    /// loadable one.
+    @Test func killedWhileSavingLeavesAGoodCheckpoint() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 40, seed: 7)
+        let checkpoint = "\(folder.path)/checkpoint.safetensors"
+        // A 16-1024-1024-4 network: 1.07 M parameters, a 4.3 MB file.
+        let arguments = ["train", "--data", folder.path, "--layers", "16-1024-1024-4", "--batch-size", "0",
+                         "--checkpoint-every", "1", "--checkpoint", checkpoint, "--epochs", "1000000", "--quiet"]
+        let first = try runBackprop(Array(arguments.dropLast(3)) + ["--epochs", "1", "--quiet"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let reference = try Checkpoint.load(from: checkpoint).network.parameterCount
+        var generator = SeededGenerator(seed: 11)
+        var killedMidSave = 0
+        for attempt in 1...20 {
+            let process = Process()
+            process.executableURL = backpropExecutable
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Wait until a save has started (its temporary file appears), skip 0–3 further saves, then kill at a
+            // random moment within the next few milliseconds: the kill lands while the file is being written.
+            let saves = generator.nextIndex(below: 4)
+            var seen = 0, wasSaving = false
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let saving = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.contains { $0.contains(".tmp-") } ?? false
+                if saving && !wasSaving { seen += 1 }
+                wasSaving = saving
+                if saving && seen > saves { break }
+                usleep(200)
+            }
+            usleep(UInt32(generator.nextIndex(below: 4000)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal, "attempt \(attempt): the process ended before the kill")
+            let temporaries = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".tmp-") }
+            if !temporaries.isEmpty { killedMidSave += 1 }
+            for file in temporaries { try FileManager.default.removeItem(atPath: "\(folder.path)/\(file)") }
+            let loaded = try Checkpoint.load(from: checkpoint)
+            #expect(loaded.network.parameterCount == reference, "attempt \(attempt)")
+            #expect(loaded.network.parameters.scalars.allSatisfy { $0.isFinite })
+        }
+        print("killed mid-save \(killedMidSave) of 20 times")
+        #expect(killedMidSave >= 5, "too few kills landed during a save (\(killedMidSave)) for the test to mean much")
+    }
+
+    @Test func divergenceNamesEpochAndBatchAndKeepsTheCheckpoint() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 200, seed: 8)
+        let checkpoint = "\(folder.path)/checkpoint.safetensors"
+        let run = try runBackprop(["train", "--data", folder.path, "--layers", "16-32-4", "--activation", "tanh",
+                                   "--learning-rate", "0.05", "--schedule", "exponential", "--gamma", "1000000", "--epochs", "20",
+                                   "--checkpoint-every", "1", "--checkpoint", checkpoint, "--quiet"])
+        #expect(run.status == 1)
+        #expect(run.stderr.hasPrefix("backprop: error: training diverged: the loss is") && run.stderr.contains("at epoch")
+                && run.stderr.contains("batch") && run.stderr.contains("lower learning rate")
+                && run.stderr.contains("the last checkpoint, after epoch"), "\(run.stderr)")
+        #expect(try Checkpoint.load(from: checkpoint).network.parameters.scalars.allSatisfy { $0.isFinite })
+    }
+
+    @Test func clippingBoundsTheGradientNorm() throws {
+        let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
+        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+        let before = network.parameters.scalars
+        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0)
+        trainer.clipNorm = 0.5
+        try trainer.trainEpoch(on: data)
+        #expect(trainer.lastGradientNorm > 100)
+        // The step was γ·g·0.5/‖g‖: the parameters moved by a vector of norm 0.5.
+        let moved = zip(before, network.parameters.scalars).map { Double($0 - $1) }
+        #expect(abs(moved.map { $0 * $0 }.reduce(0, +).squareRoot() - 0.5) < 1e-4)
+    }
+
+    @Test func nonFiniteGradientsStopTraining() throws {
+        // A NaN feature makes the gradient NaN while a NaN-free loss… is impossible here, so check the guard
+        // directly: an infinite target gives an infinite loss and the step is refused.
+        let data = Dataset(features: [1, 2], featureCount: 1, targets: [Float.infinity, 1], targetWidth: 1)
+        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+        let before = network.parameters.scalars
+        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 0.1), batchSize: 0)
+        #expect(throws: TrainingError.self) { try trainer.trainEpoch(on: data) }
+        #expect(network.parameters.scalars == before)
+    }
+
+    @Test func misuseStopsWithBothShapes() async {
+        func message(_ result: ExitTest.Result?) -> String { String(decoding: result?.standardErrorContent ?? [], as: UTF8.self) }
+        var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            Dense(inputSize: 4, outputSize: 3).forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 2, columns: 5))
+        }
+        #expect(message(result).contains("input 2×5") && message(result).contains("weight 4×3"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = CrossEntropy()(Matrix(rows: 2, columns: 3), targets: Matrix(rows: 3, columns: 3))
+        }
+        #expect(message(result).contains("output 2×3 and targets 3×3"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let network = Network(sizes: [4, 3], activation: .relu, initializer: .zeros, seed: 0)
+            network.forward(Matrix(rows: 2, columns: 5), workspace: Workspace(for: network, capacity: 2))
+        }
+        #expect(message(result).contains("input 2×5") && message(result).contains("4 features"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            ReLU().forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 3, columns: 2))
+        }
+        #expect(message(result).contains("3×2") && message(result).contains("2×3"), "\(message(result))")
+    }
+}
