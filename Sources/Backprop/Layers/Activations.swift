@@ -9,6 +9,12 @@ public struct Sigmoid: Activation {
     public init() {}
     @inlinable public func value(_ z: Float) -> Float { sigmoid(z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
+
+    /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, eight elements at a time with the SIMD ``exponential(_:)``.
+    public func forward(output: Matrix, input: Matrix) {
+        precondition(sameShape: output, input, "Sigmoid.forward")
+        mapLanes(output.pointer, input.pointer, input.count) { 1 / (1 + exponential(-$0)) }
+    }
 }
 
 /// The rectified linear unit, `y = max(0, z)`; `f′(z) = [z > 0]` (0 at the kink, as in PyTorch). PyTorch: `nn.ReLU`.

@@ -48,12 +48,14 @@ public struct Adadelta: Optimizer {
         let v = stateBuffer(&squareAverage, like: parameters), u = stateBuffer(&updateSquareAverage, like: parameters)
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate, rho = rho, eps = epsilon, wd = weightDecay
-        for i in 0..<parameters.count {
-            let g = grad[i] + wd * theta[i]
-            v[i] = rho * v[i] + (1 - rho) * g * g
-            let delta = (u[i] + eps).squareRoot() / (v[i] + eps).squareRoot() * g
-            u[i] = rho * u[i] + (1 - rho) * delta * delta
-            theta[i] -= lr * delta
+        forEachBlockOf8(parameters.count) { i, k in
+            let th = load8(theta, i, k)
+            let g = load8(grad, i, k) + wd * th
+            let square = rho * load8(v, i, k) + (1 - rho) * g * g
+            let delta = squareRoot(load8(u, i, k) + eps) / squareRoot(square + eps) * g
+            store8(square, v, i, k)
+            store8(rho * load8(u, i, k) + (1 - rho) * delta * delta, u, i, k)
+            store8(th - lr * delta, theta, i, k)
         }
     }
 }

@@ -51,10 +51,12 @@ public struct Adagrad: Optimizer {
         let s = stateBuffer(&sumOfSquares, like: parameters, initialValue: initialAccumulatorValue)
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate / (1 + Float(stepCount - 1) * learningRateDecay), wd = weightDecay, eps = epsilon
-        for i in 0..<parameters.count {
-            let g = grad[i] + wd * theta[i]
-            s[i] += g * g
-            theta[i] -= lr * g / (s[i].squareRoot() + eps)
+        forEachBlockOf8(parameters.count) { i, k in
+            let th = load8(theta, i, k)
+            let g = load8(grad, i, k) + wd * th
+            let sum = load8(s, i, k) + g * g
+            store8(sum, s, i, k)
+            store8(th - lr * g / (squareRoot(sum) + eps), theta, i, k)
         }
     }
 }

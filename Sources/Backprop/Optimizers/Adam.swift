@@ -126,15 +126,17 @@ private func adamStep(
     let theta = parameters.pointer, grad = gradients.pointer
     let stepSize = learningRate / (1 - powf(beta1, Float(t)))
     let correction2Root = (1 - powf(beta2, Float(t))).squareRoot()
-    for i in 0..<parameters.count {
-        let g = grad[i] + wd * theta[i]
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
-        var second = v[i]
+    forEachBlockOf8(parameters.count) { i, k in
+        let th = load8(theta, i, k)
+        let g = load8(grad, i, k) + wd * th
+        let first = beta1 * load8(m, i, k) + (1 - beta1) * g
+        var second = beta2 * load8(v, i, k) + (1 - beta2) * g * g
+        store8(first, m, i, k)
+        store8(second, v, i, k)
         if let vMax {
-            vMax[i] = max(vMax[i], v[i])
-            second = vMax[i]
+            second = pointwiseMax(load8(vMax, i, k), second)
+            store8(second, vMax, i, k)
         }
-        theta[i] -= stepSize * m[i] / (second.squareRoot() / correction2Root + epsilon)
+        store8(th - stepSize * first / (squareRoot(second) / correction2Root + epsilon), theta, i, k)
     }
 }

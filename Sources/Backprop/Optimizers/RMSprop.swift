@@ -61,20 +61,24 @@ public struct RMSprop: Optimizer {
         let b = momentum > 0 ? stateBuffer(&momentumBuffer, like: parameters) : nil
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate, a = alpha, eps = epsilon, wd = weightDecay, mu = momentum
-        for i in 0..<parameters.count {
-            let g = grad[i] + wd * theta[i]
-            v[i] = a * v[i] + (1 - a) * g * g
-            var denominator = v[i]
+        forEachBlockOf8(parameters.count) { i, k in
+            let th = load8(theta, i, k)
+            let g = load8(grad, i, k) + wd * th
+            let square = a * load8(v, i, k) + (1 - a) * g * g
+            store8(square, v, i, k)
+            var denominator = square
             if let mean {
-                mean[i] = a * mean[i] + (1 - a) * g
-                denominator -= mean[i] * mean[i]
+                let average = a * load8(mean, i, k) + (1 - a) * g
+                store8(average, mean, i, k)
+                denominator -= average * average
             }
-            let step = g / (denominator.squareRoot() + eps)
+            let step = g / (squareRoot(denominator) + eps)
             if let b {
-                b[i] = mu * b[i] + step
-                theta[i] -= lr * b[i]
+                let buffer = mu * load8(b, i, k) + step
+                store8(buffer, b, i, k)
+                store8(th - lr * buffer, theta, i, k)
             } else {
-                theta[i] -= lr * step
+                store8(th - lr * step, theta, i, k)
             }
         }
     }

@@ -55,16 +55,20 @@ public struct SGD: Optimizer {
         let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
         let lr = learningRate, mu = momentum, wd = weightDecay
         if mu == 0 {
-            for i in 0..<n { theta[i] -= lr * (grad[i] + wd * theta[i]) }
+            forEachBlockOf8(n) { i, k in
+                store8(load8(theta, i, k) - lr * (load8(grad, i, k) + wd * load8(theta, i, k)), theta, i, k)
+            }
             return
         }
         let first = momentumBuffer?.count != n
         let b = stateBuffer(&momentumBuffer, like: parameters)
-        let gradientWeight = 1 - dampening
-        for i in 0..<n {
-            let g = grad[i] + wd * theta[i]
-            b[i] = first ? g : mu * b[i] + gradientWeight * g
-            theta[i] -= lr * (nesterov ? g + mu * b[i] : b[i])
+        let gradientWeight = 1 - dampening, nesterov = nesterov
+        forEachBlockOf8(n) { i, k in
+            let t = load8(theta, i, k)
+            let g = load8(grad, i, k) + wd * t
+            let buffer = first ? g : mu * load8(b, i, k) + gradientWeight * g
+            store8(buffer, b, i, k)
+            store8(t - lr * (nesterov ? g + mu * buffer : buffer), theta, i, k)
         }
     }
 }
