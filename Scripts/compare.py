@@ -1,29 +1,41 @@
-"""Side-by-side epoch times: `backprop train --json` and the peer programs (PyTorch, the text's NumPy program) on
-the same settings, one after the other in one run. Prints a Markdown table of median seconds per epoch and the
-ratios. Usage (from the repository root, after `swift build -c release`):
+"""Side by side, on this machine, in one run: `backprop train --json`, the GEMM-only floor (the same cblas_sgemm
+calls and nothing else, ../shared/peers/gemm_floor.c) and the peers (PyTorch's torch_mlp.py, the text's NumPy
+program seed_numpy.py) on identical settings. Prints a Markdown table of median seconds per epoch, the ratios to
+the peer and to the floor, test accuracy and Backprop's peak resident memory.
 
-    python3 Scripts/compare.py [--threads 1 2] [--python /tmp/peers/bin/python] [--peers ../shared/peers]
+    swift build -c release && python3 Scripts/compare.py [--threads 1 2] [--epochs 5] [--repeat 2]
+        [--python /tmp/peers/bin/python] [--peers ../shared/peers]
 
 The peers need PyTorch / NumPy in the interpreter given by --python; a peer that cannot run is reported as such.
 """
-import argparse, json, os, re, statistics, subprocess, sys
+import argparse, json, os, platform, re, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKPROP = os.path.join(ROOT, ".build", "release", "backprop")
 
 def backprop(args):
-    out = subprocess.run([BACKPROP, "train", "--json", *args], check=True, capture_output=True, text=True).stdout
-    epochs = [json.loads(line) for line in out.splitlines()]
-    return statistics.median(e["epoch_seconds"] for e in epochs), epochs[-1]["test_accuracy"]
+    """Median epoch seconds, final test accuracy and peak RSS (MB) of one `backprop train --json` run."""
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", BACKPROP, "train", "--json", *args],
+                         check=True, capture_output=True, text=True)
+    epochs = [json.loads(line) for line in run.stdout.splitlines()]
+    rss = int(run.stderr.strip().splitlines()[-1]) / 1024
+    return statistics.median(e["epoch_seconds"] for e in epochs), epochs[-1]["test_accuracy"], rss
 
-def peer(python, peers, script, args):
+def peer(python, peers, script, args, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     try:
-        out = subprocess.run([python, script, *args], cwd=peers, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([python, script, *args], cwd=peers, check=True, capture_output=True, text=True, env=env).stdout
     except (subprocess.CalledProcessError, FileNotFoundError) as error:
         return None, f"not run ({error.__class__.__name__})"
-    seconds = re.search(r"s/epoch(?:\(median\))?=([0-9.]+)", out).group(1)
-    accuracy = re.search(r"test_acc=([0-9.]+)", out).group(1)
-    return float(seconds), float(accuracy)
+    return float(re.search(r"s/epoch(?:\(median\))?=([0-9.]+)", out).group(1)), float(re.search(r"test_acc=([0-9.]+)", out).group(1))
+
+def floor(peers, batch, hidden, threads):
+    binary = "/tmp/backprop-gemm-floor"
+    if not os.path.exists(binary):
+        subprocess.run(["cc", "-O2", os.path.join(peers, "gemm_floor.c"), "-o", binary,
+                        "-I/usr/include/x86_64-linux-gnu/openblas-pthread", "-lopenblas"], check=True)
+    out = subprocess.run([binary, str(batch), str(hidden), str(threads)], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"s/epoch=([0-9.]+)", out).group(1))
 
 def main():
     parser = argparse.ArgumentParser()
@@ -31,29 +43,34 @@ def main():
     parser.add_argument("--python", default="/tmp/peers/bin/python")
     parser.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers"))
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1)
     a = parser.parse_args()
     e = str(a.epochs)
-    print("| work | threads | Backprop s/epoch (acc) | peer | peer s/epoch (acc) | Backprop ÷ peer |")
-    print("|---|---|---|---|---|---|")
-    for t in a.threads:
-        rows = [
-            ("784-64-10 sigmoid SGD 0.1 batch 64",
-             ["--layers", "784-64-10", "--activation", "sigmoid", "--learning-rate", "0.1", "--batch-size", "64"],
-             "torch", "torch_mlp.py", ["784-64-10", "sigmoid", "sgd", "0.1", "64", e, str(t)]),
-            ("784-128-10 ReLU SGD 0.1 batch 64",
-             ["--layers", "784-128-10", "--activation", "relu", "--init", "he", "--learning-rate", "0.1", "--batch-size", "64"],
-             "torch", "torch_mlp.py", ["784-128-10", "relu", "sgd", "0.1", "64", e, str(t)]),
-            ("784-64-10 sigmoid full batch (--preset seed)", ["--preset", "seed"],
-             "numpy (float64)", "seed_numpy.py", [e]),
-        ]
-        for name, ours, peer_name, script, peer_args in rows:
-            seconds, accuracy = backprop([*ours, "--epochs", e, "--threads", str(t), "--seed", "0"])
-            env_threads = {"OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t)}
-            os.environ.update(env_threads)
-            peer_seconds, peer_accuracy = peer(a.python, a.peers, script, peer_args)
-            ratio = f"{seconds / peer_seconds:.2f}" if peer_seconds else "–"
-            peer_text = f"{peer_seconds:.3f} ({peer_accuracy:.4f})" if peer_seconds else peer_accuracy
-            print(f"| {name} | {t} | {seconds:.3f} ({accuracy:.4f}) | {peer_name} | {peer_text} | {ratio} |", flush=True)
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"median s/epoch of {a.epochs} epochs")
+    print()
+    print("| work | threads | Backprop s/epoch (acc) | peer | peer s/epoch (acc) | ÷ peer | GEMM floor | ÷ floor | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [
+        ("784-64-10 sigmoid SGD 0.1 batch 64", 64, 64,
+         ["--layers", "784-64-10", "--activation", "sigmoid", "--learning-rate", "0.1", "--batch-size", "64"],
+         "torch", "torch_mlp.py", lambda t: ["784-64-10", "sigmoid", "sgd", "0.1", "64", e, str(t)]),
+        ("784-128-10 ReLU Adam 0.001 batch 64", 64, 128,
+         ["--layers", "784-128-10", "--activation", "relu", "--optimizer", "adam", "--learning-rate", "0.001", "--batch-size", "64"],
+         "torch", "torch_mlp.py", lambda t: ["784-128-10", "relu", "adam", "0.001", "64", e, str(t)]),
+        ("784-64-10 sigmoid full batch (--preset seed)", 60000, 64, ["--preset", "seed"],
+         "numpy (float64)", "seed_numpy.py", lambda t: [e]),
+    ]
+    for _ in range(a.repeat):
+        for t in a.threads:
+            for name, batch, hidden, ours, peer_name, script, peer_args in rows:
+                seconds, accuracy, rss = backprop([*ours, "--epochs", e, "--threads", str(t), "--seed", "0"])
+                peer_seconds, peer_accuracy = peer(a.python, a.peers, script, peer_args(t), t)
+                floor_seconds = floor(a.peers, batch, hidden, t)
+                ratio = f"{seconds / peer_seconds:.2f}" if peer_seconds else "–"
+                peer_text = f"{peer_seconds:.3f} ({peer_accuracy:.4f})" if peer_seconds else peer_accuracy
+                print(f"| {name} | {t} | {seconds:.3f} ({accuracy:.4f}) | {peer_name} | {peer_text} | {ratio} | "
+                      f"{floor_seconds:.3f} | {seconds / floor_seconds:.2f} | {rss:.0f} MB |", flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,3 +56,16 @@ struct VectorMathTests {
         }
     }
 }
+
+@Suite("Floating-point mode")
+struct FloatingPointModeTests {
+    @Test func subnormalsAreFlushedInsideAndRestoredAfter() {
+        let tiny = Float.leastNormalMagnitude
+        func half(_ x: Float) -> Float { x / 2 }  // a subnormal result under IEEE rules
+        #expect(half(tiny) > 0)
+        #if arch(x86_64)
+        #expect(withSubnormalsFlushedToZero { half(tiny) } == 0)
+        #endif
+        #expect(half(tiny) > 0, "the previous mode is restored")
+    }
+}

@@ -20,7 +20,9 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
 /// checked against `Double` `exp` over the whole range by the tests).
 @inlinable @inline(__always)
 public func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let x = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+    var x = x
+    x.replace(with: -87, where: x .< -87)  // (faster here than clamped(lowerBound:upperBound:))
+    x.replace(with: 88, where: x .> 88)
     // n = round(x / ln 2), by adding 1.5·2²³: the sum's low mantissa bits hold n.
     let shifter = SIMD8<Float>(repeating: 12_582_912)
     let t = x * 1.442_695_04 + shifter
@@ -64,37 +66,19 @@ func mapLanes(_ output: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Floa
               _ f: (SIMD8<Float>) -> SIMD8<Float>) {
     var i = 0
     while i + 8 <= count { store8(f(load8(input, i)), output, i); i += 8 }
-    if i < count {
-        var tail = SIMD8<Float>(repeating: 0)
-        for j in 0..<(count - i) { tail[j] = input[i + j] }
-        let result = f(tail)
-        for j in 0..<(count - i) { output[i + j] = result[j] }
-    }
+    if i < count { storeTail(f(loadTail(input + i, count - i)), output + i, count - i) }
 }
 
-/// The first `valid` (1…8) `Float`s from `p + i`, the other lanes 0.
+/// The `count` (< 8) `Float`s at `p`, the other lanes 0: for the tail of a SIMD loop.
 @inlinable @inline(__always)
-func load8(_ p: UnsafePointer<Float>, _ i: Int, _ valid: Int) -> SIMD8<Float> {
-    if valid == 8 { return load8(p, i) }
+func loadTail(_ p: UnsafePointer<Float>, _ count: Int) -> SIMD8<Float> {
     var v = SIMD8<Float>(repeating: 0)
-    for lane in 0..<valid { v[lane] = p[i + lane] }
+    for lane in 0..<count { v[lane] = p[lane] }
     return v
 }
 
-/// Stores the first `valid` (1…8) lanes of `v` at `p + i`.
+/// Stores the first `count` (< 8) lanes of `v` at `p`: for the tail of a SIMD loop.
 @inlinable @inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ valid: Int) {
-    if valid == 8 { store8(v, p, i); return }
-    for lane in 0..<valid { p[i + lane] = v[lane] }
-}
-
-/// Calls `body(i, valid)` for `i = 0, 8, 16, …` below `count`, `valid` being 8 except at the tail: the shape of
-/// every SIMD loop over a flat buffer (load with ``load8(_:_:_:)``, store with ``store8(_:_:_:_:)``).
-@inlinable @inline(__always)
-func forEachBlockOf8(_ count: Int, _ body: (_ i: Int, _ valid: Int) -> Void) {
-    var i = 0
-    while i < count {
-        body(i, min(8, count - i))
-        i += 8
-    }
+func storeTail(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    for lane in 0..<count { p[lane] = v[lane] }
 }

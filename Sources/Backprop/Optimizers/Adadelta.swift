@@ -48,14 +48,26 @@ public struct Adadelta: Optimizer {
         let v = stateBuffer(&squareAverage, like: parameters), u = stateBuffer(&updateSquareAverage, like: parameters)
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate, rho = rho, eps = epsilon, wd = weightDecay
-        forEachBlockOf8(parameters.count) { i, k in
-            let th = load8(theta, i, k)
-            let g = load8(grad, i, k) + wd * th
-            let square = rho * load8(v, i, k) + (1 - rho) * g * g
-            let delta = squareRoot(load8(u, i, k) + eps) / squareRoot(square + eps) * g
-            store8(square, v, i, k)
-            store8(rho * load8(u, i, k) + (1 - rho) * delta * delta, u, i, k)
-            store8(th - lr * delta, theta, i, k)
+        /// The update of eight parameters: (θ, v, u) from (θ, g, v, u).
+        @inline(__always)
+        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ v: SIMD8<Float>, _ u: SIMD8<Float>)
+            -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            let g = g + wd * th
+            let square = rho * v + (1 - rho) * g * g
+            let delta = squareRoot(u + eps) / squareRoot(square + eps) * g
+            return (th - lr * delta, square, rho * u + (1 - rho) * delta * delta)
+        }
+        let n = parameters.count
+        var i = 0
+        while i + 8 <= n {
+            let r = lanes(load8(theta, i), load8(grad, i), load8(v, i), load8(u, i))
+            store8(r.0, theta, i); store8(r.1, v, i); store8(r.2, u, i)
+            i += 8
+        }
+        if i < n {
+            let k = n - i
+            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(v + i, k), loadTail(u + i, k))
+            storeTail(r.0, theta + i, k); storeTail(r.1, v + i, k); storeTail(r.2, u + i, k)
         }
     }
 }

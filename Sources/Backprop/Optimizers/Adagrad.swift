@@ -51,12 +51,24 @@ public struct Adagrad: Optimizer {
         let s = stateBuffer(&sumOfSquares, like: parameters, initialValue: initialAccumulatorValue)
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate / (1 + Float(stepCount - 1) * learningRateDecay), wd = weightDecay, eps = epsilon
-        forEachBlockOf8(parameters.count) { i, k in
-            let th = load8(theta, i, k)
-            let g = load8(grad, i, k) + wd * th
-            let sum = load8(s, i, k) + g * g
-            store8(sum, s, i, k)
-            store8(th - lr * g / (squareRoot(sum) + eps), theta, i, k)
+        /// The update of eight parameters: (θ, s) from (θ, g, s).
+        @inline(__always)
+        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ sum: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+            let g = g + wd * th
+            let sum = sum + g * g
+            return (th - lr * g / (squareRoot(sum) + eps), sum)
+        }
+        let n = parameters.count
+        var i = 0
+        while i + 8 <= n {
+            let r = lanes(load8(theta, i), load8(grad, i), load8(s, i))
+            store8(r.0, theta, i); store8(r.1, s, i)
+            i += 8
+        }
+        if i < n {
+            let k = n - i
+            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(s + i, k))
+            storeTail(r.0, theta + i, k); storeTail(r.1, s + i, k)
         }
     }
 }

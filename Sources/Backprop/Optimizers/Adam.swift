@@ -117,26 +117,38 @@ private func validateAdam(_ name: String, _ learningRate: Float, _ beta1: Float,
     validate(weightDecay >= 0, name, "weight decay", weightDecay, "≥ 0")
 }
 
-/// The shared Adam update, computed as PyTorch does: `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`.
+/// The Adam update, arranged as PyTorch arranges it: `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`.
 private func adamStep(
     parameters: Matrix, gradients: Matrix, t: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float,
     coupledWeightDecay wd: Float, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
     vMax: UnsafeMutablePointer<Float>?
 ) {
-    let theta = parameters.pointer, grad = gradients.pointer
+    let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
     let stepSize = learningRate / (1 - powf(beta1, Float(t)))
-    let correction2Root = (1 - powf(beta2, Float(t))).squareRoot()
-    forEachBlockOf8(parameters.count) { i, k in
-        let th = load8(theta, i, k)
-        let g = load8(grad, i, k) + wd * th
-        let first = beta1 * load8(m, i, k) + (1 - beta1) * g
-        var second = beta2 * load8(v, i, k) + (1 - beta2) * g * g
-        store8(first, m, i, k)
-        store8(second, v, i, k)
-        if let vMax {
-            second = pointwiseMax(load8(vMax, i, k), second)
-            store8(second, vMax, i, k)
-        }
-        store8(th - stepSize * first / (squareRoot(second) / correction2Root + epsilon), theta, i, k)
+    let inverseCorrection2Root = 1 / (1 - powf(beta2, Float(t))).squareRoot()  // a product in the loop, not a quotient
+    let amsgrad = vMax != nil, vMax = vMax ?? m  // (not written when AMSGrad is off)
+    /// The update of eight parameters: (θ, m, v, v_max) from (θ, g, m, v, v_max).
+    @inline(__always)
+    func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ m: SIMD8<Float>, _ v: SIMD8<Float>, _ vMax: SIMD8<Float>)
+        -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        let g = g + wd * th
+        let first = beta1 * m + (1 - beta1) * g
+        let second = beta2 * v + (1 - beta2) * g * g
+        let largest = amsgrad ? pointwiseMax(vMax, second) : second
+        return (th - stepSize * first / (squareRoot(largest) * inverseCorrection2Root + epsilon), first, second, largest)
+    }
+    var i = 0
+    while i + 8 <= n {
+        let r = lanes(load8(theta, i), load8(grad, i), load8(m, i), load8(v, i), amsgrad ? load8(vMax, i) : SIMD8())
+        store8(r.0, theta, i); store8(r.1, m, i); store8(r.2, v, i)
+        if amsgrad { store8(r.3, vMax, i) }
+        i += 8
+    }
+    if i < n {
+        let k = n - i
+        let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(m + i, k), loadTail(v + i, k),
+                      amsgrad ? loadTail(vMax + i, k) : SIMD8())
+        storeTail(r.0, theta + i, k); storeTail(r.1, m + i, k); storeTail(r.2, v + i, k)
+        if amsgrad { storeTail(r.3, vMax + i, k) }
     }
 }

@@ -57,29 +57,39 @@ public struct RMSprop: Optimizer {
         checkLayout("RMSprop", parameters, gradients)
         stepCount += 1
         let v = stateBuffer(&squareAverage, like: parameters)
-        let mean = centered ? stateBuffer(&gradientAverage, like: parameters) : nil
-        let b = momentum > 0 ? stateBuffer(&momentumBuffer, like: parameters) : nil
+        let centered = centered, hasMomentum = momentum > 0
+        let mean = centered ? stateBuffer(&gradientAverage, like: parameters) : v  // (unused when not centred)
+        let b = hasMomentum ? stateBuffer(&momentumBuffer, like: parameters) : v  // (unused without momentum)
         let theta = parameters.pointer, grad = gradients.pointer
         let lr = learningRate, a = alpha, eps = epsilon, wd = weightDecay, mu = momentum
-        forEachBlockOf8(parameters.count) { i, k in
-            let th = load8(theta, i, k)
-            let g = load8(grad, i, k) + wd * th
-            let square = a * load8(v, i, k) + (1 - a) * g * g
-            store8(square, v, i, k)
-            var denominator = square
-            if let mean {
-                let average = a * load8(mean, i, k) + (1 - a) * g
-                store8(average, mean, i, k)
-                denominator -= average * average
-            }
+        /// The update of eight parameters: (θ, v, ḡ, b) from (θ, g, v, ḡ, b).
+        @inline(__always)
+        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ v: SIMD8<Float>, _ mean: SIMD8<Float>, _ b: SIMD8<Float>)
+            -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            let g = g + wd * th
+            let square = a * v + (1 - a) * g * g
+            let average = centered ? a * mean + (1 - a) * g : mean
+            let denominator = centered ? square - average * average : square
             let step = g / (squareRoot(denominator) + eps)
-            if let b {
-                let buffer = mu * load8(b, i, k) + step
-                store8(buffer, b, i, k)
-                store8(th - lr * buffer, theta, i, k)
-            } else {
-                store8(th - lr * step, theta, i, k)
-            }
+            let buffer = hasMomentum ? mu * b + step : step
+            return (th - lr * buffer, square, average, buffer)
+        }
+        let n = parameters.count
+        var i = 0
+        while i + 8 <= n {
+            let r = lanes(load8(theta, i), load8(grad, i), load8(v, i), load8(mean, i), load8(b, i))
+            store8(r.0, theta, i); store8(r.1, v, i)
+            if centered { store8(r.2, mean, i) }
+            if hasMomentum { store8(r.3, b, i) }
+            i += 8
+        }
+        if i < n {
+            let k = n - i
+            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(v + i, k), loadTail(mean + i, k),
+                          loadTail(b + i, k))
+            storeTail(r.0, theta + i, k); storeTail(r.1, v + i, k)
+            if centered { storeTail(r.2, mean + i, k) }
+            if hasMomentum { storeTail(r.3, b + i, k) }
         }
     }
 }

@@ -53,22 +53,29 @@ public struct SGD: Optimizer {
         checkLayout("SGD", parameters, gradients)
         stepCount += 1
         let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
-        let lr = learningRate, mu = momentum, wd = weightDecay
-        if mu == 0 {
-            forEachBlockOf8(n) { i, k in
-                store8(load8(theta, i, k) - lr * (load8(grad, i, k) + wd * load8(theta, i, k)), theta, i, k)
-            }
-            return
-        }
+        let lr = learningRate, mu = momentum, wd = weightDecay, gradientWeight = 1 - dampening, nesterov = nesterov
         let first = momentumBuffer?.count != n
-        let b = stateBuffer(&momentumBuffer, like: parameters)
-        let gradientWeight = 1 - dampening, nesterov = nesterov
-        forEachBlockOf8(n) { i, k in
-            let t = load8(theta, i, k)
-            let g = load8(grad, i, k) + wd * t
-            let buffer = first ? g : mu * load8(b, i, k) + gradientWeight * g
-            store8(buffer, b, i, k)
-            store8(t - lr * (nesterov ? g + mu * buffer : buffer), theta, i, k)
+        let b = mu == 0 ? theta : stateBuffer(&momentumBuffer, like: parameters)  // (b unused without momentum)
+        /// The update of eight parameters: (θ, b) from (θ, g, b).
+        @inline(__always)
+        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+            let g = g + wd * th
+            if mu == 0 { return (th - lr * g, b) }
+            let buffer = first ? g : mu * b + gradientWeight * g
+            return (th - lr * (nesterov ? g + mu * buffer : buffer), buffer)
+        }
+        var i = 0
+        while i + 8 <= n {
+            let r = lanes(load8(theta, i), load8(grad, i), mu == 0 ? SIMD8() : load8(b, i))
+            store8(r.0, theta, i)
+            if mu != 0 { store8(r.1, b, i) }
+            i += 8
+        }
+        if i < n {
+            let k = n - i
+            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), mu == 0 ? SIMD8() : loadTail(b + i, k))
+            storeTail(r.0, theta + i, k)
+            if mu != 0 { storeTail(r.1, b + i, k) }
         }
     }
 }

@@ -167,9 +167,14 @@ public final class Trainer<O: Optimizer> {
     /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, the
     /// gradient norm (clipped to ``clipNorm`` if set), then, if the loss and the gradients are finite, the
     /// optimizer's update. Returns the sum of the per-sample losses, or NaN when the gradients are not finite; when
-    /// the result is not finite no update was made. Allocates nothing.
+    /// the result is not finite no update was made. Subnormal numbers are flushed to zero during the step
+    /// (``withSubnormalsFlushedToZero(_:)``). Allocates nothing.
     @discardableResult
     public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+        withSubnormalsFlushedToZero { trainBatchInCurrentMode(indices, data: data) }
+    }
+
+    private func trainBatchInCurrentMode(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
         let lossSum = accumulateGradients(indices, data: data)
         let norm = sumOfSquares(network.gradients).squareRoot()
         lastGradientNorm = Float(norm)
