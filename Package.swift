@@ -29,8 +29,11 @@ let package = Package(
 
         // MARK: - Implementation
         .target(
+            name: "CSIMD"  // header-only packed square root (SSE / NEON); no stable API
+        ),
+        .target(
             name: "Backprop",
-            dependencies: ["CBLAS", "CZlib"]
+            dependencies: ["CBLAS", "CZlib", "CSIMD"]
         ),
         .executableTarget(
             name: "BackpropCLI",

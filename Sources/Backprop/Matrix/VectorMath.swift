@@ -1,3 +1,5 @@
+import CSIMD
+
 // SIMD versions of the element-wise functions the hot loops need. glibc's expf and Swift's squareRoot() are
 // scalar here (LLVM does not vectorise them for the baseline x86-64 target), so these are written with SIMD8
 // arithmetic that compiles to packed instructions on any x86-64 (SSE2) or ARM64 CPU.
@@ -40,17 +42,11 @@ public func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
     return p * scale
 }
 
-/// `√v` for each lane (`v ≥ 0`), from an inverse square root refined by three Newton steps and `√v = v·(1/√v)`.
-/// Relative error about 3·10⁻⁷; `√0 = 0`.
+/// `√v` for each lane: the IEEE square root, with the CPU's packed instruction (SSE `sqrtps`, NEON `vsqrtq`),
+/// which Swift's lane-by-lane `squareRoot()` on SIMD types does not use.
 @inlinable @inline(__always)
 public func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
-    let positive = v.replacing(with: .leastNormalMagnitude, where: v .< .leastNormalMagnitude)
-    var y = unsafeBitCast(0x5F37_5A86 &- (unsafeBitCast(positive, to: SIMD8<Int32>.self) &>> 1), to: SIMD8<Float>.self)
-    let half = positive * 0.5
-    y = y * (1.5 - half * y * y)
-    y = y * (1.5 - half * y * y)
-    y = y * (1.5 - half * y * y)
-    return (v * y).replacing(with: 0, where: v .<= 0)
+    SIMD8(lowHalf: bp_sqrt4(v.lowHalf), highHalf: bp_sqrt4(v.highHalf))
 }
 
 /// `output[i] = eˣ` for `x = input[i]` (see ``exponential(_:)`` for range and accuracy).
