@@ -2,8 +2,8 @@
 ///
 /// The batch size is fixed (1000 by default, whatever the training batch size was) so that the same network and
 /// data give bit-for-bit the same outputs, and so the same accuracy, wherever they are evaluated: after an epoch
-/// of training, or later by `backprop evaluate` on the saved model. Buffers are planned once; evaluating allocates
-/// only the confusion matrix.
+/// of training, or later by `backprop evaluate` on the saved model. Buffers are planned once; the batches allocate
+/// nothing, and only the returned confusion matrix is allocated per call.
 public final class Evaluator {
     /// The network measured.
     public let network: Network
@@ -13,6 +13,7 @@ public final class Evaluator {
     private let inputBatch: Matrix
     private let targetBatch: Matrix
     private var indices: [Int32]
+    private var counts: [Int]  // the confusion matrix, row-major, reused
 
     public init(network: Network, loss: any Loss, batchSize: Int = 1000) {
         precondition(batchSize > 0, "Evaluator: the batch size must be positive, got \(batchSize)")
@@ -22,6 +23,7 @@ public final class Evaluator {
         inputBatch = Matrix(rows: batchSize, columns: network.inputSize)
         targetBatch = Matrix(rows: batchSize, columns: network.outputSize)
         indices = [Int32](repeating: 0, count: batchSize)
+        counts = [Int](repeating: 0, count: network.outputSize * network.outputSize)
     }
 
     /// The mean loss, accuracy and confusion matrix of the network on `data`, with layers in evaluation mode.
@@ -29,8 +31,8 @@ public final class Evaluator {
         try checkDataFits(data, network)
         network.setTraining(false)
         var lossSum = 0.0
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: data.targetWidth),
-                                count: data.isClassification ? data.targetWidth : 0)
+        let classes = data.targetWidth
+        for i in counts.indices { counts[i] = 0 }
         var start = 0
         while start < data.count {
             let n = min(workspace.capacity, data.count - start)
@@ -42,10 +44,11 @@ public final class Evaluator {
             let output = network.forward(input, workspace: workspace)
             lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
             if data.isClassification {
-                for i in 0..<n { confusion[data.label(at: start + i)][argmax(output, row: i)] += 1 }
+                for i in 0..<n { counts[data.label(at: start + i) * classes + argmax(output, row: i)] += 1 }
             }
             start += n
         }
+        let confusion = data.isClassification ? (0..<classes).map { Array(counts[($0 * classes)..<(($0 + 1) * classes)]) } : []
         let correct = confusion.indices.reduce(0) { $0 + confusion[$1][$1] }
         let count = max(data.count, 1)
         return Evaluation(loss: Float(lossSum / Double(count)),
