@@ -6,6 +6,7 @@ let package = Package(
     products: [
         // MARK: - Public products
         .library(name: "Backprop", targets: ["Backprop"]),
+        .library(name: "BackpropMPI", targets: ["BackpropMPI"]),  // data-parallel training over MPI
         .executable(name: "backprop", targets: ["BackpropCLI"]),
     ],
     dependencies: [
@@ -19,6 +20,12 @@ let package = Package(
             path: "Modules/CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            path: "Modules/CMPI",
+            pkgConfig: "mpi-c",
+            providers: [.apt(["libopenmpi-dev"])]
         ),
         .systemLibrary(
             name: "CZlib",
@@ -35,10 +42,15 @@ let package = Package(
             name: "Backprop",
             dependencies: ["CBLAS", "CZlib", "CSIMD"]
         ),
+        .target(
+            name: "BackpropMPI",
+            dependencies: ["Backprop", "CMPI"]
+        ),
         .executableTarget(
             name: "BackpropCLI",
             dependencies: [
                 "Backprop",
+                "BackpropMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

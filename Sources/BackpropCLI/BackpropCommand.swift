@@ -17,6 +17,12 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode(1)
 }
 
+/// `fail(_:)`, naming the MPI rank when there is more than one.
+func fail(_ message: String, rank world: (any Communicator)?) -> ExitCode {
+    guard let world, world.size > 1 else { return fail(message) }
+    return fail("(rank \(world.rank) of \(world.size)) \(message)")
+}
+
 func printError(_ message: String) {
     var standardError = StandardError()
     print(message, to: &standardError)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backprop
+import BackpropMPI
 import Foundation
 
 struct Train: ParsableCommand {
@@ -106,6 +107,13 @@ struct Train: ParsableCommand {
 
     @Option(help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
     var clipNorm: Float?
+
+    @Flag(help: """
+        Data-parallel training under mpirun: each rank trains on its shard of every batch (--batch-size is the \
+        global batch) and the gradients are summed with one MPI_Allreduce per step; rank 0 alone prints and writes \
+        files. Default --threads is 1 per rank.
+        """)
+    var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
@@ -244,8 +252,20 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let world = distributed ? MPICommunicator.start() : nil
+        do {
+            try run(world: world)
+        } catch {
+            // A rank that fails has printed why; end every rank so that none waits in a collective for it.
+            if let world { world.abort(code: 1) }
+            throw error
+        }
+        world?.stop()
+    }
+
+    func run(world: MPICommunicator?) throws {
         let settings = try settings()
-        BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        BLAS.setThreadCount(threads ?? (world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount))
 
         let data: (train: Dataset, test: Dataset)
         do {
@@ -255,16 +275,22 @@ struct Train: ParsableCommand {
             if case .fileNotFound = error, self.data == Dataset.defaultDirectory {
                 message += " (install Fashion-MNIST with: apt-get install dataset-fashion-mnist, or pass --data DIR)"
             }
-            throw fail(message)
+            throw fail(message, rank: world)
         }
         guard data.train.featureCount == settings.sizes[0] else {
-            throw fail("--layers starts with \(settings.sizes[0]) inputs, but the images in \(self.data) have \(data.train.featureCount) pixels")
+            throw fail("--layers starts with \(settings.sizes[0]) inputs, but the images in \(self.data) have \(data.train.featureCount) pixels", rank: world)
         }
-        try train(settings: settings, data: data, optimizer: makeOptimizer(settings))
+        try train(settings: settings, data: data, optimizer: makeOptimizer(settings), world: world)
     }
 
     /// The training loop, generic so that the trainer is specialised for the chosen optimizer.
-    func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: some Optimizer) throws {
+    func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: some Optimizer,
+               world: MPICommunicator?) throws {
+        let leader = (world?.rank ?? 0) == 0  // the rank that prints and writes files
+        let json = self.json && leader, quiet = self.quiet || !leader
+        let output = leader ? self.output : nil, plot = leader ? self.plot : nil
+        let checkpointEvery = leader ? self.checkpointEvery : nil
+        func fail(_ message: String) -> ExitCode { BackpropCLI.fail(message, rank: world) }
         var resumeFile: SafetensorsFile?
         let network: Network
         if let resume {
@@ -290,6 +316,7 @@ struct Train: ParsableCommand {
         let schedule = makeSchedule(settings)
         let trainer = Trainer(network: network, loss: loss, optimizer: optimizer, batchSize: settings.batchSize, seed: seed)
         trainer.clipNorm = clipNorm
+        trainer.communicator = world
         if let resumeFile, let resume {
             do { try TrainingCheckpoint.restore(trainer, from: resumeFile, path: resume) } catch { throw fail(error.description) }
             guard trainer.epochsCompleted < settings.epochs else {
@@ -304,7 +331,8 @@ struct Train: ParsableCommand {
                 \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
                 \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
                 batch \(settings.batchSize == 0 ? "full (\(data.train.count))" : String(settings.batchSize)), \
-                init \(settings.initializer.name), seed \(seed), \(BLAS.threadCount) BLAS thread(s); \
+                init \(settings.initializer.name), seed \(seed), \(BLAS.threadCount) BLAS thread(s)\
+                \(world.map { " on each of \($0.size) MPI ranks" } ?? ""); \
                 \(data.train.count) training and \(data.test.count) test samples from \(self.data)
                 """)
         }
@@ -350,7 +378,9 @@ struct Train: ParsableCommand {
                     test_accuracy: accuracy, epoch_seconds: report.seconds,
                     samples_per_second: report.samplesPerSecond, steps: report.stepCount,
                     learning_rate: Double(trainer.optimizer.learningRate),
-                    train_accuracy: report.trainAccuracy ?? .nan)
+                    train_accuracy: report.trainAccuracy ?? .nan,
+                    ranks: world?.size,
+                    allreduce_seconds_per_step: world.map { $0.allreduceSeconds / Double(max($0.allreduceCount, 1)) })
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
@@ -361,6 +391,12 @@ struct Train: ParsableCommand {
                     report.seconds, report.samplesPerSecond))
             }
             fflush(nil)  // one line per epoch, even through a pipe
+        }
+        if let world {
+            guard world.isEqualOnAllRanks(network.parameterHash) else {
+                throw fail("the weights differ between ranks after training")
+            }
+            if !quiet && !json { print("weights bitwise identical on all \(world.size) ranks") }
         }
         do {
             if let plot { try writeAtomically(Array(curves.svg().utf8), to: plot) }
@@ -389,4 +425,6 @@ struct EpochLine: Encodable {
     var steps: Int
     var learning_rate: Double
     var train_accuracy: Double
+    var ranks: Int?
+    var allreduce_seconds_per_step: Double?
 }

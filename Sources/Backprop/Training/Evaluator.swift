@@ -14,6 +14,9 @@ public final class Evaluator {
     private let targetBatch: Matrix
     private var indices: [Int32]
     private var counts: [Int]  // the confusion matrix, row-major, reused
+    /// For data-parallel evaluation: each process evaluates its shard of the data and the sums are combined, so
+    /// every process gets the whole data set's figures.
+    public var communicator: (any Communicator)?
 
     public init(network: Network, loss: any Loss, batchSize: Int = 1000) {
         precondition(batchSize > 0, "Evaluator: the batch size must be positive, got \(batchSize)")
@@ -33,9 +36,10 @@ public final class Evaluator {
         var lossSum = 0.0
         let classes = data.targetWidth
         for i in counts.indices { counts[i] = 0 }
-        var start = 0
-        while start < data.count {
-            let n = min(workspace.capacity, data.count - start)
+        let samples = communicator?.shard(of: data.count) ?? 0..<data.count
+        var start = samples.lowerBound
+        while start < samples.upperBound {
+            let n = min(workspace.capacity, samples.upperBound - start)
             for i in 0..<n { indices[i] = Int32(start + i) }
             let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
             indices.withUnsafeBufferPointer {
@@ -47,6 +51,11 @@ public final class Evaluator {
                 for i in 0..<n { counts[data.label(at: start + i) * classes + argmax(output, row: i)] += 1 }
             }
             start += n
+        }
+        if let communicator {
+            let totals = communicator.sum([lossSum] + counts.map(Double.init))
+            lossSum = totals[0]
+            for i in counts.indices { counts[i] = Int(totals[i + 1]) }
         }
         let confusion = data.isClassification ? (0..<classes).map { Array(counts[($0 * classes)..<(($0 + 1) * classes)]) } : []
         let correct = confusion.indices.reduce(0) { $0 + confusion[$1][$1] }

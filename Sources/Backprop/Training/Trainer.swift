@@ -93,6 +93,10 @@ public final class Trainer<O: Optimizer> {
     public var clipNorm: Float?
     /// The global gradient norm of the last step, before clipping.
     public private(set) var lastGradientNorm: Float = 0
+    /// For data-parallel training: each process takes its shard of every batch, and the gradients are summed over
+    /// all processes (one `sumInPlace` of the gradient buffer per step) before the identical step on every process.
+    /// Every process must use the same seed, data and settings.
+    public var communicator: (any Communicator)?
 
     private let workspace: Workspace
     private let inputBatch: Matrix
@@ -149,13 +153,18 @@ public final class Trainer<O: Optimizer> {
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
             for b in 0..<batchCount {
                 let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
-                let batchLoss = trainBatch(batch, data: data)
+                let batchLoss = trainBatch(batch, data: data)  // this process's shard's loss when distributed
                 guard batchLoss.isFinite else {
                     throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))
                 }
                 lossSum += batchLoss
                 onBatch(b + 1, batchCount, Float(lossSum / Double(min((b + 1) * size, data.count))))
             }
+        }
+        if let communicator {
+            let totals = communicator.sum([lossSum, Double(correctCount)])
+            lossSum = totals[0]
+            correctCount = Int(totals[1])
         }
         epochsCompleted += 1
         return EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(data.count)),
@@ -175,7 +184,17 @@ public final class Trainer<O: Optimizer> {
     }
 
     private func trainBatchInCurrentMode(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
-        let lossSum = accumulateGradients(indices, data: data)
+        let lossSum: Double
+        if let communicator {
+            // This process's shard of the batch, scaled for the whole batch; then the sum over all processes.
+            let shard = communicator.shard(of: indices.count)
+            lossSum = accumulateGradients(UnsafeBufferPointer(rebasing: indices[shard]), data: data,
+                                          batchCount: indices.count)
+            if !lossSum.isFinite { network.gradients[0, 0] = .nan }  // so that every process stops at this batch
+            network.gradients.withUnsafeMutableBufferPointer { communicator.sumInPlace($0) }
+        } else {
+            lossSum = accumulateGradients(indices, data: data)
+        }
         let norm = sumOfSquares(network.gradients).squareRoot()
         lastGradientNorm = Float(norm)
         guard lossSum.isFinite else { return lossSum }
@@ -188,12 +207,13 @@ public final class Trainer<O: Optimizer> {
     }
 
     /// Zeroes the gradients and accumulates those of the samples `indices` of `data` (micro-batch by micro-batch),
-    /// scaled for the loss's reduction over the whole batch. Returns the sum of the per-sample losses. Takes no
-    /// optimizer step. Allocates nothing.
-    public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
+    /// scaled for the loss's reduction over a batch of `batchCount` samples (default: `indices.count`; larger when
+    /// `indices` is one process's shard). Returns the sum of the per-sample losses. Takes no optimizer step.
+    /// Allocates nothing.
+    public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset, batchCount: Int? = nil) -> Double {
         network.setTraining(true)
         network.zeroGradients()
-        let scale: Float = loss.reduction == .mean ? 1 / Float(indices.count) : 1
+        let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount ?? indices.count, 1)) : 1
         var total = 0.0
         var start = 0
         while start < indices.count {
@@ -215,7 +235,8 @@ public final class Trainer<O: Optimizer> {
     /// The mean loss, accuracy and confusion matrix of the network on `data` (see ``Evaluator``). Layers are
     /// switched to evaluation behaviour (no dropout); the next training step switches them back.
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
-        try evaluator.evaluate(on: data)
+        evaluator.communicator = communicator
+        return try evaluator.evaluate(on: data)
     }
 
     private func checkFits(_ data: Dataset) throws(TrainingError) {
