@@ -12,8 +12,9 @@ let package = Package(
     name: "BackpropFuzz",
     dependencies: [.package(path: "..")],
     targets: [
-        .executableTarget(name: "FuzzIDX", dependencies: [.product(name: "Backprop", package: root)]),
-        .executableTarget(name: "FuzzCheckpoint", dependencies: [.product(name: "Backprop", package: root)]),
+        .target(name: "FuzzDriver"),
+        .executableTarget(name: "FuzzIDX", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Backprop
+import FuzzDriver
 
 /// libFuzzer entry point: any bytes, as a checkpoint, must give a network or a `CheckpointError`, never a crash,
 /// a trap or a sanitizer report. A network that loads is run once on a zero input.
@@ -17,18 +18,7 @@ public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links an executable target's entry point as `FuzzCheckpoint_main` (it renames `main` so that tests can link
-// executables); that function hands control to libFuzzer's driver with the entry point above.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
 @_cdecl("FuzzCheckpoint_main")
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments, fuzzCheckpoint)
+    runFuzzer(argc, argv, fuzzCheckpoint)  // see FuzzDriver
 }
