@@ -108,6 +108,12 @@ struct Train: ParsableCommand {
     @Option(help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
     var clipNorm: Float?
 
+    @Option(help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).")
+    var clipValue: Float?
+
+    @Flag(help: "Record each layer's mean gradient norm and update ratio ‖Δθ‖/‖θ‖ per epoch (JSON: grad_norms, update_ratios).")
+    var logGradNorms = false
+
     @Flag(help: """
         Data-parallel training under mpirun: each rank trains on its shard of every batch (--batch-size is the \
         global batch) and the gradients are summed with one MPI_Allreduce per step; rank 0 alone prints and writes \
@@ -185,6 +191,7 @@ struct Train: ParsableCommand {
         guard minLearningRate >= 0 else { throw ValidationError("--min-learning-rate must be ≥ 0") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive; got \(clipNorm)") }
+        if let clipValue, !(clipValue > 0 && clipValue.isFinite) { throw ValidationError("--clip-value must be positive; got \(clipValue)") }
         return settings
     }
 
@@ -233,6 +240,7 @@ struct Train: ParsableCommand {
         if let momentum { metadata["momentum"] = "\(momentum)" }
         if let weightDecay { metadata["weight_decay"] = "\(weightDecay)" }
         if let clipNorm { metadata["clip_norm"] = "\(clipNorm)" }
+        if let clipValue { metadata["clip_value"] = "\(clipValue)" }
         return metadata
     }
 
@@ -316,6 +324,8 @@ struct Train: ParsableCommand {
         let schedule = makeSchedule(settings)
         let trainer = Trainer(network: network, loss: loss, optimizer: optimizer, batchSize: settings.batchSize, seed: seed)
         trainer.clipNorm = clipNorm
+        trainer.clipValue = clipValue
+        trainer.recordsLayerStatistics = logGradNorms
         trainer.communicator = world
         if let resumeFile, let resume {
             do { try TrainingCheckpoint.restore(trainer, from: resumeFile, path: resume) } catch { throw fail(error.description) }
@@ -379,6 +389,8 @@ struct Train: ParsableCommand {
                     samples_per_second: report.samplesPerSecond, steps: report.stepCount,
                     learning_rate: Double(trainer.optimizer.learningRate),
                     train_accuracy: report.trainAccuracy ?? .nan,
+                    grad_norms: report.layerGradientNorms,
+                    update_ratios: report.layerUpdateRatios,
                     ranks: world?.size,
                     allreduce_seconds_per_step: world.map { $0.allreduceSeconds / Double(max($0.allreduceCount, 1)) })
                 let encoder = JSONEncoder()
@@ -389,6 +401,10 @@ struct Train: ParsableCommand {
                     format: "epoch %3d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.3f s  %.0f samples/s",
                     report.epoch, settings.epochs, report.trainLoss, evaluation.loss, accuracy,
                     report.seconds, report.samplesPerSecond))
+                if let norms = report.layerGradientNorms, let ratios = report.layerUpdateRatios {
+                    print("           gradient norm per layer " + norms.map { String(format: "%.3g", $0) }.joined(separator: " ")
+                          + "   update ratio " + ratios.map { String(format: "%.2g", $0) }.joined(separator: " "))
+                }
             }
             fflush(nil)  // one line per epoch, even through a pipe
         }
@@ -425,6 +441,8 @@ struct EpochLine: Encodable {
     var steps: Int
     var learning_rate: Double
     var train_accuracy: Double
+    var grad_norms: [Double]?
+    var update_ratios: [Double]?
     var ranks: Int?
     var allreduce_seconds_per_step: Double?
 }

@@ -142,3 +142,34 @@ struct ReliabilityTests {
         #expect(message(result).contains("3×2") && message(result).contains("2×3"), "\(message(result))")
     }
 }
+
+@Suite("Diagnostics: layer statistics and value clipping")
+struct DiagnosticsTests {
+    /// One full-batch SGD step: the recorded gradient norms are the layers' gradient norms, and the update ratio
+    /// is γ‖g‖/‖θ_new‖.
+    @Test func layerStatisticsOfOneStep() throws {
+        let data = Dataset(features: [0, 0, 0, 1, 1, 0, 1, 1], featureCount: 2, labels: [0, 1, 1, 0], classCount: 2)
+        let network = Network(sizes: [2, 5, 3, 2], activation: .tanh, initializer: .xavierUniform, seed: 2)
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.5), batchSize: 0)
+        trainer.recordsLayerStatistics = true
+        let report = try trainer.trainEpoch(on: data)
+        let dense = network.layers.compactMap { $0 as? Dense }
+        let norms = dense.map { (sumOfSquares($0.weightGradient) + sumOfSquares($0.biasGradient)).squareRoot() }
+        let sizes = dense.map { (sumOfSquares($0.weight) + sumOfSquares($0.bias)).squareRoot() }
+        expectClose((report.layerGradientNorms ?? []).map(Float.init), norms, relative: 1e-6, absolute: 0)
+        expectClose((report.layerUpdateRatios ?? []).map(Float.init), zip(norms, sizes).map { 0.5 * $0 / $1 },
+                    relative: 1e-4, absolute: 0)
+        #expect(report.layerGradientNorms?.count == 3)
+    }
+
+    @Test func clipValueClampsEveryElement() throws {
+        let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
+        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+        let before = network.parameters.scalars
+        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0)
+        trainer.clipValue = 0.25
+        try trainer.trainEpoch(on: data)
+        // Both gradients are large and negative, so each parameter moved up by exactly the clip value.
+        expectClose(zip(network.parameters.scalars, before).map { $0 - $1 }, [0.25, 0.25], relative: 1e-6, absolute: 1e-7)
+    }
+}

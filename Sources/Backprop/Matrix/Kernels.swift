@@ -37,6 +37,13 @@ public func sumOfSquares(_ x: Matrix) -> Double {
     return total
 }
 
+/// `xᵢ ← min(max(xᵢ, −limit), limit)`.
+public func clamp(_ x: Matrix, to limit: Float) {
+    precondition(limit >= 0, "clamp: the limit must be non-negative, got \(limit)")
+    let p = x.pointer
+    for i in 0..<x.count { p[i] = min(max(p[i], -limit), limit) }
+}
+
 /// Checks that `a` and `b` have the same shape, naming both in the message.
 @inlinable
 func precondition(sameShape a: Matrix, _ b: Matrix, _ what: @autoclosure () -> String) {

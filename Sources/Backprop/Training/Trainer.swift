@@ -17,6 +17,12 @@ public struct EpochReport: Sendable {
     /// The fraction of training samples whose arg-max output matched their label, each measured before its
     /// batch's step (classification), else `nil`.
     public var trainAccuracy: Double?
+    /// With ``Trainer/recordsLayerStatistics``: for each layer that has parameters, in order, the mean over the
+    /// epoch's steps of its gradient's L2 norm `‖∂L/∂θ‖₂` (before clipping).
+    public var layerGradientNorms: [Double]?
+    /// With ``Trainer/recordsLayerStatistics``: for each layer that has parameters, the mean over the epoch's steps
+    /// of `‖Δθ‖₂ / ‖θ‖₂`, the size of the update relative to the weights (about 10⁻³ is healthy).
+    public var layerUpdateRatios: [Double]?
     /// The number of samples trained on.
     public var sampleCount: Int
     /// The number of optimizer steps taken.
@@ -91,8 +97,21 @@ public final class Trainer<O: Optimizer> {
     /// If set, gradients whose global norm `‖g‖₂` exceeds it are scaled by `clipNorm / (‖g‖₂ + 10⁻⁶)` before each
     /// step, as PyTorch's `clip_grad_norm_` does.
     public var clipNorm: Float?
+    /// If set, every gradient element is clamped to `[−clipValue, clipValue]` before each step (after norm
+    /// clipping), as PyTorch's `clip_grad_value_` does.
+    public var clipValue: Float?
     /// The global gradient norm of the last step, before clipping.
     public private(set) var lastGradientNorm: Float = 0
+    /// Whether each epoch's report includes per-layer gradient norms and update ratios (costs one copy of the
+    /// parameters and a few passes over the buffers per step; off by default).
+    public var recordsLayerStatistics = false {
+        didSet { if recordsLayerStatistics && previousParameters == nil { previousParameters = network.parameters.copy() } }
+    }
+    private var previousParameters: Matrix?
+    private lazy var parametrizedLayers: [(parameters: [Matrix], gradients: [Matrix])] =
+        network.layers.filter { !$0.parameters.isEmpty }.map { ($0.parameters, $0.parameterGradients) }
+    private var gradientNormSums: [Double] = []
+    private var updateRatioSums: [Double] = []
     /// For data-parallel training: each process takes its shard of every batch, and the gradients are summed over
     /// all processes (one `sumInPlace` of the gradient buffer per step) before the identical step on every process.
     /// Every process must use the same seed, data and settings.
@@ -149,6 +168,10 @@ public final class Trainer<O: Optimizer> {
         let batchCount = (data.count + size - 1) / size
         var lossSum = 0.0
         correctCount = 0
+        if recordsLayerStatistics {
+            gradientNormSums = [Double](repeating: 0, count: parametrizedLayers.count)
+            updateRatioSums = gradientNormSums
+        }
         let epoch = epochsCompleted + 1
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
             for b in 0..<batchCount {
@@ -170,6 +193,8 @@ public final class Trainer<O: Optimizer> {
         return EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(data.count)),
                            seconds: monotonicSeconds() - start,
                            trainAccuracy: data.isClassification ? Double(correctCount) / Double(data.count) : nil,
+                           layerGradientNorms: recordsLayerStatistics ? gradientNormSums.map { $0 / Double(batchCount) } : nil,
+                           layerUpdateRatios: recordsLayerStatistics ? updateRatioSums.map { $0 / Double(batchCount) } : nil,
                            sampleCount: data.count, stepCount: batchCount)
     }
 
@@ -199,10 +224,34 @@ public final class Trainer<O: Optimizer> {
         lastGradientNorm = Float(norm)
         guard lossSum.isFinite else { return lossSum }
         guard norm.isFinite else { return .nan }
+        if recordsLayerStatistics, let previousParameters {
+            for (i, layer) in parametrizedLayers.enumerated() {
+                gradientNormSums[i] += layer.gradients.reduce(0) { $0 + sumOfSquares($1) }.squareRoot()
+            }
+            previousParameters.assign(network.parameters)
+        }
         if let clipNorm, norm > Double(clipNorm) {
             scale(network.gradients, by: Float(Double(clipNorm) / (norm + 1e-6)))
         }
+        if let clipValue {
+            clamp(network.gradients, to: clipValue)
+        }
         optimizer.step(network)
+        if recordsLayerStatistics, let previousParameters {
+            var offset = 0
+            for (i, layer) in parametrizedLayers.enumerated() {
+                var change = 0.0, size = 0.0
+                for tensor in layer.parameters {  // layers' tensors lie in order in the parameter buffer
+                    for j in 0..<tensor.count {
+                        let now = Double(tensor.pointer[j]), old = Double(previousParameters.pointer[offset + j])
+                        change += (now - old) * (now - old)
+                        size += now * now
+                    }
+                    offset += tensor.count
+                }
+                updateRatioSums[i] += size > 0 ? (change / size).squareRoot() : 0
+            }
+        }
         return lossSum
     }
 
