@@ -65,6 +65,9 @@ struct Train: ParsableCommand {
     @Option(help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
     var dropout: Float = 0
 
+    @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
+    var batchNorm = false
+
     @Option(help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
     var batchSize: Int?
 
@@ -234,6 +237,7 @@ struct Train: ParsableCommand {
             "seed": "\(seed)",
             "init": settings.initializer.name,
             "dropout": "\(dropout)",
+            "batch_norm": "\(batchNorm)",
             "data": data,
             "written_by": "backprop train",
         ]
@@ -252,6 +256,7 @@ struct Train: ParsableCommand {
             layers.append(Dense(inputSize: sizes[i], outputSize: sizes[i + 1],
                                 initializer: settings.initializer, generator: &generator))
             if i < sizes.count - 2 {
+                if batchNorm { layers.append(BatchNorm(featureCount: sizes[i + 1])) }
                 layers.append(settings.activation.makeLayer())
                 if dropout > 0 { layers.append(Dropout(probability: dropout, seed: seed &+ UInt64(i) &+ 1)) }
             }

@@ -44,6 +44,21 @@ public protocol Layer: Sendable {
 
     /// What the layer is, for saving; `nil` for layers a checkpoint cannot describe (the default).
     var specification: LayerSpecification? { get }
+
+    /// How many `Float`s of scratch space the layer keeps from its forward pass to its backward pass for a batch of
+    /// `rows` rows (saved statistics, indices, unfolded patches). The ``Workspace`` plans it; default 0.
+    func scratchCount(rows: Int, inputSize: Int) -> Int
+
+    /// The forward pass with the layer's scratch space (`1 × scratchCount`); by default ``forward(output:input:)``.
+    func forward(output: Matrix, input: Matrix, scratch: Matrix)
+
+    /// The backward pass with the scratch space its forward pass filled; by default
+    /// ``backward(dInput:dOutput:input:output:)``.
+    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, scratch: Matrix)
+
+    /// Tensors that are saved with the model but are not trained (batch norm's running statistics), by their
+    /// PyTorch state_dict names; default none.
+    var stateTensors: [(name: String, tensor: Matrix)] { get }
 }
 
 extension Layer {
@@ -56,14 +71,21 @@ extension Layer {
     public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {}
     public func setTraining(_ training: Bool) {}
     public var specification: LayerSpecification? { nil }
+    public func scratchCount(rows: Int, inputSize: Int) -> Int { 0 }
+    public func forward(output: Matrix, input: Matrix, scratch: Matrix) { forward(output: output, input: input) }
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, scratch: Matrix) {
+        backward(dInput: dInput, dOutput: dOutput, input: input, output: output)
+    }
+    public var stateTensors: [(name: String, tensor: Matrix)] { [] }
 
     /// The number of `Float`s in the parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// Applies the layer to a batch, allocating the output: convenient, but not for a training loop.
+    /// Applies the layer to a batch, allocating the output (and any scratch): convenient, not for a training loop.
     public func callAsFunction(_ input: Matrix) -> Matrix {
         let output = Matrix(rows: input.rows, columns: outputSize(forInputSize: input.columns))
-        forward(output: output, input: input)
+        let scratch = Matrix(rows: 1, columns: scratchCount(rows: input.rows, inputSize: input.columns))
+        forward(output: output, input: input, scratch: scratch)
         return output
     }
 }

@@ -9,6 +9,7 @@ public enum LayerSpecification: Sendable, Equatable {
     case elu(alpha: Float)
     case gelu(approximation: GELU.Approximation)
     case dropout(probability: Float, seed: UInt64)
+    case batchNorm(featureCount: Int, epsilon: Float, momentum: Float)
 
     /// A new layer of this kind (a dense layer's parameters are zero until loaded or initialised).
     public func makeLayer() -> any Layer {
@@ -24,20 +25,26 @@ public enum LayerSpecification: Sendable, Equatable {
         case .elu(let alpha): ELU(alpha: alpha)
         case .gelu(let approximation): GELU(approximation: approximation)
         case .dropout(let probability, let seed): Dropout(probability: probability, seed: seed)
+        case .batchNorm(let featureCount, let epsilon, let momentum):
+            BatchNorm(featureCount: featureCount, epsilon: epsilon, momentum: momentum)
         }
     }
 
     /// The names and PyTorch shapes of the layer's tensors in a state_dict, in the order of ``Layer/parameters``.
     /// A dense layer's weight is stored as PyTorch's `nn.Linear` keeps it, `outputSize × inputSize` (transposed).
     var tensorNames: [(name: String, transposed: Bool)] {
-        if case .dense = self { return [("weight", true), ("bias", false)] }
-        return []
+        switch self {
+        case .dense: [("weight", true), ("bias", false)]
+        case .batchNorm: [("weight", false), ("bias", false)]  // γ and β, as nn.BatchNorm1d names them
+        default: []
+        }
     }
 }
 
 extension LayerSpecification: Codable {
     private enum Key: String, CodingKey {
         case type, inputSize, outputSize, negativeSlope, alpha, approximation, probability, seed
+        case featureCount, epsilon, momentum
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +68,9 @@ extension LayerSpecification: Codable {
             self = .gelu(approximation: approximation)
         case "dropout": self = .dropout(probability: try c.decode(Float.self, forKey: .probability),
                                         seed: try c.decode(UInt64.self, forKey: .seed))
+        case "batch-norm": self = .batchNorm(featureCount: try c.decode(Int.self, forKey: .featureCount),
+                                             epsilon: try c.decode(Float.self, forKey: .epsilon),
+                                             momentum: try c.decode(Float.self, forKey: .momentum))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown layer type '\(type)'")
         }
@@ -91,6 +101,11 @@ extension LayerSpecification: Codable {
             try c.encode("dropout", forKey: .type)
             try c.encode(probability, forKey: .probability)
             try c.encode(seed, forKey: .seed)
+        case .batchNorm(let featureCount, let epsilon, let momentum):
+            try c.encode("batch-norm", forKey: .type)
+            try c.encode(featureCount, forKey: .featureCount)
+            try c.encode(epsilon, forKey: .epsilon)
+            try c.encode(momentum, forKey: .momentum)
         }
     }
 }

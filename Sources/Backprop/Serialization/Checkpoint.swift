@@ -33,6 +33,10 @@ public enum Checkpoint {
                 let shape = tensor.rows == 1 && !transposed ? [tensor.columns] : [stored.rows, stored.columns]
                 tensors["\(index).\(name)"] = SafetensorsFile.Tensor(shape: shape, values: stored.scalars)
             }
+            for (name, tensor) in layer.stateTensors {  // 1 × 1 counters are 0-dimensional in PyTorch
+                tensors["\(index).\(name)"] = SafetensorsFile.Tensor(shape: tensor.count == 1 ? [] : [tensor.count],
+                                                                    values: tensor.scalars)
+            }
         }
         var allMetadata = metadata
         allMetadata[Key.format] = "pt"  // what safetensors.torch writes; PyTorch tooling expects it
@@ -76,14 +80,26 @@ public enum Checkpoint {
                 size = outputSize
             case .dropout(let p, _) where !(p >= 0 && p < 1):
                 throw .invalidArchitecture(path: path, reason: "layer \(index) has dropout probability \(p)")
+            case .batchNorm(let f, let epsilon, let momentum):
+                guard f == size, epsilon > 0, momentum >= 0 && momentum <= 1 else {
+                    throw .invalidArchitecture(path: path, reason: "layer \(index) normalises \(f) features (ε \(epsilon), momentum \(momentum)) but receives \(size)")
+                }
             default: break
             }
         }
         // Every tensor must be present with the right shape before anything is allocated for the network, so a
         // header that claims huge layers fails here instead of exhausting memory.
         for (index, specification) in specifications.enumerated() {
-            guard case .dense(let inputSize, let outputSize) = specification else { continue }
-            for (name, expected) in [("weight", [outputSize, inputSize]), ("bias", [outputSize])] {
+            let expectedShapes: [(String, [Int])]
+            switch specification {
+            case .dense(let inputSize, let outputSize): expectedShapes = [("weight", [outputSize, inputSize]), ("bias", [outputSize])]
+            case .batchNorm(let f, _, _):
+                guard f > 0 && f <= 1 << 24 else { throw .invalidArchitecture(path: path, reason: "layer \(index) has \(f) features") }
+                expectedShapes = [("weight", [f]), ("bias", [f]), ("running_mean", [f]), ("running_var", [f]),
+                                  ("num_batches_tracked", [])]
+            default: continue
+            }
+            for (name, expected) in expectedShapes {
                 let key = "\(index).\(name)"
                 guard let stored = file.tensors[key] else { throw .missingTensor(path: path, tensor: key) }
                 guard stored.shape == expected else {
@@ -102,6 +118,9 @@ public enum Checkpoint {
                 }
                 let matrix = Matrix(rows: expected.count == 2 ? expected[0] : 1, columns: expected.last!, values: stored.values)
                 tensor.assign(transposed ? matrix.transposed() : matrix)
+            }
+            for (name, tensor) in layer.stateTensors {  // shapes were checked above
+                tensor.assign(Matrix(rows: 1, columns: tensor.count, values: file.tensors["\(index).\(name)"]!.values))
             }
         }
         return (network, file.metadata)

@@ -34,8 +34,9 @@ public func gradientCheck(
     let r = Matrix(rows: x.rows, columns: outputSize)
     r.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = Float(2 * generator.nextUniform() - 1) } }
     let output = Matrix(rows: x.rows, columns: outputSize)
+    let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: x.rows, inputSize: x.columns))
     func objective() -> Double {
-        layer.forward(output: output, input: x)
+        layer.forward(output: output, input: x, scratch: scratch)
         var sum = 0.0
         for i in 0..<output.count { sum += Double(output.pointer[i]) * Double(r.pointer[i]) }
         return sum
@@ -44,7 +45,7 @@ public func gradientCheck(
     for g in layer.parameterGradients { g.fill(0) }
     _ = objective()
     let dInput = Matrix(rows: x.rows, columns: x.columns)
-    layer.backward(dInput: dInput, dOutput: r, input: x, output: output)
+    layer.backward(dInput: dInput, dOutput: r, input: x, output: output, scratch: scratch)
     // Numeric, element by element.
     var comparison = GradientComparison(floor: floor)
     let tensors = [("input", x, dInput)] + zip(layer.parameters, layer.parameterGradients).enumerated().map {

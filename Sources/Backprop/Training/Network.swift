@@ -100,7 +100,7 @@ public final class Network: Sendable {
         var current = input
         for (i, layer) in layers.enumerated() {
             let output = workspace.activations[i].rows(0..<input.rows)
-            layer.forward(output: output, input: current)
+            layer.forward(output: output, input: current, scratch: workspace.scratch[i])
             current = output
         }
         return current
@@ -115,7 +115,8 @@ public final class Network: Sendable {
             let layerInput = i == 0 ? input : workspace.activations[i - 1].rows(0..<n)
             let dInput: Matrix? = i == 0 ? nil : workspace.deltas[i - 1].rows(0..<n)
             layers[i].backward(dInput: dInput, dOutput: workspace.deltas[i].rows(0..<n),
-                               input: layerInput, output: workspace.activations[i].rows(0..<n))
+                               input: layerInput, output: workspace.activations[i].rows(0..<n),
+                               scratch: workspace.scratch[i])
         }
     }
 
@@ -137,6 +138,8 @@ public final class Workspace {
     public let activations: [Matrix]
     /// `∂L/∂` each layer's output, same shapes as ``activations``.
     public let deltas: [Matrix]
+    /// Each layer's scratch space (``Layer/scratchCount(rows:inputSize:)`` for `capacity` rows), `1 × count`.
+    public let scratch: [Matrix]
 
     /// Plans the activations of `network` for batches of up to `capacity` rows.
     public init(for network: Network, capacity: Int) {
@@ -144,16 +147,24 @@ public final class Workspace {
         self.capacity = capacity
         self.layerOutputSizes = network.layerOutputSizes
         let total = network.layerOutputSizes.reduce(0, +) * capacity
-        let storage = MatrixStorage(count: 2 * total)
+        let inputSizes = [network.inputSize] + network.layerOutputSizes.dropLast()
+        let scratchCounts = zip(network.layers, inputSizes).map { $0.scratchCount(rows: capacity, inputSize: $1) }
+        let storage = MatrixStorage(count: 2 * total + scratchCounts.reduce(0, +))
         var offset = 0
-        var activations: [Matrix] = [], deltas: [Matrix] = []
+        var activations: [Matrix] = [], deltas: [Matrix] = [], scratch: [Matrix] = []
         for size in network.layerOutputSizes {
             activations.append(Matrix(rows: capacity, columns: size, storage: storage, offset: offset))
             deltas.append(Matrix(rows: capacity, columns: size, storage: storage, offset: offset + total))
             offset += capacity * size
         }
+        offset = 2 * total
+        for count in scratchCounts {
+            scratch.append(Matrix(rows: 1, columns: count, storage: storage, offset: offset))
+            offset += count
+        }
         self.activations = activations
         self.deltas = deltas
+        self.scratch = scratch
     }
 
     /// Where the loss writes `∂L/∂output` for a batch of `rows` rows.
