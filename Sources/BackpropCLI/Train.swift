@@ -68,6 +68,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
     var batchNorm = false
 
+    @Flag(help: "Wrap each hidden layer of equal width (dense, batch norm, activation) in a residual block x + f(x).")
+    var residual = false
+
     @Option(help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
     var batchSize: Int?
 
@@ -238,6 +241,7 @@ struct Train: ParsableCommand {
             "init": settings.initializer.name,
             "dropout": "\(dropout)",
             "batch_norm": "\(batchNorm)",
+            "residual": "\(residual)",
             "data": data,
             "written_by": "backprop train",
         ]
@@ -253,13 +257,13 @@ struct Train: ParsableCommand {
         var layers: [any Layer] = []
         let sizes = settings.sizes
         for i in 0..<(sizes.count - 1) {
-            layers.append(Dense(inputSize: sizes[i], outputSize: sizes[i + 1],
-                                initializer: settings.initializer, generator: &generator))
-            if i < sizes.count - 2 {
-                if batchNorm { layers.append(BatchNorm(featureCount: sizes[i + 1])) }
-                layers.append(settings.activation.makeLayer())
-                if dropout > 0 { layers.append(Dropout(probability: dropout, seed: seed &+ UInt64(i) &+ 1)) }
-            }
+            let dense = Dense(inputSize: sizes[i], outputSize: sizes[i + 1], initializer: settings.initializer, generator: &generator)
+            guard i < sizes.count - 2 else { layers.append(dense); break }
+            var block: [any Layer] = [dense]
+            if batchNorm { block.append(BatchNorm(featureCount: sizes[i + 1])) }
+            block.append(settings.activation.makeLayer())
+            if dropout > 0 { block.append(Dropout(probability: dropout, seed: seed &+ UInt64(i) &+ 1)) }
+            if residual && sizes[i] == sizes[i + 1] { layers.append(Residual(block)) } else { layers += block }
         }
         return Network(inputSize: sizes[0], layers: layers)
     }

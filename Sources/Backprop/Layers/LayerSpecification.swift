@@ -2,7 +2,7 @@
 ///
 /// Saved in checkpoints' metadata (`backprop.layers`, a JSON array such as
 /// `[{"type":"dense","inputSize":784,"outputSize":128},{"type":"relu"},…]`).
-public enum LayerSpecification: Sendable, Equatable {
+public indirect enum LayerSpecification: Sendable, Equatable {
     case dense(inputSize: Int, outputSize: Int)
     case sigmoid, relu, tanh, softmax, logSoftmax
     case leakyRelu(negativeSlope: Float)
@@ -10,6 +10,7 @@ public enum LayerSpecification: Sendable, Equatable {
     case gelu(approximation: GELU.Approximation)
     case dropout(probability: Float, seed: UInt64)
     case batchNorm(featureCount: Int, epsilon: Float, momentum: Float)
+    case residual([LayerSpecification])
 
     /// A new layer of this kind (a dense layer's parameters are zero until loaded or initialised).
     public func makeLayer() -> any Layer {
@@ -27,6 +28,7 @@ public enum LayerSpecification: Sendable, Equatable {
         case .dropout(let probability, let seed): Dropout(probability: probability, seed: seed)
         case .batchNorm(let featureCount, let epsilon, let momentum):
             BatchNorm(featureCount: featureCount, epsilon: epsilon, momentum: momentum)
+        case .residual(let body): Residual(body.map { $0.makeLayer() })
         }
     }
 
@@ -36,6 +38,8 @@ public enum LayerSpecification: Sendable, Equatable {
         switch self {
         case .dense: [("weight", true), ("bias", false)]
         case .batchNorm: [("weight", false), ("bias", false)]  // γ and β, as nn.BatchNorm1d names them
+        case .residual(let body):
+            body.enumerated().flatMap { k, inner in inner.tensorNames.map { ("body.\(k).\($0.name)", $0.transposed) } }
         default: []
         }
     }
@@ -44,7 +48,7 @@ public enum LayerSpecification: Sendable, Equatable {
 extension LayerSpecification: Codable {
     private enum Key: String, CodingKey {
         case type, inputSize, outputSize, negativeSlope, alpha, approximation, probability, seed
-        case featureCount, epsilon, momentum
+        case featureCount, epsilon, momentum, body
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,6 +72,7 @@ extension LayerSpecification: Codable {
             self = .gelu(approximation: approximation)
         case "dropout": self = .dropout(probability: try c.decode(Float.self, forKey: .probability),
                                         seed: try c.decode(UInt64.self, forKey: .seed))
+        case "residual": self = .residual(try c.decode([LayerSpecification].self, forKey: .body))
         case "batch-norm": self = .batchNorm(featureCount: try c.decode(Int.self, forKey: .featureCount),
                                              epsilon: try c.decode(Float.self, forKey: .epsilon),
                                              momentum: try c.decode(Float.self, forKey: .momentum))
@@ -101,6 +106,9 @@ extension LayerSpecification: Codable {
             try c.encode("dropout", forKey: .type)
             try c.encode(probability, forKey: .probability)
             try c.encode(seed, forKey: .seed)
+        case .residual(let body):
+            try c.encode("residual", forKey: .type)
+            try c.encode(body, forKey: .body)
         case .batchNorm(let featureCount, let epsilon, let momentum):
             try c.encode("batch-norm", forKey: .type)
             try c.encode(featureCount, forKey: .featureCount)
@@ -120,3 +128,38 @@ extension LeakyReLU { public var specification: LayerSpecification? { .leakyRelu
 extension ELU { public var specification: LayerSpecification? { .elu(alpha: alpha) } }
 extension GELU { public var specification: LayerSpecification? { .gelu(approximation: approximation) } }
 extension Dropout { public var specification: LayerSpecification? { .dropout(probability: probability, seed: seed) } }
+
+extension LayerSpecification {
+    /// The output size for `inputSize` inputs, or `nil` if this layer cannot take them.
+    func outputSize(forInputSize size: Int) -> Int? {
+        switch self {
+        case .dense(let inputSize, let outputSize): return inputSize == size && outputSize > 0 ? outputSize : nil
+        case .batchNorm(let f, let epsilon, let momentum): return f == size && epsilon > 0 && momentum >= 0 && momentum <= 1 ? size : nil
+        case .dropout(let p, _): return p >= 0 && p < 1 ? size : nil
+        case .residual(let body):
+            guard !body.isEmpty else { return nil }
+            var inner = size
+            for layer in body { guard let next = layer.outputSize(forInputSize: inner) else { return nil }; inner = next }
+            return inner == size ? size : nil
+        default: return size
+        }
+    }
+
+    /// The PyTorch names and shapes of every tensor this layer saves (parameters, then state), for `inputSize`
+    /// inputs (assumed valid).
+    func expectedTensors(inputSize: Int) -> [(name: String, shape: [Int])] {
+        switch self {
+        case .dense(let inputSize, let outputSize): return [("weight", [outputSize, inputSize]), ("bias", [outputSize])]
+        case .batchNorm(let f, _, _):
+            return [("weight", [f]), ("bias", [f]), ("running_mean", [f]), ("running_var", [f]), ("num_batches_tracked", [])]
+        case .residual(let body):
+            var size = inputSize, result: [(String, [Int])] = []
+            for (k, layer) in body.enumerated() {
+                result += layer.expectedTensors(inputSize: size).map { ("body.\(k).\($0.name)", $0.shape) }
+                size = layer.outputSize(forInputSize: size) ?? size
+            }
+            return result
+        default: return []
+        }
+    }
+}

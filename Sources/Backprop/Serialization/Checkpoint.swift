@@ -70,42 +70,24 @@ public enum Checkpoint {
             throw .invalidArchitecture(path: path, reason: "cannot read the layer list (\(error))")
         }
         guard !specifications.isEmpty else { throw .invalidArchitecture(path: path, reason: "the layer list is empty") }
+        // Every layer must fit, and every tensor must be present with the right shape, before anything is allocated
+        // for the network: a header that claims huge layers fails here instead of exhausting memory.
         var size = inputSize
         for (index, specification) in specifications.enumerated() {
-            switch specification {
-            case .dense(let inputSize, let outputSize):
-                guard inputSize == size, outputSize > 0 else {
-                    throw .invalidArchitecture(path: path, reason: "layer \(index) takes \(inputSize) inputs but receives \(size)")
+            for (name, expected) in specification.expectedTensors(inputSize: size) {
+                guard expected.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else {
+                    throw .invalidArchitecture(path: path, reason: "layer \(index) has a tensor of shape \(expected)")
                 }
-                size = outputSize
-            case .dropout(let p, _) where !(p >= 0 && p < 1):
-                throw .invalidArchitecture(path: path, reason: "layer \(index) has dropout probability \(p)")
-            case .batchNorm(let f, let epsilon, let momentum):
-                guard f == size, epsilon > 0, momentum >= 0 && momentum <= 1 else {
-                    throw .invalidArchitecture(path: path, reason: "layer \(index) normalises \(f) features (ε \(epsilon), momentum \(momentum)) but receives \(size)")
-                }
-            default: break
-            }
-        }
-        // Every tensor must be present with the right shape before anything is allocated for the network, so a
-        // header that claims huge layers fails here instead of exhausting memory.
-        for (index, specification) in specifications.enumerated() {
-            let expectedShapes: [(String, [Int])]
-            switch specification {
-            case .dense(let inputSize, let outputSize): expectedShapes = [("weight", [outputSize, inputSize]), ("bias", [outputSize])]
-            case .batchNorm(let f, _, _):
-                guard f > 0 && f <= 1 << 24 else { throw .invalidArchitecture(path: path, reason: "layer \(index) has \(f) features") }
-                expectedShapes = [("weight", [f]), ("bias", [f]), ("running_mean", [f]), ("running_var", [f]),
-                                  ("num_batches_tracked", [])]
-            default: continue
-            }
-            for (name, expected) in expectedShapes {
                 let key = "\(index).\(name)"
                 guard let stored = file.tensors[key] else { throw .missingTensor(path: path, tensor: key) }
                 guard stored.shape == expected else {
                     throw .shapeMismatch(path: path, tensor: key, expected: expected, found: stored.shape)
                 }
             }
+            guard let next = specification.outputSize(forInputSize: size) else {
+                throw .invalidArchitecture(path: path, reason: "layer \(index) (\(specification)) cannot take \(size) inputs")
+            }
+            size = next
         }
         let network = Network(inputSize: inputSize, layers: specifications.map { $0.makeLayer() })
         for (index, (layer, specification)) in zip(network.layers, specifications).enumerated() {
