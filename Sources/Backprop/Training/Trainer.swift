@@ -198,7 +198,7 @@ public final class Trainer<O: Optimizer> {
                            sampleCount: data.count, stepCount: batchCount)
     }
 
-    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:)``, the
+    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:batchCount:)``, the
     /// gradient norm (clipped to ``clipNorm`` if set), then, if the loss and the gradients are finite, the
     /// optimizer's update. Returns the sum of the per-sample losses, or NaN when the gradients are not finite; when
     /// the result is not finite no update was made. Subnormal numbers are flushed to zero during the step
