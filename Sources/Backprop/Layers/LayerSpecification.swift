@@ -11,6 +11,9 @@ public indirect enum LayerSpecification: Sendable, Equatable {
     case dropout(probability: Float, seed: UInt64)
     case batchNorm(featureCount: Int, epsilon: Float, momentum: Float)
     case residual([LayerSpecification])
+    case conv2D(input: ImageShape, outputChannels: Int, kernelSize: Int, stride: Int, padding: Int)
+    case pool2D(kind: Pool2D.Kind, input: ImageShape, kernelSize: Int, stride: Int)
+    case flatten
 
     /// A new layer of this kind (a dense layer's parameters are zero until loaded or initialised).
     public func makeLayer() -> any Layer {
@@ -29,6 +32,11 @@ public indirect enum LayerSpecification: Sendable, Equatable {
         case .batchNorm(let featureCount, let epsilon, let momentum):
             BatchNorm(featureCount: featureCount, epsilon: epsilon, momentum: momentum)
         case .residual(let body): Residual(body.map { $0.makeLayer() })
+        case .conv2D(let input, let outputChannels, let kernelSize, let stride, let padding):
+            Conv2D(input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding,
+                   initializer: .zeros)
+        case .pool2D(let kind, let input, let kernelSize, let stride): Pool2D(kind, input: input, kernelSize: kernelSize, stride: stride)
+        case .flatten: Flatten()
         }
     }
 
@@ -38,6 +46,7 @@ public indirect enum LayerSpecification: Sendable, Equatable {
         switch self {
         case .dense: [("weight", true), ("bias", false)]
         case .batchNorm: [("weight", false), ("bias", false)]  // γ and β, as nn.BatchNorm1d names them
+        case .conv2D: [("weight", false), ("bias", false)]  // W already outC × (inC·k·k), PyTorch's order
         case .residual(let body):
             body.enumerated().flatMap { k, inner in inner.tensorNames.map { ("body.\(k).\($0.name)", $0.transposed) } }
         default: []
@@ -48,7 +57,7 @@ public indirect enum LayerSpecification: Sendable, Equatable {
 extension LayerSpecification: Codable {
     private enum Key: String, CodingKey {
         case type, inputSize, outputSize, negativeSlope, alpha, approximation, probability, seed
-        case featureCount, epsilon, momentum, body
+        case featureCount, epsilon, momentum, body, input, outputChannels, kernelSize, stride, padding, kind
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,6 +82,13 @@ extension LayerSpecification: Codable {
         case "dropout": self = .dropout(probability: try c.decode(Float.self, forKey: .probability),
                                         seed: try c.decode(UInt64.self, forKey: .seed))
         case "residual": self = .residual(try c.decode([LayerSpecification].self, forKey: .body))
+        case "conv2d": self = .conv2D(input: try c.decode(ImageShape.self, forKey: .input),
+                                      outputChannels: try c.decode(Int.self, forKey: .outputChannels),
+                                      kernelSize: try c.decode(Int.self, forKey: .kernelSize),
+                                      stride: try c.decode(Int.self, forKey: .stride), padding: try c.decode(Int.self, forKey: .padding))
+        case "pool2d": self = .pool2D(kind: try c.decode(Pool2D.Kind.self, forKey: .kind), input: try c.decode(ImageShape.self, forKey: .input),
+                                      kernelSize: try c.decode(Int.self, forKey: .kernelSize), stride: try c.decode(Int.self, forKey: .stride))
+        case "flatten": self = .flatten
         case "batch-norm": self = .batchNorm(featureCount: try c.decode(Int.self, forKey: .featureCount),
                                              epsilon: try c.decode(Float.self, forKey: .epsilon),
                                              momentum: try c.decode(Float.self, forKey: .momentum))
@@ -109,6 +125,20 @@ extension LayerSpecification: Codable {
         case .residual(let body):
             try c.encode("residual", forKey: .type)
             try c.encode(body, forKey: .body)
+        case .conv2D(let input, let outputChannels, let kernelSize, let stride, let padding):
+            try c.encode("conv2d", forKey: .type)
+            try c.encode(input, forKey: .input)
+            try c.encode(outputChannels, forKey: .outputChannels)
+            try c.encode(kernelSize, forKey: .kernelSize)
+            try c.encode(stride, forKey: .stride)
+            try c.encode(padding, forKey: .padding)
+        case .pool2D(let kind, let input, let kernelSize, let stride):
+            try c.encode("pool2d", forKey: .type)
+            try c.encode(kind, forKey: .kind)
+            try c.encode(input, forKey: .input)
+            try c.encode(kernelSize, forKey: .kernelSize)
+            try c.encode(stride, forKey: .stride)
+        case .flatten: try c.encode("flatten", forKey: .type)
         case .batchNorm(let featureCount, let epsilon, let momentum):
             try c.encode("batch-norm", forKey: .type)
             try c.encode(featureCount, forKey: .featureCount)
@@ -136,6 +166,14 @@ extension LayerSpecification {
         case .dense(let inputSize, let outputSize): return inputSize == size && outputSize > 0 ? outputSize : nil
         case .batchNorm(let f, let epsilon, let momentum): return f == size && epsilon > 0 && momentum >= 0 && momentum <= 1 ? size : nil
         case .dropout(let p, _): return p >= 0 && p < 1 ? size : nil
+        case .conv2D(let input, let outputChannels, let k, let stride, let padding):
+            guard input.channels > 0, input.height > 0, input.width > 0, outputChannels > 0, k > 0, stride > 0, padding >= 0,
+                  input.count == size, input.height + 2 * padding >= k, input.width + 2 * padding >= k,
+                  input.count <= 1 << 24, outputChannels <= 1 << 16 else { return nil }
+            return outputChannels * ((input.height + 2 * padding - k) / stride + 1) * ((input.width + 2 * padding - k) / stride + 1)
+        case .pool2D(_, let input, let k, let stride):
+            guard input.channels > 0, input.count == size, k > 0, stride > 0, input.height >= k, input.width >= k else { return nil }
+            return input.channels * ((input.height - k) / stride + 1) * ((input.width - k) / stride + 1)
         case .residual(let body):
             guard !body.isEmpty else { return nil }
             var inner = size
@@ -152,6 +190,8 @@ extension LayerSpecification {
         case .dense(let inputSize, let outputSize): return [("weight", [outputSize, inputSize]), ("bias", [outputSize])]
         case .batchNorm(let f, _, _):
             return [("weight", [f]), ("bias", [f]), ("running_mean", [f]), ("running_var", [f]), ("num_batches_tracked", [])]
+        case .conv2D(let input, let outputChannels, let k, _, _):
+            return [("weight", [outputChannels, input.channels, k, k]), ("bias", [outputChannels])]
         case .residual(let body):
             var size = inputSize, result: [(String, [Int])] = []
             for (k, layer) in body.enumerated() {

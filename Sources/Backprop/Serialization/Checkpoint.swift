@@ -25,12 +25,13 @@ public enum Checkpoint {
     public static func file(for network: Network, metadata: [String: String] = [:]) throws(CheckpointError) -> SafetensorsFile {
         var specifications: [LayerSpecification] = []
         var tensors: [String: SafetensorsFile.Tensor] = [:]
-        for (index, layer) in network.layers.enumerated() {
+        for (index, (layer, size)) in zip(network.layers, [network.inputSize] + network.layerOutputSizes).enumerated() {
             guard let specification = layer.specification else { throw .unsupportedLayer(type: "\(type(of: layer))") }
             specifications.append(specification)
+            let shapes = specification.expectedTensors(inputSize: size)
             for ((name, transposed), tensor) in zip(specification.tensorNames, layer.parameters) {
                 let stored = transposed ? tensor.transposed() : tensor
-                let shape = tensor.rows == 1 && !transposed ? [tensor.columns] : [stored.rows, stored.columns]
+                let shape = shapes.first { $0.name == name }?.shape ?? (tensor.rows == 1 && !transposed ? [tensor.columns] : [stored.rows, stored.columns])
                 tensors["\(index).\(name)"] = SafetensorsFile.Tensor(shape: shape, values: stored.scalars)
             }
             for (name, tensor) in layer.stateTensors {  // 1 × 1 counters are 0-dimensional in PyTorch
@@ -92,14 +93,10 @@ public enum Checkpoint {
         let network = Network(inputSize: inputSize, layers: specifications.map { $0.makeLayer() })
         for (index, (layer, specification)) in zip(network.layers, specifications).enumerated() {
             for ((name, transposed), tensor) in zip(specification.tensorNames, layer.parameters) {
-                let key = "\(index).\(name)"
-                guard let stored = file.tensors[key] else { throw .missingTensor(path: path, tensor: key) }
-                let expected = transposed ? [tensor.columns, tensor.rows] : tensor.rows == 1 ? [tensor.columns] : [tensor.rows, tensor.columns]
-                guard stored.shape == expected else {
-                    throw .shapeMismatch(path: path, tensor: key, expected: expected, found: stored.shape)
-                }
-                let matrix = Matrix(rows: expected.count == 2 ? expected[0] : 1, columns: expected.last!, values: stored.values)
-                tensor.assign(transposed ? matrix.transposed() : matrix)
+                let stored = file.tensors["\(index).\(name)"]!  // presence and shape were checked above
+                let matrix = transposed ? Matrix(rows: tensor.columns, columns: tensor.rows, values: stored.values).transposed()
+                                        : Matrix(rows: tensor.rows, columns: tensor.columns, values: stored.values)
+                tensor.assign(matrix)
             }
             for (name, tensor) in layer.stateTensors {  // shapes were checked above
                 tensor.assign(Matrix(rows: 1, columns: tensor.count, values: file.tensors["\(index).\(name)"]!.values))

@@ -31,10 +31,10 @@ public enum Initializer: Sendable, Equatable {
     /// The original program's `np.random.randn(...) * 0.01`.
     public static let normal001 = Initializer.normal(standardDeviation: 0.01)
 
-    /// Fills `weight` (`fanIn × fanOut`) with draws from `generator`, in row-major order.
+    /// Fills `weight` with draws from `generator`, in row-major order; `fanIn` and `fanOut` set the scale (for a
+    /// dense layer its sizes; for a convolution, channels times kernel area). Orthogonal uses `weight`'s own shape.
     public func fill(_ weight: Matrix, fanIn: Int, fanOut: Int, using generator: inout SeededGenerator) {
-        precondition(weight.count == fanIn * fanOut,
-                     "Initializer.fill: weight \(weight.shapeDescription) is not \(fanIn)×\(fanOut)")
+        precondition(fanIn > 0 && fanOut > 0, "Initializer.fill: fan-in and fan-out must be positive, got \(fanIn), \(fanOut)")
         func uniform(_ a: Double) {
             weight.withUnsafeMutableBufferPointer { w in
                 for i in w.indices { w[i] = Float((2 * generator.nextUniform() - 1) * a) }

@@ -1,0 +1,289 @@
+/// The shape of one sample of image-like data: channels × height × width, flattened channel-major (NCHW, as
+/// PyTorch's `flatten` orders it) into a row of `channels · height · width` features.
+public struct ImageShape: Sendable, Equatable, Codable {
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public init(channels: Int, height: Int, width: Int) {
+        precondition(channels > 0 && height > 0 && width > 0, "ImageShape: sizes must be positive, got \(channels)×\(height)×\(width)")
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+    /// `channels · height · width`.
+    public var count: Int { channels * height * width }
+}
+
+/// A 2-D convolution (cross-correlation, as in PyTorch): `Y[o, y, x] = b[o] + Σ_c Σ_i Σ_j W[o, c, i, j] ·
+/// X[c, s·y + i − p, s·x + j − p]` with zero padding `p` and stride `s`. PyTorch: `nn.Conv2d(inC, outC, k,
+/// stride, padding)`; the weight is stored as PyTorch stores it, `outC × (inC·k·k)`.
+///
+/// Each sample is computed as one GEMM on its unfolded patches (im2col): `Yₙ = W · colₙ + b`, with `colₙ` of shape
+/// `(inC·k·k) × (outH·outW)`. Backward, per sample: `dW += dYₙ · colₙᵀ` (β = 1), `db += Σ dYₙ`, and
+/// `dXₙ = col2im(Wᵀ · dYₙ)`. The unfolded patches are rebuilt in the backward pass rather than kept, so the
+/// scratch space is one sample's columns.
+public struct Conv2D: Layer {
+    public let input: ImageShape
+    public let outputChannels: Int
+    public let kernelSize: Int
+    public let stride: Int
+    public let padding: Int
+    /// `W`, `outC × (inC·k·k)`.
+    public private(set) var weight: Matrix
+    /// `b`, `1 × outC`.
+    public private(set) var bias: Matrix
+    public private(set) var weightGradient: Matrix
+    public private(set) var biasGradient: Matrix
+
+    public init(input: ImageShape, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                initializer: Initializer = .pytorchDefault, seed: UInt64 = 0) {
+        var generator = SeededGenerator(seed: seed)
+        self.init(input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding,
+                  initializer: initializer, generator: &generator)
+    }
+
+    public init(input: ImageShape, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                initializer: Initializer, generator: inout SeededGenerator) {
+        precondition(outputChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0,
+                     "Conv2D: need positive channels, kernel and stride, padding ≥ 0; got \(outputChannels), \(kernelSize), \(stride), \(padding)")
+        precondition(input.height + 2 * padding >= kernelSize && input.width + 2 * padding >= kernelSize,
+                     "Conv2D: a \(kernelSize)×\(kernelSize) kernel does not fit a padded \(input.height)×\(input.width) image")
+        self.input = input
+        self.outputChannels = outputChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        let patch = input.channels * kernelSize * kernelSize
+        let values = MatrixStorage(count: (patch + 1) * outputChannels), gradients = MatrixStorage(count: (patch + 1) * outputChannels)
+        weight = Matrix(rows: outputChannels, columns: patch, storage: values, offset: 0)
+        bias = Matrix(rows: 1, columns: outputChannels, storage: values, offset: patch * outputChannels)
+        weightGradient = Matrix(rows: outputChannels, columns: patch, storage: gradients, offset: 0)
+        biasGradient = Matrix(rows: 1, columns: outputChannels, storage: gradients, offset: patch * outputChannels)
+        initialize(initializer, using: &generator)
+    }
+
+    /// The output's shape.
+    public var output: ImageShape {
+        ImageShape(channels: outputChannels, height: (input.height + 2 * padding - kernelSize) / stride + 1,
+                   width: (input.width + 2 * padding - kernelSize) / stride + 1)
+    }
+
+    public func outputSize(forInputSize inputSize: Int) -> Int {
+        precondition(inputSize == input.count, "Conv2D: this layer takes \(input.channels)×\(input.height)×\(input.width) = \(input.count) features, was given \(inputSize)")
+        return output.count
+    }
+
+    public var parameters: [Matrix] { [weight, bias] }
+    public var parameterGradients: [Matrix] { [weightGradient, biasGradient] }
+    public var specification: LayerSpecification? {
+        .conv2D(input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding)
+    }
+
+    public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
+        precondition(parameters.count == 2 && gradients.count == 2 && parameters[0].count == weight.count
+                     && parameters[1].count == bias.count, "Conv2D.bind: needs [weight, bias] twice")
+        parameters[0].assign(weight.reshaped(rows: parameters[0].rows, columns: parameters[0].columns))
+        parameters[1].assign(bias)
+        (weight, bias, weightGradient, biasGradient) = (parameters[0], parameters[1], gradients[0], gradients[1])
+    }
+
+    /// Draws `W` with fan-in `inC·k·k` and fan-out `outC·k·k` (as PyTorch computes them for convolutions).
+    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
+        let area = kernelSize * kernelSize
+        initializer.fill(weight, fanIn: input.channels * area, fanOut: outputChannels * area, using: &generator)
+        initializer.fillBias(bias, fanIn: input.channels * area, using: &generator)
+    }
+
+    public func scratchCount(rows: Int, inputSize: Int) -> Int { weight.columns * output.height * output.width * 2 }
+
+    public func forward(output: Matrix, input x: Matrix) {
+        forward(output: output, input: x, scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
+    }
+
+    public func forward(output y: Matrix, input x: Matrix, scratch: Matrix) {
+        let out = output, locations = out.height * out.width
+        precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
+                     "Conv2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count) features")
+        let columns = Matrix(rows: weight.columns, columns: locations, storage: scratch.storage, offset: scratch.offset)
+        for n in 0..<x.rows {
+            unfold(x.pointer + n * input.count, into: columns.pointer)
+            let yn = Matrix(rows: outputChannels, columns: locations, storage: y.storage, offset: y.offset + n * out.count)
+            for o in 0..<outputChannels { (yn.pointer + o * locations).update(repeating: bias.pointer[o], count: locations) }
+            gemm(yn, weight, columns, beta: 1)
+        }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
+        backward(dInput: dInput, dOutput: dOutput, input: x, output: output,
+                 scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
+        let out = self.output, locations = out.height * out.width, patch = weight.columns
+        let columns = Matrix(rows: patch, columns: locations, storage: scratch.storage, offset: scratch.offset)
+        let dColumns = Matrix(rows: patch, columns: locations, storage: scratch.storage, offset: scratch.offset + patch * locations)
+        for n in 0..<x.rows {
+            let dYn = Matrix(rows: outputChannels, columns: locations, storage: dOutput.storage, offset: dOutput.offset + n * out.count)
+            unfold(x.pointer + n * input.count, into: columns.pointer)
+            gemm(weightGradient, dYn, columns, transposeB: true, beta: 1)
+            for o in 0..<outputChannels {
+                var sum: Float = 0
+                for l in 0..<locations { sum += dYn.pointer[o * locations + l] }
+                biasGradient.pointer[o] += sum
+            }
+            if let dInput {
+                gemm(dColumns, weight, dYn, transposeA: true, beta: 0)
+                fold(dColumns.pointer, into: dInput.pointer + n * input.count)
+            }
+        }
+    }
+
+    /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image).
+    private func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>) {
+        let out = output, k = kernelSize, h = input.height, w = input.width
+        var row = 0
+        for c in 0..<input.channels {
+            for i in 0..<k {
+                for j in 0..<k {
+                    let target = columns + row * out.height * out.width
+                    for y in 0..<out.height {
+                        let sourceY = y * stride + i - padding
+                        for x in 0..<out.width {
+                            let sourceX = x * stride + j - padding
+                            target[y * out.width + x] = sourceY >= 0 && sourceY < h && sourceX >= 0 && sourceX < w
+                                ? image[(c * h + sourceY) * w + sourceX] : 0
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient.
+    private func fold(_ columns: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>) {
+        let out = output, k = kernelSize, h = input.height, w = input.width
+        image.update(repeating: 0, count: input.count)
+        var row = 0
+        for c in 0..<input.channels {
+            for i in 0..<k {
+                for j in 0..<k {
+                    let source = columns + row * out.height * out.width
+                    for y in 0..<out.height {
+                        let targetY = y * stride + i - padding
+                        guard targetY >= 0 && targetY < h else { continue }
+                        for x in 0..<out.width {
+                            let targetX = x * stride + j - padding
+                            if targetX >= 0 && targetX < w { image[(c * h + targetY) * w + targetX] += source[y * out.width + x] }
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+}
+
+/// 2-D max or average pooling over `k × k` windows with stride `s` (no padding), channel by channel.
+/// PyTorch: `nn.MaxPool2d(k, stride)`, `nn.AvgPool2d(k, stride)`.
+///
+/// Max: `Y[c, y, x] = max over the window`; backward sends each `dY` to the window's (first) maximum, whose index the
+/// forward pass keeps in the scratch space. Average: `Y = mean over the window`; backward spreads `dY/k²` over it.
+public struct Pool2D: Layer {
+    public enum Kind: String, Sendable, Codable { case max, average }
+    public let kind: Kind
+    public let input: ImageShape
+    public let kernelSize: Int
+    public let stride: Int
+
+    public init(_ kind: Kind, input: ImageShape, kernelSize: Int = 2, stride: Int? = nil) {
+        precondition(kernelSize > 0 && (stride ?? kernelSize) > 0 && input.height >= kernelSize && input.width >= kernelSize,
+                     "Pool2D: a \(kernelSize)×\(kernelSize) window does not fit \(input.height)×\(input.width)")
+        self.kind = kind
+        self.input = input
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+    }
+
+    public var output: ImageShape {
+        ImageShape(channels: input.channels, height: (input.height - kernelSize) / stride + 1,
+                   width: (input.width - kernelSize) / stride + 1)
+    }
+
+    public func outputSize(forInputSize inputSize: Int) -> Int {
+        precondition(inputSize == input.count, "Pool2D: this layer takes \(input.count) features, was given \(inputSize)")
+        return output.count
+    }
+
+    public var specification: LayerSpecification? { .pool2D(kind: kind, input: input, kernelSize: kernelSize, stride: stride) }
+
+    public func scratchCount(rows: Int, inputSize: Int) -> Int { kind == .max ? rows * output.count : 0 }
+
+    public func forward(output: Matrix, input x: Matrix) {
+        forward(output: output, input: x, scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
+    }
+
+    public func forward(output y: Matrix, input x: Matrix, scratch: Matrix) {
+        let out = self.output, k = kernelSize, h = input.height, w = input.width
+        precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
+                     "Pool2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count)")
+        for n in 0..<x.rows {
+            let image = x.pointer + n * input.count, result = y.pointer + n * out.count
+            for c in 0..<input.channels {
+                for oy in 0..<out.height {
+                    for ox in 0..<out.width {
+                        let o = (c * out.height + oy) * out.width + ox
+                        var best = -Float.infinity, bestIndex = 0, sum: Float = 0
+                        for i in 0..<k {
+                            for j in 0..<k {
+                                let index = (c * h + oy * stride + i) * w + ox * stride + j
+                                let v = image[index]
+                                sum += v
+                                if v > best { best = v; bestIndex = index }
+                            }
+                        }
+                        if kind == .max {
+                            result[o] = best
+                            scratch.pointer[n * out.count + o] = Float(bestIndex)
+                        } else {
+                            result[o] = sum / Float(k * k)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
+        precondition(kind == .average, "Pool2D.backward (max) needs the scratch its forward pass filled: run it in a Network")
+        backward(dInput: dInput, dOutput: dOutput, input: x, output: output, scratch: Matrix(rows: 1, columns: 0))
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
+        guard let dInput else { return }
+        let out = self.output, k = kernelSize, h = input.height, w = input.width
+        dInput.fill(0)
+        for n in 0..<x.rows {
+            let gradient = dOutput.pointer + n * out.count, dx = dInput.pointer + n * input.count
+            for o in 0..<out.count {
+                if kind == .max {
+                    dx[Int(scratch.pointer[n * out.count + o])] += gradient[o]
+                } else {
+                    let c = o / (out.height * out.width), oy = (o / out.width) % out.height, ox = o % out.width
+                    let share = gradient[o] / Float(k * k)
+                    for i in 0..<k { for j in 0..<k { dx[(c * h + oy * stride + i) * w + ox * stride + j] += share } }
+                }
+            }
+        }
+    }
+}
+
+/// Flattens images into rows: the identity here, because samples are already rows of `C·H·W` features (NCHW
+/// order); it exists so that a network's module indices match PyTorch's `nn.Flatten()`.
+public struct Flatten: Layer {
+    public init() {}
+    public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+    public var specification: LayerSpecification? { .flatten }
+    public func forward(output: Matrix, input: Matrix) { output.assign(input) }
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.assign(dOutput) }
+}

@@ -1,0 +1,66 @@
+import Backprop
+import Foundation
+import Testing
+
+@Suite("Convolution and pooling")
+struct ConvolutionTests {
+    static func conv() -> Conv2D {
+        let layer = Conv2D(input: ImageShape(channels: 2, height: 5, width: 5), outputChannels: 3, kernelSize: 3, stride: 2, padding: 1)
+        layer.weight.assign(Matrix(rows: 3, columns: 18, values: GoldenConvolution.w))
+        layer.bias.assign(Matrix(rows: 1, columns: 3, values: GoldenConvolution.b))
+        return layer
+    }
+
+    @Test func convolutionMatchesPyTorch() {
+        let layer = Self.conv()
+        #expect(layer.output == ImageShape(channels: 3, height: 3, width: 3))
+        let x = Matrix(rows: 2, columns: 50, values: GoldenConvolution.x), dy = Matrix(rows: 2, columns: 27, values: GoldenConvolution.dy)
+        let y = Matrix(rows: 2, columns: 27), dx = Matrix(rows: 2, columns: 50)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 50))
+        layer.forward(output: y, input: x, scratch: scratch)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        expectClose(y.scalars, GoldenConvolution.y, relative: 1e-5, absolute: 1e-6, "y")
+        expectClose(dx.scalars, GoldenConvolution.dx, relative: 1e-5, absolute: 1e-6, "dx")
+        expectClose(layer.weightGradient.scalars, GoldenConvolution.dw, relative: 1e-5, absolute: 1e-6, "dW")
+        expectClose(layer.biasGradient.scalars, GoldenConvolution.db, relative: 1e-5, absolute: 1e-6, "db")
+    }
+
+    @Test func convolutionPassesTheGradientCheck() {
+        let result = gradientCheck(Self.conv(), input: Matrix(rows: 2, columns: 50, values: GoldenConvolution.x))
+        #expect(result.passes(tolerance: 1e-2), "\(result)")
+    }
+
+    @Test(arguments: [Pool2D.Kind.max, .average])
+    func poolingMatchesPyTorchAndPassesTheGradientCheck(_ kind: Pool2D.Kind) {
+        let layer = Pool2D(kind, input: ImageShape(channels: 2, height: 4, width: 4))
+        let x = Matrix(rows: 2, columns: 32, values: GoldenConvolution.poolX)
+        let dy = Matrix(rows: 2, columns: 8, values: kind == .max ? GoldenConvolution.maxPoolDY : GoldenConvolution.averagePoolDY)
+        let y = Matrix(rows: 2, columns: 8), dx = Matrix(rows: 2, columns: 32)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 32))
+        layer.forward(output: y, input: x, scratch: scratch)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        expectClose(y.scalars, kind == .max ? GoldenConvolution.maxPoolY : GoldenConvolution.averagePoolY, "\(kind) y")
+        expectClose(dx.scalars, kind == .max ? GoldenConvolution.maxPoolDX : GoldenConvolution.averagePoolDX, "\(kind) dx")
+        let result = gradientCheck(layer, input: x, epsilon: 1e-3)
+        #expect(result.passes(tolerance: 1e-2), "\(kind): \(result)")
+    }
+
+    @Test func smallCNNTrainsAndRoundTrips() throws {
+        let folder = TemporaryFolder()
+        let image = ImageShape(channels: 1, height: 4, width: 4)
+        let conv = Conv2D(input: image, outputChannels: 4, kernelSize: 3, padding: 1, seed: 1)
+        let pool = Pool2D(.max, input: conv.output)
+        let network = Network(inputSize: 16, layers: [conv, ReLU(), pool, Flatten(), Dense(inputSize: pool.output.count, outputSize: 4, seed: 2)])
+        quadrantFolder(folder, count: 200, seed: 3)
+        let (train, test) = try Dataset.mnist(directory: folder.path, classCount: 4)
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: Adam(learningRate: 0.01), batchSize: 16)
+        for _ in 0..<5 { try trainer.trainEpoch(on: train) }
+        #expect(try trainer.evaluate(on: test).accuracy! > 0.9)
+        let path = "\(folder.path)/cnn.safetensors"
+        try network.save(to: path)
+        #expect(try SafetensorsFile(contentsOf: path).tensors["0.weight"]?.shape == [4, 1, 3, 3])
+        let loaded = try Network.load(from: path)
+        let x = randomMatrix(3, 16, seed: 5, in: 0...1)
+        #expect(loaded(x) == network(x))
+    }
+}
