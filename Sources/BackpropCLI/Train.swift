@@ -65,6 +65,12 @@ struct Train: ParsableCommand {
     @Option(help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
     var dropout: Float = 0
 
+    @Option(help: """
+        mlp (the --layers network) or cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
+        – flatten – dense 128 – activation – dense (classes), for square one-channel images. (default: mlp)
+        """)
+    var model: ModelKind = .mlp
+
     @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
     var batchNorm = false
 
@@ -128,6 +134,7 @@ struct Train: ParsableCommand {
     var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
     }
@@ -242,6 +249,7 @@ struct Train: ParsableCommand {
             "dropout": "\(dropout)",
             "batch_norm": "\(batchNorm)",
             "residual": "\(residual)",
+            "model": model.rawValue,
             "data": data,
             "written_by": "backprop train",
         ]
@@ -252,7 +260,27 @@ struct Train: ParsableCommand {
         return metadata
     }
 
+    /// The small CNN of `--model cnn` for `side × side` one-channel images.
+    func makeCNN(_ settings: Settings, side: Int) -> Network {
+        var generator = SeededGenerator(seed: seed)
+        let image = ImageShape(channels: 1, height: side, width: side)
+        let conv1 = Conv2D(input: image, outputChannels: 32, kernelSize: 3, padding: 1, initializer: settings.initializer, generator: &generator)
+        let pool1 = Pool2D(.max, input: conv1.output)
+        let conv2 = Conv2D(input: pool1.output, outputChannels: 64, kernelSize: 3, padding: 1, initializer: settings.initializer, generator: &generator)
+        let pool2 = Pool2D(.max, input: conv2.output)
+        return Network(inputSize: image.count, layers: [
+            conv1, settings.activation.makeLayer(), pool1, conv2, settings.activation.makeLayer(), pool2, Flatten(),
+            Dense(inputSize: pool2.output.count, outputSize: 128, initializer: settings.initializer, generator: &generator),
+            settings.activation.makeLayer(),
+            Dense(inputSize: 128, outputSize: settings.sizes.last!, initializer: settings.initializer, generator: &generator),
+        ])
+    }
+
     func makeNetwork(_ settings: Settings) -> Network {
+        if model == .cnn {
+            let side = Int(Double(settings.sizes[0]).squareRoot())
+            return makeCNN(settings, side: side)
+        }
         var generator = SeededGenerator(seed: seed)
         var layers: [any Layer] = []
         let sizes = settings.sizes
@@ -293,6 +321,12 @@ struct Train: ParsableCommand {
                 message += " (install Fashion-MNIST with: apt-get install dataset-fashion-mnist, or pass --data DIR)"
             }
             throw fail(message, rank: world)
+        }
+        if model == .cnn {
+            let side = Int(Double(data.train.featureCount).squareRoot())
+            guard side * side == data.train.featureCount else {
+                throw fail("--model cnn needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
+            }
         }
         guard data.train.featureCount == settings.sizes[0] else {
             throw fail("--layers starts with \(settings.sizes[0]) inputs, but the images in \(self.data) have \(data.train.featureCount) pixels", rank: world)
@@ -346,7 +380,8 @@ struct Train: ParsableCommand {
         var lastCheckpoint: Int?
         if !json && !quiet {
             print("""
-                backprop: \(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \
+                backprop: \(model == .cnn ? "cnn (conv32-pool-conv64-pool-128-\(settings.sizes.last!))" : settings.sizes.map(String.init).joined(separator: "-")) \
+                \(settings.activation.rawValue)\(batchNorm ? " + batch norm" : "")\(residual ? ", residual" : ""), \
                 \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
                 \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
                 batch \(settings.batchSize == 0 ? "full (\(data.train.count))" : String(settings.batchSize)), \

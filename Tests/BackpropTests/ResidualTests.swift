@@ -49,3 +49,25 @@ struct ResidualTests {
         #expect(loaded(x) == network(x))
     }
 }
+
+extension ResidualTests {
+    @Test func matchesPyTorch() {
+        let first = Dense(inputSize: 5, outputSize: 7), second = Dense(inputSize: 7, outputSize: 5)
+        first.weight.assign(Matrix(rows: 5, columns: 7, values: GoldenResidual.w1))
+        first.bias.assign(Matrix(rows: 1, columns: 7, values: GoldenResidual.b1))
+        second.weight.assign(Matrix(rows: 7, columns: 5, values: GoldenResidual.w2))
+        second.bias.assign(Matrix(rows: 1, columns: 5, values: GoldenResidual.b2))
+        let block = Residual([first, Tanh(), second])
+        let x = Matrix(rows: 4, columns: 5, values: GoldenResidual.x), dy = Matrix(rows: 4, columns: 5, values: GoldenResidual.dy)
+        let y = Matrix(rows: 4, columns: 5), dx = Matrix(rows: 4, columns: 5)
+        let scratch = Matrix(rows: 1, columns: block.scratchCount(rows: 4, inputSize: 5))
+        block.forward(output: y, input: x, scratch: scratch)
+        block.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        expectClose(y.scalars, GoldenResidual.yExpected, "y")
+        expectClose(dx.scalars, GoldenResidual.dxExpected, "dx")
+        expectClose(first.weightGradient.scalars, GoldenResidual.dw1Expected, "dW1")
+        expectClose(first.biasGradient.scalars, GoldenResidual.db1Expected, "db1")
+        expectClose(second.weightGradient.scalars, GoldenResidual.dw2Expected, "dW2")
+        expectClose(second.biasGradient.scalars, GoldenResidual.db2Expected, "db2")
+    }
+}
