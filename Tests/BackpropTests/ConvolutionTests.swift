@@ -64,3 +64,33 @@ struct ConvolutionTests {
         #expect(loaded(x) == network(x))
     }
 }
+
+extension ConvolutionTests {
+    /// Batches larger than a chunk (64 samples) give what the samples give one at a time.
+    @Test func chunkedBatchesEqualSingleSamples() {
+        let layer = Conv2D(input: ImageShape(channels: 2, height: 6, width: 6), outputChannels: 3, kernelSize: 3, padding: 1, seed: 2)
+        let rows = 130, x = randomMatrix(rows, 72, seed: 3), dy = randomMatrix(rows, 108, seed: 4)
+        let y = Matrix(rows: rows, columns: 108), dx = Matrix(rows: rows, columns: 72)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: rows, inputSize: 72))
+        layer.weightGradient.fill(0)
+        layer.forward(output: y, input: x, scratch: scratch)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        let batchWeightGradient = layer.weightGradient.copy()
+        layer.weightGradient.fill(0)
+        let one = Matrix(rows: 1, columns: layer.scratchCount(rows: 1, inputSize: 72))
+        for n in [0, 63, 64, 65, 129] {
+            let yn = Matrix(rows: 1, columns: 108), dxn = Matrix(rows: 1, columns: 72)
+            layer.forward(output: yn, input: x.rows(n..<(n + 1)), scratch: one)
+            layer.backward(dInput: dxn, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, scratch: one)
+            expectClose(y.rows(n..<(n + 1)), yn, relative: 1e-5, absolute: 1e-6, "y of sample \(n)")
+            expectClose(dx.rows(n..<(n + 1)), dxn, relative: 1e-5, absolute: 1e-6, "dx of sample \(n)")
+        }
+        layer.weightGradient.fill(0)
+        for n in 0..<rows {
+            let yn = Matrix(rows: 1, columns: 108)
+            layer.forward(output: yn, input: x.rows(n..<(n + 1)), scratch: one)
+            layer.backward(dInput: nil, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, scratch: one)
+        }
+        expectClose(batchWeightGradient, layer.weightGradient, relative: 1e-4, absolute: 1e-4, "dW")
+    }
+}

@@ -18,10 +18,9 @@ public struct ImageShape: Sendable, Equatable, Codable {
 /// X[c, s·y + i − p, s·x + j − p]` with zero padding `p` and stride `s`. PyTorch: `nn.Conv2d(inC, outC, k,
 /// stride, padding)`; the weight is stored as PyTorch stores it, `outC × (inC·k·k)`.
 ///
-/// Each sample is computed as one GEMM on its unfolded patches (im2col): `Yₙ = W · colₙ + b`, with `colₙ` of shape
-/// `(inC·k·k) × (outH·outW)`. Backward, per sample: `dW += dYₙ · colₙᵀ` (β = 1), `db += Σ dYₙ`, and
-/// `dXₙ = col2im(Wᵀ · dYₙ)`. The unfolded patches are rebuilt in the backward pass rather than kept, so the
-/// scratch space is one sample's columns.
+/// Samples are unfolded into patches (im2col) up to 64 at a time and multiplied at once: `Y = W · cols + b`, with
+/// `cols` of shape `(inC·k·k) × (samples·outH·outW)`. Backward: `dW += dY · colsᵀ` (β = 1), `db += Σ dY`, and
+/// `dX = col2im(Wᵀ · dY)`. The scratch space holds one chunk's patches and channel-major outputs.
 public struct Conv2D: Layer {
     public let input: ImageShape
     public let outputChannels: Int
@@ -94,7 +93,21 @@ public struct Conv2D: Layer {
         initializer.fillBias(bias, fanIn: input.channels * area, using: &generator)
     }
 
-    public func scratchCount(rows: Int, inputSize: Int) -> Int { weight.columns * output.height * output.width * 2 }
+    /// Samples unfolded together: one GEMM per chunk instead of one per sample, with bounded scratch.
+    static let chunkSize = 64
+
+    /// The unfolded patches of a chunk (`(inC·k·k) × (chunk·outH·outW)`) and the GEMM's channel-major result
+    /// (`outC × (chunk·outH·outW)`); the patches stay from the forward to the backward pass when the batch fits one
+    /// chunk, and are rebuilt otherwise.
+    public func scratchCount(rows: Int, inputSize: Int) -> Int {
+        min(rows, Self.chunkSize) * output.height * output.width * (weight.columns + outputChannels)
+    }
+
+    private func buffers(_ scratch: Matrix, samples: Int) -> (columns: Matrix, channels: Matrix) {
+        let width = samples * output.height * output.width
+        return (Matrix(rows: weight.columns, columns: width, storage: scratch.storage, offset: scratch.offset),
+                Matrix(rows: outputChannels, columns: width, storage: scratch.storage, offset: scratch.offset + weight.columns * width))
+    }
 
     public func forward(output: Matrix, input x: Matrix) {
         forward(output: output, input: x, scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
@@ -104,12 +117,20 @@ public struct Conv2D: Layer {
         let out = output, locations = out.height * out.width
         precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
                      "Conv2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count) features")
-        let columns = Matrix(rows: weight.columns, columns: locations, storage: scratch.storage, offset: scratch.offset)
-        for n in 0..<x.rows {
-            unfold(x.pointer + n * input.count, into: columns.pointer)
-            let yn = Matrix(rows: outputChannels, columns: locations, storage: y.storage, offset: y.offset + n * out.count)
-            for o in 0..<outputChannels { (yn.pointer + o * locations).update(repeating: bias.pointer[o], count: locations) }
-            gemm(yn, weight, columns, beta: 1)
+        var start = 0
+        while start < x.rows {
+            let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
+            let (columns, channels) = buffers(scratch, samples: samples)
+            for n in 0..<samples { unfold(x.pointer + (start + n) * input.count, into: columns.pointer + n * locations, rowStride: width) }
+            gemm(channels, weight, columns)  // outC × (samples·L)
+            for n in 0..<samples {  // to each sample's channel-major row, plus the bias
+                let yn = y.pointer + (start + n) * out.count
+                for o in 0..<outputChannels {
+                    let source = channels.pointer + o * width + n * locations, target = yn + o * locations, b = bias.pointer[o]
+                    for l in 0..<locations { target[l] = source[l] + b }
+                }
+            }
+            start += samples
         }
     }
 
@@ -119,33 +140,41 @@ public struct Conv2D: Layer {
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
-        let out = self.output, locations = out.height * out.width, patch = weight.columns
-        let columns = Matrix(rows: patch, columns: locations, storage: scratch.storage, offset: scratch.offset)
-        let dColumns = Matrix(rows: patch, columns: locations, storage: scratch.storage, offset: scratch.offset + patch * locations)
-        for n in 0..<x.rows {
-            let dYn = Matrix(rows: outputChannels, columns: locations, storage: dOutput.storage, offset: dOutput.offset + n * out.count)
-            unfold(x.pointer + n * input.count, into: columns.pointer)
-            gemm(weightGradient, dYn, columns, transposeB: true, beta: 1)
-            for o in 0..<outputChannels {
-                var sum: Float = 0
-                for l in 0..<locations { sum += dYn.pointer[o * locations + l] }
-                biasGradient.pointer[o] += sum
+        let out = self.output, locations = out.height * out.width
+        var start = 0
+        while start < x.rows {
+            let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
+            let (columns, channels) = buffers(scratch, samples: samples)
+            if x.rows > Self.chunkSize {  // the forward pass's patches were overwritten by later chunks
+                for n in 0..<samples { unfold(x.pointer + (start + n) * input.count, into: columns.pointer + n * locations, rowStride: width) }
             }
+            for n in 0..<samples {  // dY, channel-major: channels[o, n·L + l] = dY[n, o, l]
+                let dYn = dOutput.pointer + (start + n) * out.count
+                for o in 0..<outputChannels {
+                    (channels.pointer + o * width + n * locations).update(from: dYn + o * locations, count: locations)
+                }
+            }
+            gemm(weightGradient, channels, columns, transposeB: true, beta: 1)  // dW += dY · colsᵀ
+            addRowSums(biasGradient, of: channels)
             if let dInput {
-                gemm(dColumns, weight, dYn, transposeA: true, beta: 0)
-                fold(dColumns.pointer, into: dInput.pointer + n * input.count)
+                gemm(columns, weight, channels, transposeA: true, beta: 0)  // dcols = Wᵀ · dY, over the patches
+                for n in 0..<samples {
+                    fold(columns.pointer + n * locations, rowStride: width, into: dInput.pointer + (start + n) * input.count)
+                }
             }
+            start += samples
         }
     }
 
-    /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image).
-    private func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>) {
+    /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image), rows
+    /// `rowStride` apart.
+    private func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>, rowStride: Int) {
         let out = output, k = kernelSize, h = input.height, w = input.width
         var row = 0
         for c in 0..<input.channels {
             for i in 0..<k {
                 for j in 0..<k {
-                    let target = columns + row * out.height * out.width
+                    let target = columns + row * rowStride
                     for y in 0..<out.height {
                         let sourceY = y * stride + i - padding
                         for x in 0..<out.width {
@@ -161,14 +190,14 @@ public struct Conv2D: Layer {
     }
 
     /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient.
-    private func fold(_ columns: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>) {
+    private func fold(_ columns: UnsafePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
         let out = output, k = kernelSize, h = input.height, w = input.width
         image.update(repeating: 0, count: input.count)
         var row = 0
         for c in 0..<input.channels {
             for i in 0..<k {
                 for j in 0..<k {
-                    let source = columns + row * out.height * out.width
+                    let source = columns + row * rowStride
                     for y in 0..<out.height {
                         let targetY = y * stride + i - padding
                         guard targetY >= 0 && targetY < h else { continue }

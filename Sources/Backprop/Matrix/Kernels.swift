@@ -94,6 +94,19 @@ public func shiftedExponentialSum(_ z: UnsafePointer<Float>, count: Int) -> (max
     return (m, sum)
 }
 
+/// `sums[i] += Σⱼ input[i, j]`: the row sums of an `m × n` matrix added to a `1 × m` row.
+public func addRowSums(_ sums: Matrix, of input: Matrix) {
+    precondition(sums.rows == 1 && sums.columns == input.rows,
+                 "addRowSums: sums \(sums.shapeDescription) do not match rows of \(input.shapeDescription)")
+    let n = input.columns
+    for i in 0..<input.rows {
+        let row = input.pointer + i * n
+        var sum: Float = 0
+        for j in 0..<n { sum += row[j] }
+        sums.pointer[i] += sum
+    }
+}
+
 /// Copies the `1 × n` row `row` into every row of the `m × n` matrix `output`.
 public func broadcastRows(_ output: Matrix, row: Matrix) {
     precondition(row.rows == 1 && row.columns == output.columns,
