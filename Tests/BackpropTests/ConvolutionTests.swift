@@ -94,3 +94,15 @@ extension ConvolutionTests {
         expectClose(batchWeightGradient, layer.weightGradient, relative: 1e-4, absolute: 1e-4, "dW")
     }
 }
+
+extension ConvolutionTests {
+    /// Small images, large padding and strides: every edge case of the patch bounds passes the gradient check.
+    @Test(arguments: [(1, 1, 3, 1, 1), (1, 2, 3, 2, 1), (3, 3, 3, 2, 2), (5, 4, 2, 3, 0), (2, 5, 3, 1, 2)])
+    func edgeCases(_ shape: (Int, Int, Int, Int, Int)) {
+        let (height, width, kernel, stride, padding) = shape
+        let layer = Conv2D(input: ImageShape(channels: 2, height: height, width: width), outputChannels: 2,
+                           kernelSize: kernel, stride: stride, padding: padding, seed: 7)
+        let result = gradientCheck(layer, input: randomMatrix(3, 2 * height * width, seed: 8))
+        #expect(result.passes(tolerance: 1e-2), "\(shape): \(result)")
+    }
+}

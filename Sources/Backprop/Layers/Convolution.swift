@@ -175,13 +175,21 @@ public struct Conv2D: Layer {
             for i in 0..<k {
                 for j in 0..<k {
                     let target = columns + row * rowStride
+                    // Output columns x whose source column s·x + j − p lies inside the image: [first, last).
+                    let first = min(out.width, max(0, (padding - j + stride - 1) / stride))
+                    let reach = w - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
+                    let last = reach < 0 ? first : max(first, min(out.width, reach / stride + 1))
                     for y in 0..<out.height {
-                        let sourceY = y * stride + i - padding
-                        for x in 0..<out.width {
-                            let sourceX = x * stride + j - padding
-                            target[y * out.width + x] = sourceY >= 0 && sourceY < h && sourceX >= 0 && sourceX < w
-                                ? image[(c * h + sourceY) * w + sourceX] : 0
+                        let sourceY = y * stride + i - padding, line = target + y * out.width
+                        guard sourceY >= 0 && sourceY < h else { line.update(repeating: 0, count: out.width); continue }
+                        let source = image + (c * h + sourceY) * w + j - padding
+                        line.update(repeating: 0, count: first)
+                        if stride == 1 {
+                            (line + first).update(from: source + first, count: last - first)
+                        } else {
+                            for x in first..<last { line[x] = source[x * stride] }
                         }
+                        (line + last).update(repeating: 0, count: out.width - last)
                     }
                     row += 1
                 }
@@ -198,13 +206,14 @@ public struct Conv2D: Layer {
             for i in 0..<k {
                 for j in 0..<k {
                     let source = columns + row * rowStride
+                    let first = min(out.width, max(0, (padding - j + stride - 1) / stride))
+                    let reach = w - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
+                    let last = reach < 0 ? first : max(first, min(out.width, reach / stride + 1))
                     for y in 0..<out.height {
                         let targetY = y * stride + i - padding
                         guard targetY >= 0 && targetY < h else { continue }
-                        for x in 0..<out.width {
-                            let targetX = x * stride + j - padding
-                            if targetX >= 0 && targetX < w { image[(c * h + targetY) * w + targetX] += source[y * out.width + x] }
-                        }
+                        let target = image + (c * h + targetY) * w + j - padding, line = source + y * out.width
+                        for x in first..<last { target[x * stride] += line[x] }
                     }
                     row += 1
                 }
