@@ -59,6 +59,35 @@ let benchmarks: @Sendable () -> Void = {
                      batchSize: 0, threads: threads)
     }
 
+    // One step of the small CNN (`backprop train --model cnn`), batch 64.
+    for threads in [1, 2] {
+    Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",
+              configuration: .init(metrics: metrics, warmupIterations: 2, maxDuration: .seconds(5))) { benchmark in
+        BLAS.setThreadCount(threads)
+        let image = ImageShape(channels: 1, height: 28, width: 28)
+        let conv1 = Conv2D(input: image, outputChannels: 32, kernelSize: 3, padding: 1, seed: 1)
+        let pool1 = Pool2D(.max, input: conv1.output)
+        let conv2 = Conv2D(input: pool1.output, outputChannels: 64, kernelSize: 3, padding: 1, seed: 2)
+        let pool2 = Pool2D(.max, input: conv2.output)
+        let network = Network(inputSize: 784, layers: [conv1, ReLU(), pool1, conv2, ReLU(), pool2, Flatten(),
+                                                       Dense(inputSize: pool2.output.count, outputSize: 128, seed: 3), ReLU(),
+                                                       Dense(inputSize: 128, outputSize: 10, seed: 4)])
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: Adam(learningRate: 0.001), batchSize: 64)
+        let indices = (0..<Int32(64 * 20)).map { $0 }
+        indices.withUnsafeBufferPointer { all in
+            trainer.trainBatch(UnsafeBufferPointer(rebasing: all[0..<64]), data: data.train)  // warm-up
+            var start = 64
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                if start + 64 > all.count { start = 0 }
+                blackHole(trainer.trainBatch(UnsafeBufferPointer(rebasing: all[start..<(start + 64)]), data: data.train))
+                start += 64
+            }
+            benchmark.stopMeasurement()
+        }
+    }
+    }
+
     Benchmark("Inference 784-128-10 on 10 000 images",
               configuration: .init(metrics: metrics, warmupIterations: 1, maxDuration: .seconds(3))) { benchmark in
         let network = Network(sizes: [784, 128, 10], activation: .relu, initializer: .heNormal, seed: 0)
