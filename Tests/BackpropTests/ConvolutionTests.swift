@@ -106,3 +106,11 @@ extension ConvolutionTests {
         #expect(result.passes(tolerance: 1e-2), "\(shape): \(result)")
     }
 }
+
+extension ConvolutionTests {
+    @Test func flattenIsTheIdentityBothWays() {
+        let x = randomMatrix(3, 8, seed: 9)
+        #expect(Flatten()(x) == x)
+        #expect(gradientCheck(Flatten(), input: x).passes(tolerance: 1e-3))
+    }
+}
