@@ -1,6 +1,6 @@
 /// Measures a network on a data set: mean loss, accuracy and confusion matrix, in batches of a fixed size.
 ///
-/// The batch size is fixed (1000 by default, whatever the training batch size was) so that the same network and
+/// The batch size is fixed (256 by default, whatever the training batch size was) so that the same network and
 /// data give bit-for-bit the same outputs, and so the same accuracy, wherever they are evaluated: after an epoch
 /// of training, or later by `backprop evaluate` on the saved model. Buffers are planned once; the batches allocate
 /// nothing, and only the returned confusion matrix is allocated per call.
@@ -18,11 +18,11 @@ public final class Evaluator {
     /// every process gets the whole data set's figures.
     public var communicator: (any Communicator)?
 
-    public init(network: Network, loss: any Loss, batchSize: Int = 1000) {
+    public init(network: Network, loss: any Loss, batchSize: Int = 256) {
         precondition(batchSize > 0, "Evaluator: the batch size must be positive, got \(batchSize)")
         self.network = network
         self.loss = loss
-        workspace = Workspace(for: network, capacity: batchSize)
+        workspace = Workspace(for: network, capacity: batchSize, backward: false)
         inputBatch = Matrix(rows: batchSize, columns: network.inputSize)
         targetBatch = Matrix(rows: batchSize, columns: network.outputSize)
         indices = [Int32](repeating: 0, count: batchSize)

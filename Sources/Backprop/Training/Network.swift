@@ -122,7 +122,7 @@ public final class Network: Sendable {
 
     /// The network's output for `input`, computed with a workspace of its own (allocates; for convenience).
     public func callAsFunction(_ input: Matrix) -> Matrix {
-        let workspace = Workspace(for: self, capacity: max(input.rows, 1))
+        let workspace = Workspace(for: self, capacity: max(input.rows, 1), backward: false)
         return forward(input, workspace: workspace).copy()
     }
 }
@@ -141,23 +141,25 @@ public final class Workspace {
     /// Each layer's scratch space (``Layer/scratchCount(rows:inputSize:)`` for `capacity` rows), `1 × count`.
     public let scratch: [Matrix]
 
-    /// Plans the activations of `network` for batches of up to `capacity` rows.
-    public init(for network: Network, capacity: Int) {
+    /// Plans the activations of `network` for batches of up to `capacity` rows; with `backward: false` (for
+    /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:)`` cannot be used.
+    public init(for network: Network, capacity: Int, backward: Bool = true) {
         precondition(capacity > 0, "Workspace: capacity must be positive, got \(capacity)")
         self.capacity = capacity
         self.layerOutputSizes = network.layerOutputSizes
         let total = network.layerOutputSizes.reduce(0, +) * capacity
         let inputSizes = [network.inputSize] + network.layerOutputSizes.dropLast()
         let scratchCounts = zip(network.layers, inputSizes).map { $0.scratchCount(rows: capacity, inputSize: $1) }
-        let storage = MatrixStorage(count: 2 * total + scratchCounts.reduce(0, +))
+        let deltaTotal = backward ? total : 0
+        let storage = MatrixStorage(count: total + deltaTotal + scratchCounts.reduce(0, +))
         var offset = 0
         var activations: [Matrix] = [], deltas: [Matrix] = [], scratch: [Matrix] = []
         for size in network.layerOutputSizes {
             activations.append(Matrix(rows: capacity, columns: size, storage: storage, offset: offset))
-            deltas.append(Matrix(rows: capacity, columns: size, storage: storage, offset: offset + total))
+            deltas.append(Matrix(rows: backward ? capacity : 0, columns: size, storage: storage, offset: backward ? offset + total : 0))
             offset += capacity * size
         }
-        offset = 2 * total
+        offset = total + deltaTotal
         for count in scratchCounts {
             scratch.append(Matrix(rows: 1, columns: count, storage: storage, offset: offset))
             offset += count
