@@ -110,9 +110,30 @@ struct ReliabilityTests {
         #expect(abs(moved.map { $0 * $0 }.reduce(0, +).squareRoot() - 0.5) < 1e-4)
     }
 
-    @Test func nonFiniteGradientsStopTraining() throws {
-        // A NaN feature makes the gradient NaN while a NaN-free loss… is impossible here, so check the guard
-        // directly: an infinite target gives an infinite loss and the step is refused.
+    /// A layer whose forward pass is the identity but whose backward pass produces NaN: the loss stays finite,
+    /// the gradients do not.
+    struct NaNBackward: Layer {
+        func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+        func forward(output: Matrix, input: Matrix) { output.assign(input) }
+        func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.fill(.nan) }
+    }
+
+    @Test func nonFiniteGradientsStopTrainingBeforeTheStep() throws {
+        let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [1, 2, 3, 4], targetWidth: 1)
+        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1), NaNBackward(),
+                                                     Dense(inputSize: 1, outputSize: 1)])
+        let before = network.parameters.scalars
+        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 0.1), batchSize: 0)
+        #expect {
+            try trainer.trainEpoch(on: data)
+        } throws: { error in
+            guard case .diverged(1, 1, let loss) = error as? TrainingError else { return false }
+            return loss.isNaN  // the loss was finite; the NaN gradient is what stopped it
+        }
+        #expect(network.parameters.scalars == before, "no parameter was updated")
+    }
+
+    @Test func infiniteLossStopsTraining() throws {
         let data = Dataset(features: [1, 2], featureCount: 1, targets: [Float.infinity, 1], targetWidth: 1)
         let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
         let before = network.parameters.scalars
