@@ -5,13 +5,15 @@ import Testing
 @Suite("Reliability: resume, kills, divergence, misuse")
 struct ReliabilityTests {
     /// A run interrupted after 2 of 4 epochs and resumed ends with the same weights, bit for bit, as one that
-    /// was never interrupted (Adam, dropout, shuffling, a schedule: every kind of state). The interrupted run is
+    /// was never interrupted (Adam, dropout, batch norm, a residual block, shuffling, a schedule: every kind of
+    /// state). The interrupted run is
     /// simulated by a 2-epoch run, so the schedule must not depend on --epochs (cosine would).
     @Test func resumedRunIsBitwiseIdentical() throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 120, seed: 6)
-        let common = ["train", "--data", folder.path, "--layers", "16-10-4", "--optimizer", "adam", "--learning-rate", "0.01",
-                      "--dropout", "0.2", "--batch-size", "16", "--threads", "1", "--seed", "3", "--schedule", "step",
+        // A residual block with batch norm and dropout inside: running statistics and nested dropout masks too.
+        let common = ["train", "--data", folder.path, "--layers", "16-10-10-4", "--residual", "--batch-norm",
+                      "--optimizer", "adam", "--learning-rate", "0.01", "--dropout", "0.2", "--batch-size", "16", "--threads", "1", "--seed", "3", "--schedule", "step",
                       "--step-size", "1", "--gamma", "0.7", "--quiet"]
         let whole = "\(folder.path)/whole.safetensors", resumed = "\(folder.path)/resumed.safetensors"
         let checkpoint = "\(folder.path)/checkpoint.safetensors"

@@ -1,3 +1,13 @@
+/// Every dropout layer, with its module path (`3`, or `2.body.1` inside a residual block).
+func dropoutLayers(_ layers: [any Layer], prefix: String = "") -> [(path: String, layer: Dropout)] {
+    layers.enumerated().flatMap { index, layer -> [(path: String, layer: Dropout)] in
+        let path = prefix + String(index)
+        if let dropout = layer as? Dropout { return [(path, dropout)] }
+        if let residual = layer as? Residual { return dropoutLayers(residual.body, prefix: path + ".body.") }
+        return []
+    }
+}
+
 /// A checkpoint from which training can resume exactly: the model (as ``Checkpoint`` writes it, so `evaluate`
 /// and `predict` read it too) plus the optimizer's state buffers (tensors `optimizer.<name>`, e.g.
 /// `optimizer.exp_avg`), its step count, the epochs completed, the shuffling generator's state and each dropout
@@ -28,8 +38,8 @@ public enum TrainingCheckpoint {
         file.metadata[Key.epoch] = String(trainer.epochsCompleted)
         let g = trainer.generator.state
         file.metadata[Key.generator] = [g.0, g.1, g.2, g.3].map { String($0) }.joined(separator: ",")
-        for (index, layer) in trainer.network.layers.enumerated() {
-            if let dropout = layer as? Dropout { file.metadata[Key.dropoutPrefix + String(index)] = String(dropout.maskIndex) }
+        for (path, dropout) in dropoutLayers(trainer.network.layers) {
+            file.metadata[Key.dropoutPrefix + path] = String(dropout.maskIndex)
         }
         try file.write(to: path)
     }
@@ -56,9 +66,8 @@ public enum TrainingCheckpoint {
             buffers[String(name.dropFirst(Key.optimizerTensorPrefix.count))] =
                 Matrix(rows: 1, columns: tensor.values.count, values: tensor.values)
         }
-        for (index, layer) in trainer.network.layers.enumerated() {
-            guard let dropout = layer as? Dropout else { continue }
-            dropout.maskIndex = try number(Key.dropoutPrefix + String(index), as: UInt64.self)
+        for (path, dropout) in dropoutLayers(trainer.network.layers) {
+            dropout.maskIndex = try number(Key.dropoutPrefix + path, as: UInt64.self)
         }
         trainer.optimizer.restore(OptimizerState(stepCount: steps, buffers: buffers))
         trainer.epochsCompleted = epoch
