@@ -166,6 +166,15 @@ public struct Conv2D: Layer {
         }
     }
 
+    /// The output columns `x` whose input column `s·x + j − p` lies inside the image, for kernel column `j`:
+    /// `first..<last` (outside it the patch element is padding).
+    private func insideColumns(kernelColumn j: Int) -> (first: Int, last: Int) {
+        let width = output.width
+        let first = min(width, max(0, (padding - j + stride - 1) / stride))
+        let reach = input.width - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
+        return (first, reach < 0 ? first : max(first, min(width, reach / stride + 1)))
+    }
+
     /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image), rows
     /// `rowStride` apart.
     private func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>, rowStride: Int) {
@@ -175,10 +184,7 @@ public struct Conv2D: Layer {
             for i in 0..<k {
                 for j in 0..<k {
                     let target = columns + row * rowStride
-                    // Output columns x whose source column s·x + j − p lies inside the image: [first, last).
-                    let first = min(out.width, max(0, (padding - j + stride - 1) / stride))
-                    let reach = w - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
-                    let last = reach < 0 ? first : max(first, min(out.width, reach / stride + 1))
+                    let (first, last) = insideColumns(kernelColumn: j)
                     for y in 0..<out.height {
                         let sourceY = y * stride + i - padding, line = target + y * out.width
                         guard sourceY >= 0 && sourceY < h else { line.update(repeating: 0, count: out.width); continue }
@@ -206,9 +212,7 @@ public struct Conv2D: Layer {
             for i in 0..<k {
                 for j in 0..<k {
                     let source = columns + row * rowStride
-                    let first = min(out.width, max(0, (padding - j + stride - 1) / stride))
-                    let reach = w - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
-                    let last = reach < 0 ? first : max(first, min(out.width, reach / stride + 1))
+                    let (first, last) = insideColumns(kernelColumn: j)
                     for y in 0..<out.height {
                         let targetY = y * stride + i - padding
                         guard targetY >= 0 && targetY < h else { continue }
