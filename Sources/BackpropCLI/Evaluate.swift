@@ -2,6 +2,15 @@ import ArgumentParser
 import Backprop
 import Foundation
 
+/// The options `evaluate` and `predict` share.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "A model saved by 'backprop train --output'.")
+    var model: String
+
+    @Option(help: "A folder with MNIST-format IDX files.")
+    var data: String = Dataset.defaultDirectory
+}
+
 /// Loads a saved model and the data set's test images; shared by `evaluate` and `predict`.
 struct ModelAndData {
     let network: Network
@@ -9,7 +18,8 @@ struct ModelAndData {
     let test: Dataset
     let loss: any Loss
 
-    init(model: String, data: String) throws {
+    init(_ options: ModelOptions) throws {
+        let model = options.model, data = options.data
         do {
             (network, metadata) = try Checkpoint.load(from: model)
         } catch {
@@ -37,11 +47,7 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a saved model on a data set's test images: loss, accuracy, per-class accuracy, confusion matrix.")
 
-    @Option(help: "A model saved by 'backprop train --output'.")
-    var model: String
-
-    @Option(help: "A folder with MNIST-format IDX files.")
-    var data: String = Dataset.defaultDirectory
+    @OptionGroup var options: ModelOptions
 
     @Option(help: "OpenBLAS threads. (default: all cores)")
     var threads: Int?
@@ -51,7 +57,8 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        let loaded = try ModelAndData(model: model, data: data)
+        let loaded = try ModelAndData(options)
+        let model = options.model, data = options.data
         let evaluation: Evaluation
         do {
             evaluation = try Evaluator(network: loaded.network, loss: loaded.loss).evaluate(on: loaded.test)

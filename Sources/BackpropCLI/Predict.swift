@@ -6,11 +6,7 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show test images in the terminal beside the model's predicted class and probabilities.")
 
-    @Option(help: "A model saved by 'backprop train --output'.")
-    var model: String
-
-    @Option(help: "A folder with MNIST-format IDX files.")
-    var data: String = Dataset.defaultDirectory
+    @OptionGroup var options: ModelOptions
 
     @Option(help: "The index of the first test image.")
     var index: Int
@@ -24,7 +20,8 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelAndData(model: model, data: data)
+        let loaded = try ModelAndData(options)
+        let data = options.data
         let test = loaded.test
         guard index + count <= test.count else {
             throw fail("images \(index)..<\(index + count) are outside the \(test.count) test images of \(data)")

@@ -100,10 +100,8 @@ struct ReliabilityTests {
     }
 
     @Test func clippingBoundsTheGradientNorm() throws {
-        let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
-        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+        let (data, network, trainer) = largeGradientRegression()
         let before = network.parameters.scalars
-        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0)
         trainer.clipNorm = 0.5
         try trainer.trainEpoch(on: data)
         #expect(trainer.lastGradientNorm > 100)
@@ -186,13 +184,18 @@ struct DiagnosticsTests {
     }
 
     @Test func clipValueClampsEveryElement() throws {
-        let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
-        let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+        let (data, network, trainer) = largeGradientRegression()
         let before = network.parameters.scalars
-        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0)
         trainer.clipValue = 0.25
         try trainer.trainEpoch(on: data)
         // Both gradients are large and negative, so each parameter moved up by exactly the clip value.
         expectClose(zip(network.parameters.scalars, before).map { $0 - $1 }, [0.25, 0.25], relative: 1e-6, absolute: 1e-7)
     }
+}
+
+/// A one-weight regression whose first full-batch gradient is large (targets of 100–400), trained by SGD with γ = 1.
+func largeGradientRegression() -> (Dataset, Network, Trainer<SGD>) {
+    let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
+    let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
+    return (data, network, Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0))
 }

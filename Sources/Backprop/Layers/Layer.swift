@@ -9,8 +9,9 @@
 ///   `dInput` is not `nil`. The first layer of a network is passed `nil`, which skips the product it does not need.
 ///
 /// Layers hold their parameters as ``Matrix`` views. A layer made on its own owns them; a ``Network`` rebinds every
-/// layer's parameters and gradients to views of its two contiguous buffers. A layer must not keep scratch space
-/// between calls: everything a pass needs comes in through its arguments, so one trained network can serve
+/// layer's parameters and gradients to views of its two contiguous buffers. A layer keeps no scratch space of its
+/// own: what its backward pass needs from its forward pass (saved statistics, indices, patches) goes in the scratch
+/// space the ``Workspace`` plans for it (``scratchCount(rows:inputSize:)``), so one trained network can serve
 /// several threads, each with its own ``Workspace``.
 ///
 /// To write a layer of your own, implement this protocol and check it with ``gradientCheck(_:input:seed:epsilon:floor:)``.

@@ -117,7 +117,8 @@ private func validateAdam(_ name: String, _ learningRate: Float, _ beta1: Float,
     validate(weightDecay >= 0, name, "weight decay", weightDecay, "≥ 0")
 }
 
-/// The Adam update, arranged as PyTorch arranges it: `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`.
+/// The Adam update, arranged as PyTorch arranges it, `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`, except
+/// that `√v / √(1 − β₂ᵗ)` is computed as `√v · (1 / √(1 − β₂ᵗ))` (one quotient per element instead of two).
 private func adamStep(
     parameters: Matrix, gradients: Matrix, t: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float,
     coupledWeightDecay wd: Float, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
