@@ -36,7 +36,7 @@ let package = Package(
 
         // MARK: - Implementation
         .target(
-            name: "CSIMD"  // header-only packed square root (SSE / NEON); no stable API
+            name: "CSIMD"  // element-wise kernels compiled per ISA, prefetch, packed square root; no stable API
         ),
         .target(
             name: "Backprop",

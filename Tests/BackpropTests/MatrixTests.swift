@@ -4,7 +4,9 @@ import Testing
 @Suite("Matrix and GEMM")
 struct MatrixTests {
     /// (m, k, n): op(A) is m×k, op(B) is k×n.
-    static let shapes = [(1, 1, 1), (1, 7, 3), (37, 29, 53), (64, 784, 128)]
+    /// The last three are large enough to be split between threads (at least 2 M multiply-adds): by columns of C,
+    /// by rows, by rows with a remainder that is not a multiple of the 16-row tile.
+    static let shapes = [(1, 1, 1), (1, 7, 3), (37, 29, 53), (64, 784, 128), (256, 64, 128), (200, 150, 70)]
     static let transposes = [(false, false), (true, false), (false, true), (true, true)]
 
     @Test("gemm matches the reference triple loop", arguments: shapes, transposes)
@@ -15,12 +17,17 @@ struct MatrixTests {
         let b = tb ? randomMatrix(n, k, seed: 2) : randomMatrix(k, n, seed: 2)
         for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
             let initial = randomMatrix(m, n, seed: 3)
-            let c = initial.copy(), expected = initial.copy()
-            gemm(c, a, b, transposeA: ta, transposeB: tb, alpha: alpha, beta: beta)
+            let expected = initial.copy()
             referenceGEMM(expected, a, b, transposeA: ta, transposeB: tb, alpha: alpha, beta: beta)
-            // Float32 sums of k products of values in [-1, 1]: error grows like √k·ulp.
-            expectClose(c, expected, relative: 1e-5, absolute: 1e-5 * Double(k).squareRoot(),
-                        "\(m)×\(k)·\(k)×\(n) transposeA \(ta) transposeB \(tb) α \(alpha) β \(beta)")
+            for threads in [1, 3] {
+                let c = initial.copy()
+                Parallel.withThreadCount(threads) {
+                    gemm(c, a, b, transposeA: ta, transposeB: tb, alpha: alpha, beta: beta)
+                }
+                // Float32 sums of k products of values in [-1, 1]: error grows like √k·ulp.
+                expectClose(c, expected, relative: 1e-5, absolute: 1e-5 * Double(k).squareRoot(),
+                            "\(m)×\(k)·\(k)×\(n) transposeA \(ta) transposeB \(tb) α \(alpha) β \(beta), \(threads) threads")
+            }
         }
     }
 

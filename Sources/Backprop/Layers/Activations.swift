@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSIMD
 
 /// The logistic sigmoid, `y = σ(z) = 1 / (1 + e⁻ᶻ)`; `f′(z) = y(1 − y)`. PyTorch: `nn.Sigmoid`.
 public struct Sigmoid: Activation {
@@ -10,10 +11,14 @@ public struct Sigmoid: Activation {
     @inlinable public func value(_ z: Float) -> Float { sigmoid(z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
 
-    /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, eight elements at a time with the SIMD ``exponential(_:)``.
+    /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, with `e^x` computed as ``exponential(_:)`` does, in the CPU's widest vectors
+    /// (`bp_sigmoid`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix) {
         precondition(sameShape: output, input, "Sigmoid.forward")
-        mapLanes(output.pointer, input.pointer, input.count) { 1 / (1 + exponential(-$0)) }
+        let y = output.pointer, z = input.pointer
+        Parallel.forEachChunk(of: input.count, minimumPerPart: 32_768) { range in
+            bp_sigmoid(y + range.lowerBound, z + range.lowerBound, range.count)
+        }
     }
 }
 

@@ -18,14 +18,33 @@ public func gemm(
         scale(c, by: beta)
         return
     }
-    cblas_sgemm(
-        CblasRowMajor,
-        transposeA ? CblasTrans : CblasNoTrans,
-        transposeB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k),
-        alpha, a.pointer, Int32(a.columns),
-        b.pointer, Int32(b.columns),
-        beta, c.pointer, Int32(c.columns))
+    let (lda, ldb, ldc) = (Int32(a.columns), Int32(b.columns), Int32(c.columns))
+    func sgemm(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+               _ c: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k),
+            alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
+    // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm. Below about 2 MFLOP
+    // per part the split costs more than it gains.
+    let byRows = m >= n
+    let split = byRows ? m : n
+    let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20), split / 16))
+    Parallel.run(parts: parts) { part in
+        let range = Parallel.chunk(part, of: parts, count: split, alignment: 16)
+        if range.isEmpty { return }
+        if byRows {  // rows of C and of op(A)
+            let aOffset = transposeA ? range.lowerBound : range.lowerBound * a.columns
+            sgemm(range.count, n, k, a.pointer + aOffset, b.pointer, c.pointer + range.lowerBound * c.columns)
+        } else {  // columns of C and of op(B)
+            let bOffset = transposeB ? range.lowerBound * b.columns : range.lowerBound
+            sgemm(m, range.count, k, a.pointer, b.pointer + bOffset, c.pointer + range.lowerBound)
+        }
+    }
 }
 
 /// The definition of ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` as a triple loop, accumulating in
@@ -66,18 +85,28 @@ private func checkedGEMMShape(
 
 /// The BLAS library in use and its thread count.
 public enum BLAS {
-    /// Sets the number of threads OpenBLAS uses for each call (1 gives bitwise-reproducible results).
+    /// Sets the number of threads each ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` (and each parallel part
+    /// of a training step) uses: ``Parallel/setThreadCount(_:)``. 1 gives bitwise-reproducible results.
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "BLAS.setThreadCount: need at least 1 thread, got \(count)")
-        openblas_set_num_threads(Int32(count))
+        Parallel.setThreadCount(count)
     }
 
-    /// The number of threads OpenBLAS uses for each call.
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// The number of threads each call uses (``Parallel/threadCount``).
+    public static var threadCount: Int { Parallel.threadCount }
 
     /// OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64"`.
     public static var configuration: String { String(cString: openblas_get_config()) }
 
     /// The CPU kernel OpenBLAS chose, e.g. `"Cooperlake"`.
     public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// OpenBLAS's thread count before Backprop first set it (from `OPENBLAS_NUM_THREADS` or the processor count).
+    static let openBLASDefaultThreadCount = max(1, Int(openblas_get_num_threads()))
+
+    /// ``Parallel`` splits the work between threads; each `sgemm` call runs on one.
+    static func keepOpenBLASSingleThreaded() {
+        _ = openBLASDefaultThreadCount
+        openblas_set_num_threads(1)
+    }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSIMD
 
 // Element-wise kernels. Each writes into a preallocated output (which may be the input itself), loops over raw
 // pointers so that the compiler can vectorise, and allocates nothing. Shapes are checked by the callers' views.
@@ -14,27 +15,20 @@ public func scale(_ x: Matrix, by s: Float) {
     for i in 0..<x.count { p[i] *= s }
 }
 
-/// `Σᵢ xᵢ²`, vectorised: eight lanes of `Float` partial sums per block of 4096 elements, blocks added in `Double`.
-/// Infinite if any element is infinite, NaN if any is NaN.
+/// `Σᵢ xᵢ²`: in `Float` lanes over blocks of 4096 elements, the blocks added in `Double`, split between the
+/// threads (the parts added in order, so the result is reproducible for a given thread count). Infinite if any
+/// element is infinite, NaN if any is NaN.
 public func sumOfSquares(_ x: Matrix) -> Double {
-    let p = UnsafeRawPointer(x.pointer), n = x.count
-    var total = 0.0
-    var start = 0
-    while start < n {
-        let end = min(n, start + 4096)
-        var lanes = SIMD8<Float>()
-        var i = start
-        while i + 8 <= end {
-            let v = p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            lanes += v * v
-            i += 8
+    let p = x.pointer, n = x.count
+    let parts = Parallel.partCount(for: n, minimumPerPart: 32_768)
+    if parts <= 1 { return bp_sum_of_squares(p, n) }
+    return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
+        Parallel.run(parts: parts) { part in
+            let range = Parallel.chunk(part, of: parts, count: n, alignment: 4096)
+            partial[part] = bp_sum_of_squares(p + range.lowerBound, range.count)
         }
-        var block = Double(lanes.sum())
-        while i < end { let v = Double(x.pointer[i]); block += v * v; i += 1 }
-        total += block
-        start = end
+        return partial.reduce(0, +)
     }
-    return total
 }
 
 /// `xᵢ ← min(max(xᵢ, −limit), limit)`.

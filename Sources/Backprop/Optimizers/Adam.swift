@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSIMD
 
 /// Adam (Kingma & Ba, 2015), optionally AMSGrad (Reddi et al., 2018), with L2 weight decay added to the gradient.
 /// PyTorch: `torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)`.
@@ -58,9 +59,14 @@ public struct Adam: Optimizer {
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adam", parameters, gradients)
+        step(parameters: parameters, gradients: gradients, decay: 1)
+    }
+
+    /// The step, after `θ ← decay · θ` (AdamW's decoupled decay, fused into the same pass).
+    mutating func step(parameters: Matrix, gradients: Matrix, decay: Float) {
         stepCount += 1
         adamStep(parameters: parameters, gradients: gradients, t: stepCount, learningRate: learningRate,
-                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: weightDecay,
+                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: weightDecay, decay: decay,
                  m: stateBuffer(&firstMoment, like: parameters), v: stateBuffer(&secondMoment, like: parameters),
                  vMax: amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil)
     }
@@ -102,9 +108,7 @@ public struct AdamW: Optimizer {
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("AdamW", parameters, gradients)
-        let decay = 1 - learningRate * weightDecay, theta = parameters.pointer
-        for i in 0..<parameters.count { theta[i] *= decay }
-        adam.step(parameters: parameters, gradients: gradients)
+        adam.step(parameters: parameters, gradients: gradients, decay: 1 - learningRate * weightDecay)
     }
 }
 
@@ -118,38 +122,20 @@ private func validateAdam(_ name: String, _ learningRate: Float, _ beta1: Float,
 }
 
 /// The Adam update, arranged as PyTorch arranges it, `θ ← θ − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`, except
-/// that `√v / √(1 − β₂ᵗ)` is computed as `√v · (1 / √(1 − β₂ᵗ))` (one quotient per element instead of two).
+/// that `√v / √(1 − β₂ᵗ)` is computed as `√v · (1 / √(1 − β₂ᵗ))` (one quotient per element instead of two); with
+/// `decay ≠ 1` (AdamW, `1 − γλ`), `θ ← decay · θ` first. One pass over the buffers (`bp_adam`), split between the
+/// threads.
 private func adamStep(
     parameters: Matrix, gradients: Matrix, t: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float,
-    coupledWeightDecay wd: Float, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+    coupledWeightDecay wd: Float, decay: Float = 1, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
     vMax: UnsafeMutablePointer<Float>?
 ) {
-    let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
+    let theta = parameters.pointer, grad = gradients.pointer
     let stepSize = learningRate / (1 - powf(beta1, Float(t)))
     let inverseCorrection2Root = 1 / (1 - powf(beta2, Float(t))).squareRoot()  // a product in the loop, not a quotient
-    let amsgrad = vMax != nil, vMax = vMax ?? m  // (not written when AMSGrad is off)
-    /// The update of eight parameters: (θ, m, v, v_max) from (θ, g, m, v, v_max).
-    @inline(__always)
-    func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ m: SIMD8<Float>, _ v: SIMD8<Float>, _ vMax: SIMD8<Float>)
-        -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-        let g = g + wd * th
-        let first = beta1 * m + (1 - beta1) * g
-        let second = beta2 * v + (1 - beta2) * g * g
-        let largest = amsgrad ? pointwiseMax(vMax, second) : second
-        return (th - stepSize * first / (squareRoot(largest) * inverseCorrection2Root + epsilon), first, second, largest)
-    }
-    var i = 0
-    while i + 8 <= n {
-        let r = lanes(load8(theta, i), load8(grad, i), load8(m, i), load8(v, i), amsgrad ? load8(vMax, i) : SIMD8())
-        store8(r.0, theta, i); store8(r.1, m, i); store8(r.2, v, i)
-        if amsgrad { store8(r.3, vMax, i) }
-        i += 8
-    }
-    if i < n {
-        let k = n - i
-        let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(m + i, k), loadTail(v + i, k),
-                      amsgrad ? loadTail(vMax + i, k) : SIMD8())
-        storeTail(r.0, theta + i, k); storeTail(r.1, m + i, k); storeTail(r.2, v + i, k)
-        if amsgrad { storeTail(r.3, vMax + i, k) }
+    Parallel.forEachChunk(of: parameters.count, minimumPerPart: optimizerElementsPerThread) { range in
+        let i = range.lowerBound
+        bp_adam(theta + i, grad + i, m + i, v + i, vMax.map { $0 + i }, range.count, decay, stepSize,
+                inverseCorrection2Root, beta1, beta2, epsilon, wd)
     }
 }

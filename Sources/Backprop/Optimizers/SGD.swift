@@ -1,3 +1,5 @@
+import CSIMD
+
 /// Stochastic gradient descent, with optional momentum (heavy ball or Nesterov), dampening and L2 weight decay.
 /// PyTorch: `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
 ///
@@ -52,30 +54,14 @@ public struct SGD: Optimizer {
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("SGD", parameters, gradients)
         stepCount += 1
-        let theta = parameters.pointer, grad = gradients.pointer, n = parameters.count
-        let lr = learningRate, mu = momentum, wd = weightDecay, gradientWeight = 1 - dampening, nesterov = nesterov
-        let first = momentumBuffer?.count != n
-        let b = mu == 0 ? theta : stateBuffer(&momentumBuffer, like: parameters)  // (b unused without momentum)
-        /// The update of eight parameters: (θ, b) from (θ, g, b).
-        @inline(__always)
-        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
-            let g = g + wd * th
-            if mu == 0 { return (th - lr * g, b) }
-            let buffer = first ? g : mu * b + gradientWeight * g
-            return (th - lr * (nesterov ? g + mu * buffer : buffer), buffer)
-        }
-        var i = 0
-        while i + 8 <= n {
-            let r = lanes(load8(theta, i), load8(grad, i), mu == 0 ? SIMD8() : load8(b, i))
-            store8(r.0, theta, i)
-            if mu != 0 { store8(r.1, b, i) }
-            i += 8
-        }
-        if i < n {
-            let k = n - i
-            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), mu == 0 ? SIMD8() : loadTail(b + i, k))
-            storeTail(r.0, theta + i, k)
-            if mu != 0 { storeTail(r.1, b + i, k) }
+        let theta = parameters.pointer, grad = gradients.pointer
+        let first = momentumBuffer?.count != parameters.count
+        let buffer = momentum == 0 ? theta : stateBuffer(&momentumBuffer, like: parameters)  // (unused without momentum)
+        let (lr, mu, gradientWeight, wd, nesterov) = (learningRate, momentum, 1 - dampening, weightDecay, nesterov)
+        Parallel.forEachChunk(of: parameters.count, minimumPerPart: optimizerElementsPerThread) { range in
+            let i = range.lowerBound
+            bp_sgd(theta + i, grad + i, buffer + i, range.count, lr, mu, gradientWeight, wd, nesterov ? 1 : 0,
+                   first ? 1 : 0)
         }
     }
 }

@@ -176,6 +176,10 @@ public final class Trainer<O: Optimizer> {
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
             for b in 0..<batchCount {
                 let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
+                if b + 1 < batchCount {
+                    let next = UnsafeBufferPointer(rebasing: indices[((b + 1) * size)..<min((b + 2) * size, data.count)])
+                    data.prefetch(indices: communicator.map { UnsafeBufferPointer(rebasing: next[$0.shard(of: next.count)]) } ?? next)
+                }
                 let batchLoss = trainBatch(batch, data: data)  // this process's shard's loss when distributed
                 guard batchLoss.isFinite else {
                     throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))

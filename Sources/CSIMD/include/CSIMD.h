@@ -1,8 +1,10 @@
 #ifndef BACKPROP_CSIMD_H
 #define BACKPROP_CSIMD_H
-// Packed instructions Swift cannot emit on the baseline target: Swift's squareRoot() on SIMD types is computed
-// lane by lane, while SSE (part of every x86-64 CPU) and NEON (every ARM64 CPU) have a 4-lane square root.
+// Instructions Swift cannot emit: a software prefetch, and packed ones for the baseline target (Swift's
+// squareRoot() on SIMD types is computed lane by lane, while SSE (part of every x86-64 CPU) and NEON (every ARM64 CPU) have a 4-lane square root.
 // No stable API: for Backprop's own kernels.
+
+#include <stdint.h>
 
 typedef float bp_float4 __attribute__((ext_vector_type(4)));
 
@@ -19,5 +21,33 @@ static inline bp_float4 bp_sqrt4(bp_float4 x) {
     return r;
 }
 #endif
+
+// Kernels.c: element-wise loops compiled for AVX-512, AVX2 + FMA and the baseline target, chosen at load time.
+
+/// out[i] = in[i] · scale.
+void bp_bytes_to_floats(float *out, const uint8_t *in, long count, float scale);
+/// Σ x[i]², in float lanes over blocks of 4096 elements, the blocks added in double.
+double bp_sum_of_squares(const float *x, long count);
+/// y[i] = 1 / (1 + e^(−z[i])).
+void bp_sigmoid(float *y, const float *z, long count);
+/// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
+void bp_sgd(float *theta, const float *gradient, float *buffer, long count, float learningRate, float momentum,
+            float gradientWeight, float weightDecay, int nesterov, int first);
+/// Adam / AMSGrad (vMax non-null) / AdamW (decay = 1 − γλ, weightDecay 0).
+void bp_adam(float *theta, const float *gradient, float *m, float *v, float *vMax, long count, float decay,
+             float stepSize, float inverseCorrection2Root, float beta1, float beta2, float epsilon,
+             float weightDecay);
+
+/// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
+static inline void bp_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// Asks the CPU to start loading the cache line holding `p` into all cache levels (no fault if `p` is invalid).
+static inline void bp_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 #endif

@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CSIMD
+import Synchronization
+
+/// The threads Backprop's kernels use: the calling thread plus ``threadCount`` − 1 persistent workers, shared by
+/// the whole process. ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` splits its output between them (each part
+/// a single-threaded `sgemm`), and the training step splits its gathering, optimizer update and norm the same
+/// way, so both cores work on every part of the step, not only inside BLAS.
+///
+/// Why not OpenBLAS's own threads: at this library's sizes (a 64-row batch against a 784 × 64 weight) OpenBLAS
+/// gained 1.2–1.4× from a second thread where two single-threaded halves gain 1.6–1.8×, and its threads cannot
+/// run anything else. OpenBLAS itself is kept at one thread.
+///
+/// Workers spin briefly (about 50 µs) after each job, so the next job of a training step starts at once, then
+/// sleep on a condition variable until there is work. One job runs at a time: a call that finds the team busy
+/// (another thread of the program is using it) runs on its own thread, so calls from several threads are safe
+/// and never wait on each other. Dispatching a job allocates nothing.
+public enum Parallel {
+    /// The number of threads a kernel may use (at least 1). The first use sets it from OpenBLAS's default (the
+    /// `OPENBLAS_NUM_THREADS` environment variable, else the number of processors).
+    /// Inside ``withThreadCount(_:_:)``, that call's count.
+    public static var threadCount: Int { scopedThreadCount ?? team.size }
+
+    /// Sets the number of threads each kernel may use; 1 runs everything on the calling thread, and is
+    /// bitwise reproducible. Results with more threads are reproducible for the same count.
+    public static func setThreadCount(_ count: Int) {
+        precondition(count >= 1, "Parallel.setThreadCount: need at least 1 thread, got \(count)")
+        team.resize(count)
+    }
+
+    /// Runs `body` with ``threadCount`` set to `count` for the current task or thread only (other threads keep
+    /// theirs): for a library that must not change the process-wide setting, and for tests.
+    public static func withThreadCount<R, E: Error>(_ count: Int, _ body: () throws(E) -> R) throws(E) -> R {
+        precondition(count >= 1, "Parallel.withThreadCount: need at least 1 thread, got \(count)")
+        team.ensureWorkers(count - 1)
+        let result: Result<R, E> = $scopedThreadCount.withValue(count) {
+            do throws(E) { return .success(try body()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    @TaskLocal @usableFromInline static var scopedThreadCount: Int?
+
+    /// Runs `body(part)` for every `part` in `0..<parts` (`parts ≤ threadCount`), part 0 on the calling thread and
+    /// the others on workers at the same time, and returns when all are done. With one thread, or when the team
+    /// is busy with another caller's job, all parts run here, in order.
+    @inlinable
+    public static func run(parts: Int, _ body: (_ part: Int) -> Void) {
+        if parts <= 1 { if parts == 1 { body(0) }; return }
+        team.run(parts: parts, body)
+    }
+
+    /// Splits `0..<count` into at most ``threadCount`` contiguous ranges whose bounds are multiples of
+    /// `alignment` (except the end), each at least `minimumPerPart` long, and runs `body` on each in parallel
+    /// (see ``run(parts:_:)``). Small counts run as one range on the calling thread.
+    @inlinable
+    public static func forEachChunk(
+        of count: Int, minimumPerPart: Int, alignment: Int = 16, _ body: (_ range: Range<Int>) -> Void
+    ) {
+        let parts = partCount(for: count, minimumPerPart: minimumPerPart)
+        if parts <= 1 { if count > 0 { body(0..<count) }; return }
+        run(parts: parts) { part in body(chunk(part, of: parts, count: count, alignment: alignment)) }
+    }
+
+    /// How many parts ``forEachChunk(of:minimumPerPart:alignment:_:)`` uses for `count` elements.
+    @inlinable
+    public static func partCount(for count: Int, minimumPerPart: Int) -> Int {
+        let size = threadCount
+        if size == 1 { return 1 }
+        return max(1, min(size, count / max(minimumPerPart, 1)))
+    }
+
+    /// The `part`-th of `parts` contiguous ranges covering `0..<count`, bounds rounded to multiples of
+    /// `alignment`.
+    @inlinable
+    public static func chunk(_ part: Int, of parts: Int, count: Int, alignment: Int) -> Range<Int> {
+        func bound(_ p: Int) -> Int {
+            if p >= parts { return count }
+            let exact = count * p / parts
+            return min(count, (exact + alignment / 2) / alignment * alignment)
+        }
+        return bound(part)..<bound(part + 1)
+    }
+
+    @usableFromInline static let team = WorkerTeam()
+}
+
+/// The workers behind ``Parallel``. The job is a non-escaping closure lent to the workers for the duration of
+/// ``run(parts:_:)``, which does not return before every part has finished.
+@usableFromInline
+final class WorkerTeam: @unchecked Sendable {
+    // Workers wait for `generation` to change, run their part of `job` (if it has one for them), then decrement
+    // `pending`.
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let busy = Atomic<Bool>(false)
+    private let sleepers = Atomic<Int>(0)
+    private let workerCount = Atomic<Int>(0)
+    private let requestedSize = Atomic<Int>(0)
+    // Written by the caller before `generation` is bumped (release) and read by workers after they see it
+    // (acquire); cleared only after every worker has finished (`pending` reaches 0).
+    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    nonisolated(unsafe) private var jobParts = 0
+    private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
+    private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        sleepLock = .allocate(capacity: 1)
+        wakeUp = .allocate(capacity: 1)
+        pthread_mutex_init(sleepLock, nil)
+        pthread_cond_init(wakeUp, nil)
+    }
+
+    /// The number of threads (caller included) a job may use.
+    @usableFromInline var size: Int {
+        let requested = requestedSize.load(ordering: .acquiring)
+        if requested > 0 { return requested }
+        // First use: take OpenBLAS's default, then keep OpenBLAS single-threaded (the team does the splitting).
+        resize(BLAS.openBLASDefaultThreadCount)
+        return requestedSize.load(ordering: .acquiring)
+    }
+
+    /// Sets the size, starting workers as needed (workers are never stopped; surplus ones stay asleep).
+    func resize(_ count: Int) {
+        ensureWorkers(count - 1)
+        requestedSize.store(count, ordering: .releasing)
+    }
+
+    /// Starts workers until there are at least `count`.
+    func ensureWorkers(_ count: Int) {
+        BLAS.keepOpenBLASSingleThreaded()
+        if workerCount.load(ordering: .acquiring) >= count { return }
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            bp_cpu_relax()
+        }
+        while workerCount.load(ordering: .relaxed) < count {
+            let index = workerCount.load(ordering: .relaxed) + 1
+            startWorker(index: index)
+            workerCount.store(index, ordering: .releasing)
+        }
+        busy.store(false, ordering: .releasing)
+    }
+
+    @usableFromInline
+    func run(parts requested: Int, _ body: (Int) -> Void) {
+        let parts = min(requested, workerCount.load(ordering: .acquiring) + 1)
+        guard parts > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for part in 0..<requested { body(part) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            jobParts = parts
+            // Every worker acknowledges every job (those without a part at once), so none can still be reading
+            // this job's fields when the next one is written.
+            pending.store(workerCount.load(ordering: .relaxed), ordering: .relaxed)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(sleepLock)
+                pthread_cond_broadcast(wakeUp)
+                pthread_mutex_unlock(sleepLock)
+            }
+            body(0)
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
+                spins += 1
+                if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
+            }
+            job = nil
+        }
+        // Parts beyond `parts` (when the team shrank since the caller counted) run here.
+        for part in parts..<requested { body(part) }
+        busy.store(false, ordering: .releasing)
+    }
+
+    private func startWorker(index: Int) {
+        // The worker must start from the generation current now (no job runs while workers are being started),
+        // not from the one it would see when it first runs, which may already be a job it has to take part in.
+        final class Start {
+            let team: WorkerTeam, index: Int, generation: Int
+            init(_ team: WorkerTeam, _ index: Int, _ generation: Int) { (self.team, self.index, self.generation) = (team, index, generation) }
+        }
+        let start = Unmanaged.passRetained(Start(self, index, generation.load(ordering: .acquiring))).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { argument in
+            let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+            start.team.work(index: start.index, from: start.generation)
+            return nil
+        }, start)
+        precondition(status == 0, "Parallel: could not start a worker thread (pthread_create: \(status))")
+        pthread_detach(thread)
+    }
+
+    /// A worker's loop: wait for a new generation (spinning, then asleep), run part `index` if the job has one.
+    private func work(index: Int, from start: Int) {
+        var seen = start
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < 20_000 { bp_cpu_relax(); continue }  // about 50 µs
+                pthread_mutex_lock(sleepLock)
+                sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                while generation.load(ordering: .sequentiallyConsistent) == seen {
+                    pthread_cond_wait(wakeUp, sleepLock)
+                }
+                sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                pthread_mutex_unlock(sleepLock)
+            }
+            seen = generation.load(ordering: .acquiring)
+            if index < jobParts, let job { job(index) }
+            pending.wrappingSubtract(1, ordering: .releasing)
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// CSIMD is header-only (static inline functions); SwiftPM needs one source file for a C target.
-#include "CSIMD.h"

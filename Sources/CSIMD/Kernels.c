@@ -1,0 +1,108 @@
+// The element-wise loops of a training step, in C so that each is compiled three times (AVX-512, AVX2 + FMA, and
+// the baseline x86-64 / ARM64 target) and the best one for the CPU is picked when the library loads (GCC/Clang
+// `target_clones`, resolved by glibc's ifunc). Swift code is compiled for the baseline target only, where these
+// loops run two to four times slower. The formulas are stated in the Swift callers' doc comments.
+#include "CSIMD.h"
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__)
+#define BP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BP_CLONES
+#endif
+
+BP_CLONES
+void bp_bytes_to_floats(float *restrict out, const uint8_t *restrict in, long count, float scale) {
+    for (long i = 0; i < count; i++) out[i] = (float)in[i] * scale;
+}
+
+BP_CLONES
+double bp_sum_of_squares(const float *restrict x, long count) {
+    double total = 0;
+    for (long start = 0; start < count; start += 4096) {
+        long end = start + 4096 < count ? start + 4096 : count;
+        float lanes[32] = {0};
+        long i = start;
+        for (; i + 32 <= end; i += 32)
+            for (int j = 0; j < 32; j++) lanes[j] += x[i + j] * x[i + j];
+        double block = 0;
+        for (int j = 0; j < 32; j++) block += lanes[j];
+        for (; i < end; i++) block += (double)x[i] * x[i];
+        total += block;
+    }
+    return total;
+}
+
+/// The IEEE square root, without `sqrtf`'s errno side effect (which keeps loops from being vectorised).
+static inline float bp_sqrt(float x) {
+#if __has_builtin(__builtin_elementwise_sqrt)
+    return __builtin_elementwise_sqrt(x);
+#else
+    return __builtin_sqrtf(x);
+#endif
+}
+
+/// e^x for x clamped to [-87, 88]: the same Cody–Waite reduction and Cephes polynomial as Swift's `exponential`.
+static inline float bp_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float shifter = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits
+    float t = x * 1.44269504f + shifter;
+    float n = t - shifter;
+    float r = x - n * 0.693359375f + n * 2.1219444e-4f;
+    float p = 1.98756915e-4f;
+    p = p * r + 1.39819995e-3f;
+    p = p * r + 8.3334519e-3f;
+    p = p * r + 4.16665796e-2f;
+    p = p * r + 1.66666655e-1f;
+    p = p * r + 5.00000012e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &t, 4);
+    int32_t scaleBits = ((bits - 0x4B400000) + 127) << 23;
+    float scale;
+    memcpy(&scale, &scaleBits, 4);
+    return p * scale;
+}
+
+BP_CLONES
+void bp_sigmoid(float *restrict y, const float *restrict z, long count) {
+    for (long i = 0; i < count; i++) y[i] = 1.0f / (1.0f + bp_exp(-z[i]));
+}
+
+BP_CLONES
+void bp_sgd(float *restrict theta, const float *restrict gradient, float *restrict buffer, long count,
+            float learningRate, float momentum, float gradientWeight, float weightDecay, int nesterov, int first) {
+    if (momentum == 0) {
+        for (long i = 0; i < count; i++) theta[i] -= learningRate * (gradient[i] + weightDecay * theta[i]);
+        return;
+    }
+    for (long i = 0; i < count; i++) {
+        float g = gradient[i] + weightDecay * theta[i];
+        float b = first ? g : momentum * buffer[i] + gradientWeight * g;
+        buffer[i] = b;
+        theta[i] -= learningRate * (nesterov ? g + momentum * b : b);
+    }
+}
+
+BP_CLONES
+void bp_adam(float *restrict theta, const float *restrict gradient, float *restrict m, float *restrict v,
+             float *restrict vMax, long count, float decay, float stepSize, float inverseCorrection2Root,
+             float beta1, float beta2, float epsilon, float weightDecay) {
+    if (vMax) {
+        for (long i = 0; i < count; i++) {
+            float th = theta[i] * decay, g = gradient[i] + weightDecay * th;
+            float first = beta1 * m[i] + (1 - beta1) * g, second = beta2 * v[i] + (1 - beta2) * g * g;
+            float largest = vMax[i] > second ? vMax[i] : second;
+            m[i] = first; v[i] = second; vMax[i] = largest;
+            theta[i] = th - stepSize * first / (bp_sqrt(largest) * inverseCorrection2Root + epsilon);
+        }
+        return;
+    }
+    for (long i = 0; i < count; i++) {
+        float th = theta[i] * decay, g = gradient[i] + weightDecay * th;
+        float first = beta1 * m[i] + (1 - beta1) * g, second = beta2 * v[i] + (1 - beta2) * g * g;
+        m[i] = first; v[i] = second;
+        theta[i] = th - stepSize * first / (bp_sqrt(second) * inverseCorrection2Root + epsilon);
+    }
+}

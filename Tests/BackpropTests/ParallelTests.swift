@@ -1,0 +1,102 @@
+@testable import Backprop
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("Parallel kernels")
+struct ParallelTests {
+    @Test func chunksCoverTheRangeOnceOnAlignedBounds() {
+        for count in [0, 1, 15, 16, 17, 100, 784, 50_890] {
+            for parts in 1...5 {
+                for alignment in [1, 16, 4096] {
+                    let chunks = (0..<parts).map { Parallel.chunk($0, of: parts, count: count, alignment: alignment) }
+                    #expect(chunks.first?.lowerBound == 0 && chunks.last?.upperBound == count,
+                            "count \(count), \(parts) parts, alignment \(alignment): \(chunks)")
+                    for (previous, next) in zip(chunks, chunks.dropFirst()) {
+                        #expect(previous.upperBound == next.lowerBound)
+                        #expect(next.lowerBound % alignment == 0 || next.lowerBound == count)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every part of every job runs exactly once, while four threads submit jobs at the same time (one gets the
+    /// workers, the others run their parts themselves) and parts submit nested jobs (which run inline).
+    @Test func everyPartRunsOnceUnderConcurrentCallers() {
+        let jobs = 2_000, parts = 3
+        nonisolated(unsafe) let counts = (0..<4).map { _ in UnsafeMutableBufferPointer<Int>.allocate(capacity: jobs * parts) }
+        defer { counts.forEach { $0.deallocate() } }
+        let nestedRuns = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            let slots = counts[caller]
+            slots.initialize(repeating: 0)
+            Parallel.withThreadCount(parts) {
+                for job in 0..<jobs {
+                    Parallel.run(parts: parts) { part in
+                        slots[job * parts + part] += 1
+                        if job % 100 == 0 {
+                            Parallel.run(parts: 2) { _ in nestedRuns.wrappingAdd(1, ordering: .relaxed) }
+                        }
+                    }
+                }
+            }
+        }
+        for slots in counts { #expect(slots.allSatisfy { $0 == 1 }) }
+        #expect(nestedRuns.load(ordering: .relaxed) == 4 * (jobs / 100) * parts * 2)
+    }
+
+    @Test func sumOfSquaresIsTheSameSumOnAnyThreadCount() {
+        let x = randomMatrix(1, 200_003, seed: 4)
+        let expected = x.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }
+        for threads in [1, 2, 3] {
+            let sum = Parallel.withThreadCount(threads) { sumOfSquares(x) }
+            #expect(abs(sum - expected) <= 1e-6 * expected, "\(threads) threads: \(sum) vs \(expected)")
+        }
+        x[0, 7] = .nan
+        #expect(Parallel.withThreadCount(3) { sumOfSquares(x) }.isNaN)
+    }
+
+    /// The optimizers' updates are element-wise, so splitting them between threads changes no bit.
+    @Test(arguments: ["sgd", "nesterov", "adam", "amsgrad", "adamw"])
+    func optimizerStepsAreBitwiseIdenticalOnAnyThreadCount(name: String) {
+        func run(threads: Int) -> [Float] {
+            let parameters = randomMatrix(1, 100_001, seed: 5), gradients = randomMatrix(1, 100_001, seed: 6)
+            func steps(_ optimizer: some Optimizer) -> [Float] {
+                var optimizer = optimizer
+                Parallel.withThreadCount(threads) {
+                    for _ in 0..<3 { optimizer.step(parameters: parameters, gradients: gradients) }
+                }
+                return parameters.scalars
+            }
+            switch name {
+            case "sgd": return steps(SGD(learningRate: 0.1, weightDecay: 0.01))
+            case "nesterov": return steps(SGD(learningRate: 0.1, momentum: 0.9, nesterov: true))
+            case "adam": return steps(Adam(learningRate: 0.01))
+            case "amsgrad": return steps(Adam(learningRate: 0.01, amsgrad: true))
+            default: return steps(AdamW(learningRate: 0.01))
+            }
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] {
+            #expect(run(threads: threads).map(\.bitPattern) == one.map(\.bitPattern), "\(name), \(threads) threads")
+        }
+    }
+
+    @Test func gatherIsTheSameOnAnyThreadCount() {
+        var generator = SeededGenerator(seed: 1)
+        let images = (0..<500 * 784).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let data = Dataset(images: images, featureCount: 784, labels: (0..<500).map { UInt8($0 % 10) }, classCount: 10)
+        let indices: [Int32] = (0..<100).map { Int32(($0 * 37) % 500) }
+        var batches: [[Float]] = []
+        for threads in [1, 3] {
+            let input = Matrix(rows: 100, columns: 784), targets = Matrix(rows: 100, columns: 10)
+            indices.withUnsafeBufferPointer { buffer in
+                Parallel.withThreadCount(threads) { data.gather(indices: buffer, input: input, targets: targets) }
+            }
+            batches.append(input.scalars)
+            #expect(input[99, 5] == Float(images[Int(indices[99]) * 784 + 5]) * (1 / 255))
+        }
+        #expect(batches[0] == batches[1])
+    }
+}
