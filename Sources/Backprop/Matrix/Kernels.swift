@@ -20,11 +20,11 @@ public func scale(_ x: Matrix, by s: Float) {
 /// element is infinite, NaN if any is NaN.
 public func sumOfSquares(_ x: Matrix) -> Double {
     let p = x.pointer, n = x.count
-    let parts = Parallel.partCount(for: n, minimumPerPart: 32_768)
+    let parts = Parallel.partCount(for: n, minimumPerPart: Parallel.minimumBufferChunk)
     if parts <= 1 { return bp_sum_of_squares(p, n) }
     return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
-        Parallel.run(parts: parts) { part in
-            let range = Parallel.chunk(part, of: parts, count: n, alignment: 4096)
+        Parallel.run(parts: parts) { part in  // the chunks of `Parallel.forEachBufferChunk`
+            let range = Parallel.chunk(part, of: parts, count: n, alignment: Parallel.bufferChunkAlignment)
             partial[part] = bp_sum_of_squares(p + range.lowerBound, range.count)
         }
         return partial.reduce(0, +)

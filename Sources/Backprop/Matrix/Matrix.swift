@@ -143,9 +143,12 @@ public struct Matrix: Sendable {
         pointer.update(from: source.pointer, count: count)
     }
 
-    /// Sets every element to `value`.
+    /// Sets every element to `value` (split between the threads for large matrices, see ``Parallel``).
     public func fill(_ value: Float) {
-        pointer.update(repeating: value, count: count)
+        let p = pointer
+        Parallel.forEachBufferChunk(of: count) { range in
+            (p + range.lowerBound).update(repeating: value, count: range.count)
+        }
     }
 
     /// The elements in row-major order.

@@ -15,6 +15,9 @@ import Synchronization
 /// gained 1.2–1.4× from a second thread where two single-threaded halves gain 1.6–1.8×, and its threads cannot
 /// run anything else. OpenBLAS itself is kept at one thread.
 ///
+/// Workers compute in the floating-point mode of the thread that gave them the job (see
+/// ``withSubnormalsFlushedToZero(_:)``).
+///
 /// Workers spin briefly (about 50 µs) after each job, so the next job of a training step starts at once, then
 /// sleep on a condition variable until there is work. One job runs at a time: a call that finds the team busy
 /// (another thread of the program is using it) runs on its own thread, so calls from several threads are safe
@@ -66,6 +69,22 @@ public enum Parallel {
         run(parts: parts) { part in body(chunk(part, of: parts, count: count, alignment: alignment)) }
     }
 
+    /// The split of every pass over a parameter-sized buffer (zeroing gradients, the optimizer step, the gradient
+    /// norm): chunks of at least `minimumBufferChunk` elements with bounds at multiples of 1024 (4 KB). Every
+    /// pass uses the same bounds, so each thread touches the same part of the buffers at every step and that
+    /// part stays in its core's cache; a line written by one core and then touched by the other costs a transfer
+    /// between the cores, which at these sizes cost more than the arithmetic.
+    @inlinable
+    public static func forEachBufferChunk(of count: Int, _ body: (_ range: Range<Int>) -> Void) {
+        forEachChunk(of: count, minimumPerPart: minimumBufferChunk, alignment: bufferChunkAlignment, body)
+    }
+
+    /// The smallest chunk ``forEachBufferChunk(of:_:)`` gives a thread (below it, the hand-off costs more than
+    /// the pass).
+    public static let minimumBufferChunk = 16_384
+    /// The multiple at which ``forEachBufferChunk(of:_:)`` splits.
+    public static let bufferChunkAlignment = 1024
+
     /// How many parts ``forEachChunk(of:minimumPerPart:alignment:_:)`` uses for `count` elements.
     @inlinable
     public static func partCount(for count: Int, minimumPerPart: Int) -> Int {
@@ -105,6 +124,7 @@ final class WorkerTeam: @unchecked Sendable {
     // (acquire); cleared only after every worker has finished (`pending` reaches 0).
     nonisolated(unsafe) private var job: ((Int) -> Void)?
     nonisolated(unsafe) private var jobParts = 0
+    nonisolated(unsafe) private var jobFloatingPointControl: UInt32 = 0
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -155,6 +175,7 @@ final class WorkerTeam: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             jobParts = parts
+            jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
             // Every worker acknowledges every job (those without a part at once), so none can still be reading
             // this job's fields when the next one is written.
             pending.store(workerCount.load(ordering: .relaxed), ordering: .relaxed)
@@ -213,7 +234,12 @@ final class WorkerTeam: @unchecked Sendable {
                 pthread_mutex_unlock(sleepLock)
             }
             seen = generation.load(ordering: .acquiring)
-            if index < jobParts, let job { job(index) }
+            if index < jobParts, let job {
+                if bp_floating_point_control() != jobFloatingPointControl {
+                    bp_set_floating_point_control(jobFloatingPointControl)
+                }
+                job(index)
+            }
             pending.wrappingSubtract(1, ordering: .releasing)
         }
     }

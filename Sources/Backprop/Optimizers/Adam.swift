@@ -133,7 +133,7 @@ private func adamStep(
     let theta = parameters.pointer, grad = gradients.pointer
     let stepSize = learningRate / (1 - powf(beta1, Float(t)))
     let inverseCorrection2Root = 1 / (1 - powf(beta2, Float(t))).squareRoot()  // a product in the loop, not a quotient
-    Parallel.forEachChunk(of: parameters.count, minimumPerPart: optimizerElementsPerThread) { range in
+    Parallel.forEachBufferChunk(of: parameters.count) { range in
         let i = range.lowerBound
         bp_adam(theta + i, grad + i, m + i, v + i, vMax.map { $0 + i }, range.count, decay, stepSize,
                 inverseCorrection2Root, beta1, beta2, epsilon, wd)

@@ -58,10 +58,6 @@ func checkLayout(_ optimizer: String, _ parameters: Matrix, _ gradients: Matrix)
                  "\(optimizer).step: parameters \(parameters.shapeDescription) and gradients \(gradients.shapeDescription) differ")
 }
 
-/// Below this many parameters per thread an optimizer step runs on one thread (the hand-off costs about a
-/// microsecond; a thread updates about 16 000 parameters in that time).
-let optimizerElementsPerThread = 16_384
-
 /// A zero-filled state buffer of the parameters' layout, made at the first step or when the layout changes.
 func stateBuffer(_ buffer: inout Matrix?, like parameters: Matrix, initialValue: Float = 0) -> UnsafeMutablePointer<Float> {
     if buffer?.count != parameters.count {

@@ -58,7 +58,7 @@ public struct SGD: Optimizer {
         let first = momentumBuffer?.count != parameters.count
         let buffer = momentum == 0 ? theta : stateBuffer(&momentumBuffer, like: parameters)  // (unused without momentum)
         let (lr, mu, gradientWeight, wd, nesterov) = (learningRate, momentum, 1 - dampening, weightDecay, nesterov)
-        Parallel.forEachChunk(of: parameters.count, minimumPerPart: optimizerElementsPerThread) { range in
+        Parallel.forEachBufferChunk(of: parameters.count) { range in
             let i = range.lowerBound
             bp_sgd(theta + i, grad + i, buffer + i, range.count, lr, mu, gradientWeight, wd, nesterov ? 1 : 0,
                    first ? 1 : 0)

@@ -17,6 +17,8 @@ public final class Network: Sendable {
     public let gradients: Matrix
     /// The number of features each layer outputs.
     public let layerOutputSizes: [Int]
+    /// Each layer's slice of ``gradients`` (empty for layers without parameters).
+    let layerGradients: [Matrix]
 
     /// Builds a network taking `inputSize` features through `layers`, moving their current parameter values into
     /// the network's buffers.
@@ -33,7 +35,9 @@ public final class Network: Sendable {
         let parameterStorage = MatrixStorage(count: count), gradientStorage = MatrixStorage(count: count)
         var bound = layers
         var offset = 0
+        var layerGradients: [Matrix] = []
         for i in bound.indices {
+            let start = offset
             var values: [Matrix] = [], gradients: [Matrix] = []
             for tensor in bound[i].parameters {
                 values.append(Matrix(rows: tensor.rows, columns: tensor.columns, storage: parameterStorage, offset: offset))
@@ -41,7 +45,9 @@ public final class Network: Sendable {
                 offset += tensor.count
             }
             bound[i].bind(parameters: values, gradients: gradients)
+            layerGradients.append(Matrix(rows: 1, columns: offset - start, storage: gradientStorage, offset: start))
         }
+        self.layerGradients = layerGradients
         self.inputSize = inputSize
         self.layers = bound
         self.layerOutputSizes = sizes
@@ -109,9 +115,14 @@ public final class Network: Sendable {
     /// Runs the backward pass after ``forward(_:workspace:)`` on the same `input`, starting from
     /// `∂L/∂output`, which must be in ``Workspace/outputGradient(rows:)``. Adds every parameter's gradient to
     /// ``gradients``. Allocates nothing.
-    public func backward(_ input: Matrix, workspace: Workspace) {
+    ///
+    /// With `zeroingGradients`, each layer's gradients are set to zero just before its backward pass, which is
+    /// ``zeroGradients()`` followed by the backward pass, but touches each gradient where and when it is about to
+    /// be added to (one pass over a buffer that is then hot in the cache of the core that adds to it).
+    public func backward(_ input: Matrix, workspace: Workspace, zeroingGradients: Bool = false) {
         let n = input.rows
         for i in layers.indices.reversed() {
+            if zeroingGradients { layerGradients[i].fill(0) }
             let layerInput = i == 0 ? input : workspace.activations[i - 1].rows(0..<n)
             let dInput: Matrix? = i == 0 ? nil : workspace.deltas[i - 1].rows(0..<n)
             layers[i].backward(dInput: dInput, dOutput: workspace.deltas[i].rows(0..<n),

@@ -265,7 +265,7 @@ public final class Trainer<O: Optimizer> {
     /// Allocates nothing.
     public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset, batchCount: Int? = nil) -> Double {
         network.setTraining(true)
-        network.zeroGradients()
+        if indices.isEmpty { network.zeroGradients() }
         let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount ?? indices.count, 1)) : 1
         var total = 0.0
         var start = 0
@@ -279,7 +279,7 @@ public final class Trainer<O: Optimizer> {
             if data.isClassification {
                 for i in 0..<n where argmax(output, row: i) == argmax(targets, row: i) { correctCount += 1 }
             }
-            network.backward(input, workspace: workspace)
+            network.backward(input, workspace: workspace, zeroingGradients: start == 0)
             start += n
         }
         return total

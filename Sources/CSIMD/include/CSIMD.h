@@ -38,6 +38,25 @@ void bp_adam(float *theta, const float *gradient, float *m, float *v, float *vMa
              float stepSize, float inverseCorrection2Root, float beta1, float beta2, float epsilon,
              float weightDecay);
 
+/// The calling thread's floating-point control word (x86 MXCSR: rounding, flush-to-zero, denormals-are-zero),
+/// so that worker threads can compute in the same mode as the thread that gave them work. 0 elsewhere.
+static inline unsigned bp_floating_point_control(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_stmxcsr();
+#else
+    return 0;
+#endif
+}
+
+/// Sets the calling thread's floating-point control word (see bp_floating_point_control).
+static inline void bp_set_floating_point_control(unsigned control) {
+#if defined(__x86_64__)
+    __builtin_ia32_ldmxcsr(control);
+#else
+    (void)control;
+#endif
+}
+
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
