@@ -46,6 +46,34 @@ struct ParallelTests {
         #expect(nestedRuns.load(ordering: .relaxed) == 4 * (jobs / 100) * parts * 2)
     }
 
+    /// Workers compute in the caller's floating-point mode: a subnormal result is flushed to zero on every part.
+    /// (Repeated until part 1 has run on a worker: while other tests use the team, jobs run on their caller.)
+    @Test func workersUseTheCallersFloatingPointMode() {
+        let values = Matrix(rows: 1, columns: 2), halves = Matrix(rows: 1, columns: 2)
+        values.fill(Float.leastNormalMagnitude)
+        let caller = pthread_self()
+        nonisolated(unsafe) var workerThread = caller
+        func halve() {
+            Parallel.run(parts: 2) { part in
+                halves.pointer[part] = values.pointer[part] * 0.5
+                if part == 1 { workerThread = pthread_self() }
+            }
+        }
+        Parallel.withThreadCount(2) {
+            for _ in 0..<10_000 {
+                workerThread = caller
+                halve()  // normal mode first, so that a worker that kept the flushing mode would be caught
+                #expect(halves.scalars == [Float.leastNormalMagnitude / 2, Float.leastNormalMagnitude / 2])
+                withSubnormalsFlushedToZero { halve() }
+                if pthread_equal(workerThread, caller) == 0 { break }
+            }
+        }
+        #expect(pthread_equal(workerThread, caller) == 0, "no job reached a worker")
+        #if arch(x86_64)
+        #expect(halves.scalars == [0, 0])
+        #endif
+    }
+
     @Test func sumOfSquaresIsTheSameSumOnAnyThreadCount() {
         let x = randomMatrix(1, 200_003, seed: 4)
         let expected = x.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }
