@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSIMD
 
 /// Softmax followed by cross-entropy, fused, on logits `Z` (`N × K`) and target distributions `T` (one-hot rows
 /// for class labels; any rows summing to 1 for soft labels). PyTorch: `nn.CrossEntropyLoss`.
@@ -20,6 +21,10 @@ public struct CrossEntropy: Loss {
     public func sumOfLosses(output logits: Matrix, targets: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
         checkLossShapes("CrossEntropy", output: logits, targets: targets, gradient: gradient)
         let k = logits.columns
+        if let gradient {  // `bp_softmax_cross_entropy`: the exponentials of the whole batch in one vectorised pass
+            return bp_softmax_cross_entropy(logits.pointer, targets.pointer, gradient.pointer, logits.rows, k,
+                                            gradientScale)
+        }
         var total = 0.0
         for n in 0..<logits.rows {
             let z = logits.pointer + n * k, t = targets.pointer + n * k
@@ -31,13 +36,6 @@ public struct CrossEntropy: Loss {
                 if t[j] != 0 { targetDotLogits += t[j] * z[j] }  // 0·(−∞) must not make NaN
             }
             total += Double(targetSum * lse - targetDotLogits)
-            if let gradient {
-                let g = gradient.pointer + n * k
-                let inverseSum = 1 / sumExp
-                for j in 0..<k {  // softmax(z)ⱼ = e^(zⱼ − m) / Σ
-                    g[j] = gradientScale * (expf(z[j] - m) * inverseSum * targetSum - t[j])
-                }
-            }
         }
         return total
     }

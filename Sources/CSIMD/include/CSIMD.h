@@ -57,6 +57,10 @@ static inline void bp_set_floating_point_control(unsigned control) {
 #endif
 }
 
+/// Softmax cross-entropy of rows × k logits z against targets t: returns Σ rows' losses and writes
+/// g = scale · (softmax(z)·Σt − t) (the formula of Swift's CrossEntropy).
+double bp_softmax_cross_entropy(const float *z, const float *t, float *g, long rows, long k, float scale);
+
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
