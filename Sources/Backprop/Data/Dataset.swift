@@ -108,23 +108,25 @@ public struct Dataset: Sendable {
         let f = featureCount, x = input.pointer
         // Rows are split between the threads: each converts its own, and the memory fetches overlap.
         let rowsPerThread = max(1, 16_384 / f)
+        func gatherRows(from source: UnsafeRawBufferPointer, bytes: Bool) {
+            var job = Gather(input: x, source: source.baseAddress!, indices: indices.baseAddress!, featureCount: f,
+                             sourceIsBytes: bytes)
+            Parallel.forEachChunk(of: indices.count, minimumPerPart: rowsPerThread, alignment: 1, context: &job) {
+                context, start, end in
+                let job = context.load(as: Gather.self), f = job.featureCount
+                for row in start..<end {
+                    let index = Int(job.indices[row]), to = job.input + row * f
+                    if job.sourceIsBytes {
+                        bp_bytes_to_floats(to, job.source.assumingMemoryBound(to: UInt8.self) + index * f, f, 1 / 255)
+                    } else {
+                        to.update(from: job.source.assumingMemoryBound(to: Float.self) + index * f, count: f)
+                    }
+                }
+            }
+        }
         switch features {
-        case .bytes(let bytes):
-            bytes.withUnsafeBufferPointer { source in
-                Parallel.forEachChunk(of: indices.count, minimumPerPart: rowsPerThread, alignment: 1) { rows in
-                    for row in rows {
-                        bp_bytes_to_floats(x + row * f, source.baseAddress! + Int(indices[row]) * f, f, 1 / 255)
-                    }
-                }
-            }
-        case .floats(let values):
-            values.withUnsafeBufferPointer { source in
-                Parallel.forEachChunk(of: indices.count, minimumPerPart: rowsPerThread, alignment: 1) { rows in
-                    for row in rows {
-                        (x + row * f).update(from: source.baseAddress! + Int(indices[row]) * f, count: f)
-                    }
-                }
-            }
+        case .bytes(let bytes): bytes.withUnsafeBytes { gatherRows(from: $0, bytes: true) }
+        case .floats(let values): values.withUnsafeBytes { gatherRows(from: $0, bytes: false) }
         }
         let w = targetWidth, t = targetMatrix.pointer
         switch targets {
@@ -202,4 +204,10 @@ extension Dataset {
         if stat(gz, &status) != 0 && stat(raw, &status) == 0 { return raw }
         return gz
     }
+}
+
+/// The arguments of a gather, shared by the threads that each convert some of the rows.
+private struct Gather {
+    var input: UnsafeMutablePointer<Float>, source: UnsafeRawPointer, indices: UnsafePointer<Int32>, featureCount: Int
+    var sourceIsBytes: Bool  // bytes scaled by 1/255, else floats copied
 }

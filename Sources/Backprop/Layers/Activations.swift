@@ -15,9 +15,10 @@ public struct Sigmoid: Activation {
     /// (`bp_sigmoid`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix) {
         precondition(sameShape: output, input, "Sigmoid.forward")
-        let y = output.pointer, z = input.pointer
-        Parallel.forEachChunk(of: input.count, minimumPerPart: 32_768) { range in
-            bp_sigmoid(y + range.lowerBound, z + range.lowerBound, range.count)
+        var job = (y: output.pointer, z: UnsafePointer(input.pointer))
+        Parallel.forEachChunk(of: input.count, minimumPerPart: 32_768, context: &job) { context, start, end in
+            let job = context.load(as: (y: UnsafeMutablePointer<Float>, z: UnsafePointer<Float>).self)
+            bp_sigmoid(job.y + start, job.z + start, end - start)
         }
     }
 }

@@ -18,33 +18,43 @@ public func gemm(
         scale(c, by: beta)
         return
     }
-    let (lda, ldb, ldc) = (Int32(a.columns), Int32(b.columns), Int32(c.columns))
-    func sgemm(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-               _ c: UnsafeMutablePointer<Float>) {
-        cblas_sgemm(
-            CblasRowMajor,
-            transposeA ? CblasTrans : CblasNoTrans,
-            transposeB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k),
-            alpha, a, lda, b, ldb, beta, c, ldc)
-    }
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
     // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm. Below about 2 MFLOP
     // per part the split costs more than it gains.
     let byRows = m >= n
     let split = byRows ? m : n
     let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20), split / 16))
-    Parallel.run(parts: parts) { part in
-        let range = Parallel.chunk(part, of: parts, count: split, alignment: 16)
+    var job = GEMMPart(m: m, n: n, k: k, a: a.pointer, b: b.pointer, c: c.pointer,
+                       lda: a.columns, ldb: b.columns, ldc: c.columns, transposeA: transposeA,
+                       transposeB: transposeB, alpha: alpha, beta: beta, byRows: byRows)
+    Parallel.run(parts: parts, context: &job) { context, part, parts in
+        let job = context.load(as: GEMMPart.self)
+        let range = Parallel.chunk(part, of: parts, count: job.byRows ? job.m : job.n, alignment: 16)
         if range.isEmpty { return }
-        if byRows {  // rows of C and of op(A)
-            let aOffset = transposeA ? range.lowerBound : range.lowerBound * a.columns
-            sgemm(range.count, n, k, a.pointer + aOffset, b.pointer, c.pointer + range.lowerBound * c.columns)
+        var (m, n, a, b, c) = (job.m, job.n, job.a, job.b, job.c)
+        if job.byRows {  // rows of C and of op(A)
+            m = range.count
+            a += job.transposeA ? range.lowerBound : range.lowerBound * job.lda
+            c += range.lowerBound * job.ldc
         } else {  // columns of C and of op(B)
-            let bOffset = transposeB ? range.lowerBound * b.columns : range.lowerBound
-            sgemm(m, range.count, k, a.pointer, b.pointer + bOffset, c.pointer + range.lowerBound)
+            n = range.count
+            b += job.transposeB ? range.lowerBound * job.ldb : range.lowerBound
+            c += range.lowerBound
         }
+        cblas_sgemm(CblasRowMajor, job.transposeA ? CblasTrans : CblasNoTrans, job.transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(job.k), job.alpha, a, Int32(job.lda), b, Int32(job.ldb), job.beta,
+                    c, Int32(job.ldc))
     }
+}
+
+/// One `sgemm` call's arguments, for the threads that each compute a block of rows or columns of C.
+private struct GEMMPart {
+    var m: Int, n: Int, k: Int
+    var a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+    var lda: Int, ldb: Int, ldc: Int
+    var transposeA: Bool, transposeB: Bool
+    var alpha: Float, beta: Float
+    var byRows: Bool
 }
 
 /// The definition of ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` as a triple loop, accumulating in

@@ -23,9 +23,11 @@ public func sumOfSquares(_ x: Matrix) -> Double {
     let parts = Parallel.partCount(for: n, minimumPerPart: Parallel.minimumBufferChunk)
     if parts <= 1 { return bp_sum_of_squares(p, n) }
     return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
-        Parallel.run(parts: parts) { part in  // the chunks of `Parallel.forEachBufferChunk`
-            let range = Parallel.chunk(part, of: parts, count: n, alignment: Parallel.bufferChunkAlignment)
-            partial[part] = bp_sum_of_squares(p + range.lowerBound, range.count)
+        var job = (x: UnsafePointer(p), count: n, partial: partial.baseAddress!)
+        Parallel.run(parts: parts, context: &job) { context, part, parts in  // the chunks of `forEachBufferChunk`
+            let job = context.load(as: (x: UnsafePointer<Float>, count: Int, partial: UnsafeMutablePointer<Double>).self)
+            let range = Parallel.chunk(part, of: parts, count: job.count, alignment: Parallel.bufferChunkAlignment)
+            job.partial[part] = bp_sum_of_squares(job.x + range.lowerBound, range.count)
         }
         return partial.reduce(0, +)
     }

@@ -145,9 +145,10 @@ public struct Matrix: Sendable {
 
     /// Sets every element to `value` (split between the threads for large matrices, see ``Parallel``).
     public func fill(_ value: Float) {
-        let p = pointer
-        Parallel.forEachBufferChunk(of: count) { range in
-            (p + range.lowerBound).update(repeating: value, count: range.count)
+        var job = (pointer: pointer, value: value)
+        Parallel.forEachBufferChunk(of: count, context: &job) { context, start, end in
+            let job = context.load(as: (pointer: UnsafeMutablePointer<Float>, value: Float).self)
+            (job.pointer + start).update(repeating: job.value, count: end - start)
         }
     }
 

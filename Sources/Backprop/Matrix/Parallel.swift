@@ -21,8 +21,17 @@ import Synchronization
 /// Workers spin briefly (about 50 µs) after each job, so the next job of a training step starts at once, then
 /// sleep on a condition variable until there is work. One job runs at a time: a call that finds the team busy
 /// (another thread of the program is using it) runs on its own thread, so calls from several threads are safe
-/// and never wait on each other. Dispatching a job allocates nothing.
+/// and never wait on each other.
+///
+/// A job is a C function pointer and a pointer to its arguments (``run(parts:context:_:)``), so handing it to
+/// the workers allocates nothing; the kernels of a training step use that form. The closure forms
+/// (``run(parts:_:)``) are for convenience: Swift allocates a small object to lend a closure to another thread.
 public enum Parallel {
+    /// One part of a job: `function(context, part, parts)`.
+    public typealias Part = @convention(c) (_ context: UnsafeMutableRawPointer, _ part: Int, _ parts: Int) -> Void
+    /// One chunk of a loop: `function(context, start, end)` for the indices `start..<end`.
+    public typealias Chunk = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Void
+
     /// The number of threads a kernel may use (at least 1). The first use sets it from OpenBLAS's default (the
     /// `OPENBLAS_NUM_THREADS` environment variable, else the number of processors).
     /// Inside ``withThreadCount(_:_:)``, that call's count.
@@ -48,25 +57,75 @@ public enum Parallel {
 
     @TaskLocal @usableFromInline static var scopedThreadCount: Int?
 
-    /// Runs `body(part)` for every `part` in `0..<parts` (`parts ≤ threadCount`), part 0 on the calling thread and
-    /// the others on workers at the same time, and returns when all are done. With one thread, or when the team
-    /// is busy with another caller's job, all parts run here, in order.
+    /// Runs `function(&context, part, parts)` for every `part` in `0..<parts` (`parts ≤ threadCount`), part 0 on
+    /// the calling thread and the others on workers at the same time, and returns when all are done. With one
+    /// thread, or when the team is busy with another caller's job, all parts run here, in order. `function` is a
+    /// closure that captures nothing (its arguments are in `context`); allocates nothing.
     @inlinable
+    public static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
+        withUnsafeMutablePointer(to: &context) { pointer in
+            let raw = UnsafeMutableRawPointer(pointer)
+            if parts <= 1 { if parts == 1 { function(raw, 0, 1) }; return }
+            team.run(parts: parts, function: function, context: raw)
+        }
+    }
+
+    /// Runs `body(part)` for every `part` in `0..<parts`, as ``run(parts:context:_:)`` does (allocating a small
+    /// object when the parts go to workers).
     public static func run(parts: Int, _ body: (_ part: Int) -> Void) {
         if parts <= 1 { if parts == 1 { body(0) }; return }
-        team.run(parts: parts, body)
+        withoutActuallyEscaping(body) { body in
+            var body = body
+            run(parts: parts, context: &body) { context, part, _ in
+                context.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+            }
+        }
     }
 
     /// Splits `0..<count` into at most ``threadCount`` contiguous ranges whose bounds are multiples of
-    /// `alignment` (except the end), each at least `minimumPerPart` long, and runs `body` on each in parallel
-    /// (see ``run(parts:_:)``). Small counts run as one range on the calling thread.
+    /// `alignment` (except the end), each at least `minimumPerPart` long, and runs `function(&context, start,
+    /// end)` on each in parallel (see ``run(parts:context:_:)``). Small counts run as one range on the calling
+    /// thread. Allocates nothing.
     @inlinable
+    public static func forEachChunk<Context>(
+        of count: Int, minimumPerPart: Int, alignment: Int = 16, context: inout Context, _ function: Chunk
+    ) {
+        let parts = partCount(for: count, minimumPerPart: minimumPerPart)
+        withUnsafeMutablePointer(to: &context) { pointer in
+            let raw = UnsafeMutableRawPointer(pointer)
+            if parts <= 1 { if count > 0 { function(raw, 0, count) }; return }
+            var chunks = Chunks(function: function, context: raw, count: count, alignment: alignment)
+            run(parts: parts, context: &chunks) { context, part, parts in
+                let chunks = context.assumingMemoryBound(to: Chunks.self).pointee
+                let range = Parallel.chunk(part, of: parts, count: chunks.count, alignment: chunks.alignment)
+                if !range.isEmpty { chunks.function(chunks.context, range.lowerBound, range.upperBound) }
+            }
+        }
+    }
+
+    /// ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` with a closure (allocating a small object when the
+    /// chunks go to workers).
     public static func forEachChunk(
         of count: Int, minimumPerPart: Int, alignment: Int = 16, _ body: (_ range: Range<Int>) -> Void
     ) {
         let parts = partCount(for: count, minimumPerPart: minimumPerPart)
         if parts <= 1 { if count > 0 { body(0..<count) }; return }
-        run(parts: parts) { part in body(chunk(part, of: parts, count: count, alignment: alignment)) }
+        run(parts: parts) { part in
+            let range = chunk(part, of: parts, count: count, alignment: alignment)
+            if !range.isEmpty { body(range) }
+        }
+    }
+
+    /// A chunked loop's arguments, for the part function that computes each part's chunk.
+    @usableFromInline
+    struct Chunks {
+        @usableFromInline let function: Chunk
+        @usableFromInline let context: UnsafeMutableRawPointer
+        @usableFromInline let count: Int
+        @usableFromInline let alignment: Int
+        @usableFromInline init(function: Chunk, context: UnsafeMutableRawPointer, count: Int, alignment: Int) {
+            (self.function, self.context, self.count, self.alignment) = (function, context, count, alignment)
+        }
     }
 
     /// The split of every pass over a parameter-sized buffer (zeroing gradients, the optimizer step, the gradient
@@ -75,17 +134,18 @@ public enum Parallel {
     /// part stays in its core's cache; a line written by one core and then touched by the other costs a transfer
     /// between the cores, which at these sizes cost more than the arithmetic.
     @inlinable
-    public static func forEachBufferChunk(of count: Int, _ body: (_ range: Range<Int>) -> Void) {
-        forEachChunk(of: count, minimumPerPart: minimumBufferChunk, alignment: bufferChunkAlignment, body)
+    public static func forEachBufferChunk<Context>(of count: Int, context: inout Context, _ function: Chunk) {
+        forEachChunk(of: count, minimumPerPart: minimumBufferChunk, alignment: bufferChunkAlignment,
+                     context: &context, function)
     }
 
-    /// The smallest chunk ``forEachBufferChunk(of:_:)`` gives a thread (below it, the hand-off costs more than
+    /// The smallest chunk ``forEachBufferChunk(of:context:_:)`` gives a thread (below it, the hand-off costs more than
     /// the pass).
     public static let minimumBufferChunk = 16_384
-    /// The multiple at which ``forEachBufferChunk(of:_:)`` splits.
+    /// The multiple at which ``forEachBufferChunk(of:context:_:)`` splits.
     public static let bufferChunkAlignment = 1024
 
-    /// How many parts ``forEachChunk(of:minimumPerPart:alignment:_:)`` uses for `count` elements.
+    /// How many parts ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` uses for `count` elements.
     @inlinable
     public static func partCount(for count: Int, minimumPerPart: Int) -> Int {
         let size = threadCount
@@ -122,8 +182,10 @@ final class WorkerTeam: @unchecked Sendable {
     private let requestedSize = Atomic<Int>(0)
     // Written by the caller before `generation` is bumped (release) and read by workers after they see it
     // (acquire); cleared only after every worker has finished (`pending` reaches 0).
-    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    nonisolated(unsafe) private var jobFunction: Parallel.Part?
+    nonisolated(unsafe) private var jobContext: UnsafeMutableRawPointer?
     nonisolated(unsafe) private var jobParts = 0
+    nonisolated(unsafe) private var jobThreads = 0
     nonisolated(unsafe) private var jobFloatingPointControl: UInt32 = 0
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
@@ -166,15 +228,18 @@ final class WorkerTeam: @unchecked Sendable {
     }
 
     @usableFromInline
-    func run(parts requested: Int, _ body: (Int) -> Void) {
-        let parts = min(requested, workerCount.load(ordering: .acquiring) + 1)
-        guard parts > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            for part in 0..<requested { body(part) }
+    func run(parts: Int, function: Parallel.Part, context: UnsafeMutableRawPointer) {
+        // Parts 1..<threads go to workers 1..<threads; part 0 and any beyond the team's size run here.
+        let threads = min(parts, workerCount.load(ordering: .acquiring) + 1)
+        guard threads > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for part in 0..<parts { function(context, part, parts) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            job = body
+        do {
+            jobFunction = function
+            jobContext = context
             jobParts = parts
+            jobThreads = threads
             jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
             // Every worker acknowledges every job (those without a part at once), so none can still be reading
             // this job's fields when the next one is written.
@@ -185,17 +250,16 @@ final class WorkerTeam: @unchecked Sendable {
                 pthread_cond_broadcast(wakeUp)
                 pthread_mutex_unlock(sleepLock)
             }
-            body(0)
+            function(context, 0, parts)
+            for part in threads..<parts { function(context, part, parts) }
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
                 // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
                 spins += 1
                 if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
             }
-            job = nil
+            (jobFunction, jobContext) = (nil, nil)
         }
-        // Parts beyond `parts` (when the team shrank since the caller counted) run here.
-        for part in parts..<requested { body(part) }
         busy.store(false, ordering: .releasing)
     }
 
@@ -234,11 +298,11 @@ final class WorkerTeam: @unchecked Sendable {
                 pthread_mutex_unlock(sleepLock)
             }
             seen = generation.load(ordering: .acquiring)
-            if index < jobParts, let job {
+            if index < jobThreads, let jobFunction, let jobContext {
                 if bp_floating_point_control() != jobFloatingPointControl {
                     bp_set_floating_point_control(jobFloatingPointControl)
                 }
-                job(index)
+                jobFunction(jobContext, index, jobParts)
             }
             pending.wrappingSubtract(1, ordering: .releasing)
         }

@@ -130,12 +130,22 @@ private func adamStep(
     coupledWeightDecay wd: Float, decay: Float = 1, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
     vMax: UnsafeMutablePointer<Float>?
 ) {
-    let theta = parameters.pointer, grad = gradients.pointer
     let stepSize = learningRate / (1 - powf(beta1, Float(t)))
     let inverseCorrection2Root = 1 / (1 - powf(beta2, Float(t))).squareRoot()  // a product in the loop, not a quotient
-    Parallel.forEachBufferChunk(of: parameters.count) { range in
-        let i = range.lowerBound
-        bp_adam(theta + i, grad + i, m + i, v + i, vMax.map { $0 + i }, range.count, decay, stepSize,
-                inverseCorrection2Root, beta1, beta2, epsilon, wd)
+    var job = AdamStep(theta: parameters.pointer, gradient: gradients.pointer, m: m, v: v, vMax: vMax, decay: decay,
+                       stepSize: stepSize, inverseCorrection2Root: inverseCorrection2Root, beta1: beta1,
+                       beta2: beta2, epsilon: epsilon, weightDecay: wd)
+    Parallel.forEachBufferChunk(of: parameters.count, context: &job) { context, start, end in
+        let j = context.load(as: AdamStep.self)
+        bp_adam(j.theta + start, j.gradient + start, j.m + start, j.v + start, j.vMax.map { $0 + start }, end - start,
+                j.decay, j.stepSize, j.inverseCorrection2Root, j.beta1, j.beta2, j.epsilon, j.weightDecay)
     }
+}
+
+/// The arguments of `bp_adam` for one step, shared by the threads that each update a chunk.
+private struct AdamStep {
+    var theta: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>
+    var m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, vMax: UnsafeMutablePointer<Float>?
+    var decay: Float, stepSize: Float, inverseCorrection2Root: Float, beta1: Float, beta2: Float, epsilon: Float
+    var weightDecay: Float
 }

@@ -54,14 +54,22 @@ public struct SGD: Optimizer {
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("SGD", parameters, gradients)
         stepCount += 1
-        let theta = parameters.pointer, grad = gradients.pointer
         let first = momentumBuffer?.count != parameters.count
-        let buffer = momentum == 0 ? theta : stateBuffer(&momentumBuffer, like: parameters)  // (unused without momentum)
-        let (lr, mu, gradientWeight, wd, nesterov) = (learningRate, momentum, 1 - dampening, weightDecay, nesterov)
-        Parallel.forEachBufferChunk(of: parameters.count) { range in
-            let i = range.lowerBound
-            bp_sgd(theta + i, grad + i, buffer + i, range.count, lr, mu, gradientWeight, wd, nesterov ? 1 : 0,
-                   first ? 1 : 0)
+        let buffer = momentum == 0 ? parameters.pointer : stateBuffer(&momentumBuffer, like: parameters)  // (unused without momentum)
+        var job = SGDStep(theta: parameters.pointer, gradient: gradients.pointer, buffer: buffer,
+                          learningRate: learningRate, momentum: momentum, gradientWeight: 1 - dampening,
+                          weightDecay: weightDecay, nesterov: nesterov ? 1 : 0, first: first ? 1 : 0)
+        Parallel.forEachBufferChunk(of: parameters.count, context: &job) { context, start, end in
+            let j = context.load(as: SGDStep.self)
+            bp_sgd(j.theta + start, j.gradient + start, j.buffer + start, end - start, j.learningRate, j.momentum,
+                   j.gradientWeight, j.weightDecay, j.nesterov, j.first)
         }
     }
+}
+
+/// The arguments of `bp_sgd` for one step, shared by the threads that each update a chunk.
+private struct SGDStep {
+    var theta: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>
+    var learningRate: Float, momentum: Float, gradientWeight: Float, weightDecay: Float
+    var nesterov: Int32, first: Int32
 }
