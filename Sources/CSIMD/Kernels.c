@@ -43,8 +43,10 @@ static inline float bp_sqrt(float x) {
 #endif
 }
 
-/// e^x for x clamped to [-87, 88]: the same Cody–Waite reduction and Cephes polynomial as Swift's `exponential`.
+/// e^x: the same Cody–Waite reduction and Cephes polynomial as Swift's `exponential`, with x above 88 clamped to
+/// 88 and 0 for x below −87 (where e^x < 1.7·10⁻³⁸ is at the edge of the normal range).
 static inline float bp_exp(float x) {
+    float original = x;
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     const float shifter = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits
@@ -63,7 +65,7 @@ static inline float bp_exp(float x) {
     int32_t scaleBits = ((bits - 0x4B400000) + 127) << 23;
     float scale;
     memcpy(&scale, &scaleBits, 4);
-    return p * scale;
+    return original < -87.0f ? 0.0f : p * scale;
 }
 
 BP_CLONES
@@ -140,4 +142,71 @@ double bp_softmax_cross_entropy(const float *restrict z, const float *restrict t
         for (long j = 0; j < k; j++) gn[j] = scale * (gn[j] * inverseSum * targetSum - tn[j]);
     }
     return total;
+}
+
+/// ln x for a positive normal x: x = m·2ᵉ with m in [√½, √2), and Cephes' degree-9 polynomial for ln m (about
+/// 1 ulp), written with bit operations so that loops over it vectorise.
+static inline float bp_log(float x) {
+    int32_t bits;
+    memcpy(&bits, &x, 4);
+    int32_t e = ((bits >> 23) & 0xff) - 126;  // x = m·2ᵉ, m in [½, 1)
+    int32_t mantissaBits = (bits & 0x007fffff) | 0x3f000000;
+    float m;
+    memcpy(&m, &mantissaBits, 4);
+    int below = m < 0.707106781f;
+    e -= below;
+    float f = below ? m + m - 1.0f : m - 1.0f;  // m − 1 with m in [√½, √2)
+    float z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    float fe = (float)e;
+    y += -2.12194440e-4f * fe;
+    y += -0.5f * z;
+    return f + y + 0.693359375f * fe;
+}
+
+BP_CLONES
+double bp_binary_cross_entropy(const float *restrict z, const float *restrict t, float *restrict g, long count,
+                               float scale) {
+    double total = 0;
+    float losses[1024];
+    for (long start = 0; start < count; start += 1024) {
+        long n = count - start < 1024 ? count - start : 1024;
+        const float *zb = z + start, *tb = t + start;
+        for (long i = 0; i < n; i++) {
+            float x = zb[i], u = bp_exp(-(x < 0 ? -x : x));  // e^(−|z|) in (0, 1]
+            float w = 1.0f + u;
+            float log1pu = w == 1.0f ? u : bp_log(w) * (u / (w - 1.0f));  // log1p(u), Goldberg's correction
+            losses[i] = (x > 0 ? x : 0) - x * tb[i] + log1pu;
+        }
+        if (g) {
+            for (long i = 0; i < n; i++) {
+                float x = zb[i], u = bp_exp(-(x < 0 ? -x : x));
+                float sigmoid = (x >= 0 ? 1.0f : u) / (1.0f + u);
+                g[start + i] = scale * (sigmoid - tb[i]);
+            }
+        }
+        float lanes[32] = {0};
+        long i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int j = 0; j < 32; j++) lanes[j] += losses[i + j];
+        double block = 0;
+        for (int j = 0; j < 32; j++) block += lanes[j];
+        for (; i < n; i++) block += losses[i];
+        total += block;
+    }
+    return total;
+}
+
+BP_CLONES
+void bp_sigmoid_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long count) {
+    for (long i = 0; i < count; i++) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));
 }

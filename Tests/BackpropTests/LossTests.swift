@@ -27,6 +27,42 @@ struct LossTests {
         #expect(gradient.scalars == [0, 0, -1, 1])
     }
 
+    /// Every element's loss and gradient against the formula in `Double`, over logits from −100 to 100 (the
+    /// vectorised kernel's own exp and log), summed over up to three threads.
+    @Test func binaryCrossEntropyMatchesTheFormulaInDouble() {
+        let count = 200_000
+        let logits = Matrix(rows: 1, columns: count), targets = Matrix(rows: 1, columns: count)
+        for i in 0..<count {
+            logits[0, i] = -100 + 200 * Float(i) / Float(count - 1)
+            targets[0, i] = [0, 0.3, 1][i % 3]
+        }
+        var expectedTotal = 0.0
+        var expectedGradient = [Double](repeating: 0, count: count)
+        for i in 0..<count {
+            let z = Double(logits[0, i]), t = Double(targets[0, i])
+            expectedTotal += max(z, 0) - z * t + log1p(exp(-abs(z)))
+            expectedGradient[i] = 1 / (1 + exp(-z)) - t
+        }
+        for threads in [1, 3] {
+            let gradient = Matrix(rows: 1, columns: count)
+            let total = Parallel.withThreadCount(threads) {
+                BinaryCrossEntropy(reduction: .sum).sumOfLosses(output: logits, targets: targets, gradient: gradient,
+                                                                gradientScale: 1)
+            }
+            #expect(abs(total - expectedTotal) <= 1e-6 * expectedTotal, "\(threads) threads: \(total) vs \(expectedTotal)")
+            expectClose(gradient.scalars, expectedGradient, relative: 1e-6, absolute: 1e-7, "\(threads) threads")
+            // Each element's loss, through one-element calls (no cancellation in a sum to hide errors).
+            for i in stride(from: 0, to: count, by: 97) {
+                let one = BinaryCrossEntropy(reduction: .sum).sumOfLosses(
+                    output: logits.reshaped(rows: count, columns: 1).rows(i..<(i + 1)),
+                    targets: targets.reshaped(rows: count, columns: 1).rows(i..<(i + 1)), gradient: nil, gradientScale: 1)
+                let z = Double(logits[0, i]), t = Double(targets[0, i])
+                let exact = max(z, 0) - z * t + log1p(exp(-abs(z)))
+                #expect(abs(one - exact) <= 2e-7 * abs(exact) + 1e-12, "z \(z), t \(t): \(one) vs \(exact)")
+            }
+        }
+    }
+
     @Test func knownValues() {
         // CE of uniform logits over K classes is log K; mean over rows.
         #expect(abs(crossEntropy(logits: Matrix(rows: 3, columns: 4), labels: [0, 1, 3]) - logf(4)) < 1e-6)

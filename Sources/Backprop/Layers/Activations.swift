@@ -21,6 +21,18 @@ public struct Sigmoid: Activation {
             bp_sigmoid(job.y + start, job.z + start, end - start)
         }
     }
+
+    /// `dZ = dY ∘ Y(1 − Y)` (`bp_sigmoid_backward`), split between the threads for large batches.
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "Sigmoid.backward")
+        precondition(sameShape: dInput, output, "Sigmoid.backward")
+        var job = (dz: dInput.pointer, dy: UnsafePointer(dOutput.pointer), y: UnsafePointer(output.pointer))
+        Parallel.forEachChunk(of: dInput.count, minimumPerPart: 32_768, context: &job) { context, start, end in
+            let job = context.load(as: (dz: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, y: UnsafePointer<Float>).self)
+            bp_sigmoid_backward(job.dz + start, job.dy + start, job.y + start, end - start)
+        }
+    }
 }
 
 /// The rectified linear unit, `y = max(0, z)`; `f′(z) = [z > 0]` (0 at the kink, as in PyTorch). PyTorch: `nn.ReLU`.

@@ -61,6 +61,12 @@ static inline void bp_set_floating_point_control(unsigned control) {
 /// g = scale · (softmax(z)·Σt − t) (the formula of Swift's CrossEntropy).
 double bp_softmax_cross_entropy(const float *z, const float *t, float *g, long rows, long k, float scale);
 
+/// Binary cross-entropy of sigmoid(z) against t over count elements: returns Σ max(z,0) − z·t + log1p(e^−|z|) and,
+/// when g is non-null, writes g = scale · (σ(z) − t).
+double bp_binary_cross_entropy(const float *z, const float *t, float *g, long count, float scale);
+/// dz = dy · y(1 − y): the sigmoid's backward pass from its output y.
+void bp_sigmoid_backward(float *dz, const float *dy, const float *y, long count);
+
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
