@@ -49,7 +49,7 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "OpenBLAS threads. (default: all cores)")
+    @Option(help: "Threads for the matrix products and element-wise work. (default: all cores)")
     var threads: Int?
 
     @Flag(help: "Print one JSON object: loss, accuracy, count, per_class_accuracy, confusion_matrix.")

@@ -86,7 +86,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seeds the weights, the shuffling and dropout.")
     var seed: UInt64 = 0
 
-    @Option(help: "OpenBLAS threads (1 gives bitwise-reproducible runs). (default: all cores)")
+    @Option(help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: all cores)")
     var threads: Int?
 
     @Option(name: .customLong("init"), help: """
@@ -385,7 +385,7 @@ struct Train: ParsableCommand {
                 \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
                 \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
                 batch \(settings.batchSize == 0 ? "full (\(data.train.count))" : String(settings.batchSize)), \
-                init \(settings.initializer.name), seed \(seed), \(BLAS.threadCount) BLAS thread(s)\
+                init \(settings.initializer.name), seed \(seed), \(Parallel.threadCount) thread(s)\
                 \(world.map { " on each of \($0.size) MPI ranks" } ?? ""); \
                 \(data.train.count) training and \(data.test.count) test samples from \(self.data)
                 """)

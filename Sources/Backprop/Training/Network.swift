@@ -153,7 +153,7 @@ public final class Workspace {
     public let scratch: [Matrix]
 
     /// Plans the activations of `network` for batches of up to `capacity` rows; with `backward: false` (for
-    /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:)`` cannot be used.
+    /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:zeroingGradients:)`` cannot be used.
     public init(for network: Network, capacity: Int, backward: Bool = true) {
         precondition(capacity > 0, "Workspace: capacity must be positive, got \(capacity)")
         self.capacity = capacity
