@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite("Parallel kernels")
+@Suite("Parallel kernels", .serialized)  // one at a time: several of them need the team to themselves
 struct ParallelTests {
     @Test func chunksCoverTheRangeOnceOnAlignedBounds() {
         for count in [0, 1, 15, 16, 17, 100, 784, 50_890] {
@@ -46,6 +46,20 @@ struct ParallelTests {
         #expect(nestedRuns.load(ordering: .relaxed) == 4 * (jobs / 100) * parts * 2)
     }
 
+    /// A part that asks for more threads (which would start workers) runs its nested job inline instead of
+    /// waiting for the team it is part of.
+    @Test func nestedJobsWantingMoreThreadsDoNotDeadlock() {
+        let counts = Atomic<Int>(0)
+        Parallel.withThreadCount(2) {
+            Parallel.run(parts: 2) { _ in
+                Parallel.withThreadCount(5) {
+                    Parallel.run(parts: 5) { _ in counts.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+        }
+        #expect(counts.load(ordering: .relaxed) == 10)
+    }
+
     /// Workers compute in the caller's floating-point mode: a subnormal result is flushed to zero on every part.
     /// (Repeated until part 1 has run on a worker: while other tests use the team, jobs run on their caller.)
     @Test func workersUseTheCallersFloatingPointMode() {
@@ -60,7 +74,7 @@ struct ParallelTests {
             }
         }
         Parallel.withThreadCount(2) {
-            for _ in 0..<10_000 {
+            for _ in 0..<100_000 {
                 workerThread = caller
                 halve()  // normal mode first, so that a worker that kept the flushing mode would be caught
                 #expect(halves.scalars == [Float.leastNormalMagnitude / 2, Float.leastNormalMagnitude / 2])

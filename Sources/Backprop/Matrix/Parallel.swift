@@ -48,7 +48,7 @@ public enum Parallel {
     /// theirs): for a library that must not change the process-wide setting, and for tests.
     public static func withThreadCount<R, E: Error>(_ count: Int, _ body: () throws(E) -> R) throws(E) -> R {
         precondition(count >= 1, "Parallel.withThreadCount: need at least 1 thread, got \(count)")
-        team.ensureWorkers(count - 1)
+        BLAS.keepOpenBLASSingleThreaded()
         let result: Result<R, E> = $scopedThreadCount.withValue(count) {
             do throws(E) { return .success(try body()) } catch { return .failure(error) }
         }
@@ -206,34 +206,25 @@ final class WorkerTeam: @unchecked Sendable {
         return requestedSize.load(ordering: .acquiring)
     }
 
-    /// Sets the size, starting workers as needed (workers are never stopped; surplus ones stay asleep).
+    /// Sets the size. Workers are started by the first job that needs them (and never stopped; surplus ones stay
+    /// asleep), so that no call ever waits for the team: setting the size from inside a job cannot deadlock.
     func resize(_ count: Int) {
-        ensureWorkers(count - 1)
-        requestedSize.store(count, ordering: .releasing)
-    }
-
-    /// Starts workers until there are at least `count`.
-    func ensureWorkers(_ count: Int) {
         BLAS.keepOpenBLASSingleThreaded()
-        if workerCount.load(ordering: .acquiring) >= count { return }
-        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            bp_cpu_relax()
-        }
-        while workerCount.load(ordering: .relaxed) < count {
-            let index = workerCount.load(ordering: .relaxed) + 1
-            startWorker(index: index)
-            workerCount.store(index, ordering: .releasing)
-        }
-        busy.store(false, ordering: .releasing)
+        requestedSize.store(count, ordering: .releasing)
     }
 
     @usableFromInline
     func run(parts: Int, function: Parallel.Part, context: UnsafeMutableRawPointer) {
-        // Parts 1..<threads go to workers 1..<threads; part 0 and any beyond the team's size run here.
-        let threads = min(parts, workerCount.load(ordering: .acquiring) + 1)
+        // Parts 1..<threads go to workers 1..<threads; part 0 and any beyond the thread count run here.
+        let threads = min(parts, Parallel.threadCount)
         guard threads > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for part in 0..<parts { function(context, part, parts) }
             return
+        }
+        while workerCount.load(ordering: .relaxed) < threads - 1 {  // only the holder of `busy` starts workers
+            let index = workerCount.load(ordering: .relaxed) + 1
+            startWorker(index: index)
+            workerCount.store(index, ordering: .releasing)
         }
         do {
             jobFunction = function
