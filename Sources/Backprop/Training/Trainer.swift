@@ -174,17 +174,19 @@ public final class Trainer<O: Optimizer> {
         }
         let epoch = epochsCompleted + 1
         try order.withUnsafeBufferPointer { (indices) throws(TrainingError) in
+            func batch(_ b: Int) -> UnsafeBufferPointer<Int32> {
+                UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
+            }
             /// Starts fetching batch `b`'s images (this process's shard) from memory; see ``Dataset/prefetch(indices:)``.
             func prefetch(batch b: Int) {
                 guard b < batchCount else { return }
-                let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
-                data.prefetch(indices: communicator.map { UnsafeBufferPointer(rebasing: batch[$0.shard(of: batch.count)]) } ?? batch)
+                let all = batch(b)
+                data.prefetch(indices: communicator.map { UnsafeBufferPointer(rebasing: all[$0.shard(of: all.count)]) } ?? all)
             }
             prefetch(batch: 1)
             for b in 0..<batchCount {
-                let batch = UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
                 prefetch(batch: b + 2)  // two steps ahead: the lines are in L2 or L3 by the time they are gathered
-                let batchLoss = trainBatch(batch, data: data)  // this process's shard's loss when distributed
+                let batchLoss = trainBatch(batch(b), data: data)  // this process's shard's loss when distributed
                 guard batchLoss.isFinite else {
                     throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))
                 }
