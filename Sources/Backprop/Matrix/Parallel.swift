@@ -57,9 +57,10 @@ public enum Parallel {
 
     @TaskLocal @usableFromInline static var scopedThreadCount: Int?
 
-    /// Runs `function(&context, part, parts)` for every `part` in `0..<parts` (`parts ≤ threadCount`), part 0 on
-    /// the calling thread and the others on workers at the same time, and returns when all are done. With one
-    /// thread, or when the team is busy with another caller's job, all parts run here, in order. `function` is a
+    /// Runs `function(&context, part, parts)` for every `part` in `0..<parts`, part 0 on the calling thread and
+    /// parts `1..<threadCount` on workers at the same time (any further parts run here after part 0), and returns
+    /// when all are done. With one thread, or when the team is busy with another caller's job, all parts run here,
+    /// in order. `function` is a
     /// closure that captures nothing (its arguments are in `context`); allocates nothing.
     @inlinable
     public static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
