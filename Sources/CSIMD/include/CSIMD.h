@@ -1,7 +1,9 @@
 #ifndef BACKPROP_CSIMD_H
 #define BACKPROP_CSIMD_H
-// Instructions Swift cannot emit: a software prefetch, and packed ones for the baseline target (Swift's
-// squareRoot() on SIMD types is computed lane by lane, while SSE (part of every x86-64 CPU) and NEON (every ARM64 CPU) have a 4-lane square root.
+// What Swift code in a package cannot do itself: element-wise kernels compiled per instruction set (Kernels.c),
+// a software prefetch, the floating-point control word, a spin-wait hint, and a packed square root on the
+// baseline target (Swift's squareRoot() on SIMD types is computed lane by lane, while SSE, part of every x86-64
+// CPU, and NEON, part of every ARM64 CPU, have a 4-lane one).
 // No stable API: for Backprop's own kernels.
 
 #include <stdint.h>
