@@ -19,10 +19,9 @@ import Synchronization
 /// ``withSubnormalsFlushedToZero(_:)``).
 ///
 /// Workers spin for 20 000 `pause` instructions after each job (about 0.5 ms on Zen 4), so the next job of a
-/// training step starts at once, then
-/// sleep on a condition variable until there is work. One job runs at a time: a call that finds the team busy
-/// (another thread of the program is using it) runs on its own thread, so calls from several threads are safe
-/// and never wait on each other.
+/// training step starts at once, then sleep on a condition variable until there is work. One job runs at a time:
+/// a call that finds the team busy (another thread of the program is using it) runs on its own thread, so calls
+/// from several threads are safe and never wait on each other.
 ///
 /// A job is a C function pointer and a pointer to its arguments (``run(parts:context:_:)``), so handing it to
 /// the workers allocates nothing; the kernels of a training step use that form. The closure forms
