@@ -66,6 +66,25 @@ struct ConvolutionTests {
 }
 
 extension ConvolutionTests {
+    /// Pooling a batch on several threads gives exactly what one thread gives.
+    @Test(arguments: [Pool2D.Kind.max, .average])
+    func poolingIsTheSameOnAnyThreadCount(_ kind: Pool2D.Kind) {
+        let pool = Pool2D(kind, input: ImageShape(channels: 3, height: 6, width: 6))
+        let x = randomMatrix(40, 108, seed: 5), dy = randomMatrix(40, 27, seed: 6)
+        var results: [[Float]] = []
+        for threads in [1, 3] {
+            let y = Matrix(rows: 40, columns: 27), dx = Matrix(rows: 40, columns: 108)
+            let scratch = Matrix(rows: 1, columns: pool.scratchCount(rows: 40, inputSize: 108))
+            Parallel.withThreadCount(threads) {
+                pool.forward(output: y, input: x, scratch: scratch)
+                pool.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+            }
+            results.append(y.scalars + dx.scalars)
+        }
+        #expect(results[0] == results[1])
+        #expect(results[0].contains { $0 != 0 })
+    }
+
     /// Batches larger than a chunk (64 samples) give what the samples give one at a time.
     @Test func chunkedBatchesEqualSingleSamples() {
         let layer = Conv2D(input: ImageShape(channels: 2, height: 6, width: 6), outputChannels: 3, kernelSize: 3, padding: 1, seed: 2)
@@ -73,8 +92,10 @@ extension ConvolutionTests {
         let y = Matrix(rows: rows, columns: 108), dx = Matrix(rows: rows, columns: 72)
         let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: rows, inputSize: 72))
         layer.weightGradient.fill(0)
-        layer.forward(output: y, input: x, scratch: scratch)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        Parallel.withThreadCount(3) {  // the batch's per-sample steps split between threads
+            layer.forward(output: y, input: x, scratch: scratch)
+            layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        }
         let batchWeightGradient = layer.weightGradient.copy()
         layer.weightGradient.fill(0)
         let one = Matrix(rows: 1, columns: layer.scratchCount(rows: 1, inputSize: 72))

@@ -121,15 +121,11 @@ public struct Conv2D: Layer {
         while start < x.rows {
             let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
             let (columns, channels) = buffers(scratch, samples: samples)
-            for n in 0..<samples { unfold(x.pointer + (start + n) * input.count, into: columns.pointer + n * locations, rowStride: width) }
+            let job = ConvolutionSamples(layer: self, x: x.pointer, y: y.pointer, columns: columns.pointer,
+                                         channels: channels.pointer, start: start, width: width)
+            job.forEachSample(samples, .unfold)
             gemm(channels, weight, columns)  // outC × (samples·L)
-            for n in 0..<samples {  // to each sample's channel-major row, plus the bias
-                let yn = y.pointer + (start + n) * out.count
-                for o in 0..<outputChannels {
-                    let source = channels.pointer + o * width + n * locations, target = yn + o * locations, b = bias.pointer[o]
-                    for l in 0..<locations { target[l] = source[l] + b }
-                }
-            }
+            job.forEachSample(samples, .addBias)  // to each sample's channel-major row
             start += samples
         }
     }
@@ -145,22 +141,19 @@ public struct Conv2D: Layer {
         while start < x.rows {
             let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
             let (columns, channels) = buffers(scratch, samples: samples)
+            let job = ConvolutionSamples(layer: self, x: x.pointer, y: dOutput.pointer, columns: columns.pointer,
+                                         channels: channels.pointer, start: start, width: width)
             if x.rows > Self.chunkSize {  // the forward pass's patches were overwritten by later chunks
-                for n in 0..<samples { unfold(x.pointer + (start + n) * input.count, into: columns.pointer + n * locations, rowStride: width) }
+                job.forEachSample(samples, .unfold)
             }
-            for n in 0..<samples {  // dY, channel-major: channels[o, n·L + l] = dY[n, o, l]
-                let dYn = dOutput.pointer + (start + n) * out.count
-                for o in 0..<outputChannels {
-                    (channels.pointer + o * width + n * locations).update(from: dYn + o * locations, count: locations)
-                }
-            }
+            job.forEachSample(samples, .gatherOutputGradient)  // channel-major: channels[o, n·L + l] = dY[n, o, l]
             gemm(weightGradient, channels, columns, transposeB: true, beta: 1)  // dW += dY · colsᵀ
             addRowSums(biasGradient, of: channels)
             if let dInput {
                 gemm(columns, weight, channels, transposeA: true, beta: 0)  // dcols = Wᵀ · dY, over the patches
-                for n in 0..<samples {
-                    fold(columns.pointer + n * locations, rowStride: width, into: dInput.pointer + (start + n) * input.count)
-                }
+                var fold = job
+                fold.x = dInput.pointer
+                fold.forEachSample(samples, .fold)
             }
             start += samples
         }
@@ -168,7 +161,7 @@ public struct Conv2D: Layer {
 
     /// The output columns `x` whose input column `s·x + j − p` lies inside the image, for kernel column `j`:
     /// `first..<last` (outside it the patch element is padding).
-    private func insideColumns(kernelColumn j: Int) -> (first: Int, last: Int) {
+    fileprivate func insideColumns(kernelColumn j: Int) -> (first: Int, last: Int) {
         let width = output.width
         let first = min(width, max(0, (padding - j + stride - 1) / stride))
         let reach = input.width - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
@@ -177,7 +170,7 @@ public struct Conv2D: Layer {
 
     /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image), rows
     /// `rowStride` apart.
-    private func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>, rowStride: Int) {
+    fileprivate func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>, rowStride: Int) {
         let out = output, k = kernelSize, h = input.height, w = input.width
         var row = 0
         for c in 0..<input.channels {
@@ -204,7 +197,7 @@ public struct Conv2D: Layer {
     }
 
     /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient.
-    private func fold(_ columns: UnsafePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
+    fileprivate func fold(_ columns: UnsafePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
         let out = output, k = kernelSize, h = input.height, w = input.width
         image.update(repeating: 0, count: input.count)
         var row = 0
@@ -221,6 +214,51 @@ public struct Conv2D: Layer {
                     }
                     row += 1
                 }
+            }
+        }
+    }
+}
+
+/// The per-sample steps of a chunk of a convolution (unfolding patches, adding the bias, gathering `dY`,
+/// folding patch gradients), for the threads that each take a share of the chunk's samples. `x` is the input (or
+/// `dInput` when folding), `y` the output (or `dOutput`); `columns` and `channels` are the chunk's patch and
+/// channel-major buffers, `width` columns wide; `start` is the chunk's first sample.
+private struct ConvolutionSamples {
+    enum Step { case unfold, addBias, gatherOutputGradient, fold }
+    let layer: Conv2D
+    var x: UnsafeMutablePointer<Float>
+    let y: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>, channels: UnsafeMutablePointer<Float>
+    let start: Int, width: Int
+    var step = Step.unfold
+
+    /// Runs `step` for samples `0..<samples` of the chunk, split between the threads.
+    func forEachSample(_ samples: Int, _ step: Step) {
+        var job = self
+        job.step = step
+        Parallel.forEachChunk(of: samples, minimumPerPart: 8, alignment: 1, context: &job) { context, first, end in
+            context.load(as: ConvolutionSamples.self).run(first..<end)
+        }
+    }
+
+    private func run(_ samples: Range<Int>) {
+        let input = layer.input, out = layer.output, locations = out.height * out.width
+        for n in samples {
+            let sample = start + n
+            switch step {
+            case .unfold:
+                layer.unfold(x + sample * input.count, into: columns + n * locations, rowStride: width)
+            case .addBias:
+                for o in 0..<layer.outputChannels {
+                    let source = channels + o * width + n * locations, target = y + sample * out.count + o * locations
+                    let b = layer.bias.pointer[o]
+                    for l in 0..<locations { target[l] = source[l] + b }
+                }
+            case .gatherOutputGradient:
+                for o in 0..<layer.outputChannels {
+                    (channels + o * width + n * locations).update(from: y + sample * out.count + o * locations, count: locations)
+                }
+            case .fold:
+                layer.fold(columns + n * locations, rowStride: width, into: x + sample * input.count)
             }
         }
     }
@@ -266,11 +304,41 @@ public struct Pool2D: Layer {
     }
 
     public func forward(output y: Matrix, input x: Matrix, scratch: Matrix) {
-        let out = self.output, k = kernelSize, h = input.height, w = input.width
-        precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
-                     "Pool2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count)")
-        for n in 0..<x.rows {
-            let image = x.pointer + n * input.count, result = y.pointer + n * out.count
+        precondition(x.columns == input.count && y.columns == output.count && y.rows == x.rows,
+                     "Pool2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(output.count)")
+        var job = PoolRows(layer: self, x: x.pointer, y: y.pointer, scratch: scratch.pointer)
+        Parallel.forEachChunk(of: x.rows, minimumPerPart: 8, alignment: 1, context: &job) { context, start, end in
+            context.load(as: PoolRows.self).forward(rows: start..<end)
+        }
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
+        precondition(kind == .average, "Pool2D.backward (max) needs the scratch its forward pass filled: run it in a Network")
+        backward(dInput: dInput, dOutput: dOutput, input: x, output: output, scratch: Matrix(rows: 1, columns: 0))
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
+        guard let dInput else { return }
+        dInput.fill(0)
+        var job = PoolRows(layer: self, x: dInput.pointer, y: dOutput.pointer, scratch: scratch.pointer)
+        Parallel.forEachChunk(of: x.rows, minimumPerPart: 8, alignment: 1, context: &job) { context, start, end in
+            context.load(as: PoolRows.self).backward(rows: start..<end)
+        }
+    }
+}
+
+/// A pooling layer's pass over some samples (rows), for the threads that each take a share of the batch: in the
+/// forward pass `x` is the input and `y` the output; in the backward pass `x` is `dInput` and `y` is `dOutput`.
+private struct PoolRows {
+    let layer: Pool2D
+    let x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+
+    /// Each window's maximum (its input index kept in `scratch`) or mean.
+    func forward(rows: Range<Int>) {
+        let input = layer.input, out = layer.output, k = layer.kernelSize, stride = layer.stride
+        let h = input.height, w = input.width
+        for n in rows {
+            let image = x + n * input.count, result = y + n * out.count
             for c in 0..<input.channels {
                 for oy in 0..<out.height {
                     for ox in 0..<out.width {
@@ -284,9 +352,9 @@ public struct Pool2D: Layer {
                                 if v > best { best = v; bestIndex = index }
                             }
                         }
-                        if kind == .max {
+                        if layer.kind == .max {
                             result[o] = best
-                            scratch.pointer[n * out.count + o] = Float(bestIndex)
+                            scratch[n * out.count + o] = Float(bestIndex)
                         } else {
                             result[o] = sum / Float(k * k)
                         }
@@ -296,20 +364,15 @@ public struct Pool2D: Layer {
         }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
-        precondition(kind == .average, "Pool2D.backward (max) needs the scratch its forward pass filled: run it in a Network")
-        backward(dInput: dInput, dOutput: dOutput, input: x, output: output, scratch: Matrix(rows: 1, columns: 0))
-    }
-
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
-        guard let dInput else { return }
-        let out = self.output, k = kernelSize, h = input.height, w = input.width
-        dInput.fill(0)
-        for n in 0..<x.rows {
-            let gradient = dOutput.pointer + n * out.count, dx = dInput.pointer + n * input.count
+    /// Adds each output gradient to its window's maximum (max) or spreads it evenly over the window (average).
+    func backward(rows: Range<Int>) {
+        let input = layer.input, out = layer.output, k = layer.kernelSize, stride = layer.stride
+        let h = input.height, w = input.width
+        for n in rows {
+            let gradient = y + n * out.count, dx = x + n * input.count
             for o in 0..<out.count {
-                if kind == .max {
-                    dx[Int(scratch.pointer[n * out.count + o])] += gradient[o]
+                if layer.kind == .max {
+                    dx[Int(scratch[n * out.count + o])] += gradient[o]
                 } else {
                     let c = o / (out.height * out.width), oy = (o / out.width) % out.height, ox = o % out.width
                     let share = gradient[o] / Float(k * k)
