@@ -210,3 +210,13 @@ BP_CLONES
 void bp_sigmoid_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long count) {
     for (long i = 0; i < count; i++) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));
 }
+
+BP_CLONES
+void bp_relu(float *restrict y, const float *restrict z, long count) {
+    for (long i = 0; i < count; i++) y[i] = z[i] > 0 ? z[i] : 0.0f;  // NaN → 0, as Swift's max(0, z)
+}
+
+BP_CLONES
+void bp_relu_backward(float *restrict dz, const float *restrict dy, const float *restrict z, long count) {
+    for (long i = 0; i < count; i++) dz[i] = dy[i] * (z[i] > 0 ? 1.0f : 0.0f);  // f′(0) = 0, as PyTorch
+}

@@ -15,11 +15,7 @@ public struct Sigmoid: Activation {
     /// (`bp_sigmoid`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix) {
         precondition(sameShape: output, input, "Sigmoid.forward")
-        var job = (y: output.pointer, z: UnsafePointer(input.pointer))
-        Parallel.forEachChunk(of: input.count, minimumPerPart: 32_768, context: &job) { context, start, end in
-            let job = context.load(as: (y: UnsafeMutablePointer<Float>, z: UnsafePointer<Float>).self)
-            bp_sigmoid(job.y + start, job.z + start, end - start)
-        }
+        forEachElementChunk(bp_sigmoid, output: output, input)
     }
 
     /// `dZ = dY ∘ Y(1 − Y)` (`bp_sigmoid_backward`), split between the threads for large batches.
@@ -27,11 +23,7 @@ public struct Sigmoid: Activation {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Sigmoid.backward")
         precondition(sameShape: dInput, output, "Sigmoid.backward")
-        var job = (dz: dInput.pointer, dy: UnsafePointer(dOutput.pointer), y: UnsafePointer(output.pointer))
-        Parallel.forEachChunk(of: dInput.count, minimumPerPart: 32_768, context: &job) { context, start, end in
-            let job = context.load(as: (dz: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, y: UnsafePointer<Float>).self)
-            bp_sigmoid_backward(job.dz + start, job.dy + start, job.y + start, end - start)
-        }
+        forEachElementChunk(bp_sigmoid_backward, output: dInput, dOutput, output)
     }
 }
 
@@ -40,6 +32,20 @@ public struct ReLU: Activation {
     public init() {}
     @inlinable public func value(_ z: Float) -> Float { max(0, z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : 0 }
+
+    /// `Y = max(0, Z)` (`bp_relu`), split between the threads for large batches.
+    public func forward(output: Matrix, input: Matrix) {
+        precondition(sameShape: output, input, "ReLU.forward")
+        forEachElementChunk(bp_relu, output: output, input)
+    }
+
+    /// `dZ = dY ∘ [Z > 0]` (`bp_relu_backward`), split between the threads for large batches.
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "ReLU.backward")
+        precondition(sameShape: dInput, input, "ReLU.backward")
+        forEachElementChunk(bp_relu_backward, output: dInput, dOutput, input)
+    }
 }
 
 /// The hyperbolic tangent, `y = tanh(z)`; `f′(z) = 1 − y²`. PyTorch: `nn.Tanh`.

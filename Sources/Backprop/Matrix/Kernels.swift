@@ -33,6 +33,31 @@ public func sumOfSquares(_ x: Matrix) -> Double {
     }
 }
 
+/// An element-wise C kernel `kernel(output, input, count)`.
+typealias UnaryKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int) -> Void
+/// An element-wise C kernel `kernel(output, a, b, count)`.
+typealias BinaryKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Void
+
+/// Runs `kernel` over all elements, in chunks split between the threads when there are at least 32 768 elements
+/// per thread (below that the hand-off costs more than it saves).
+func forEachElementChunk(_ kernel: UnaryKernel, output: Matrix, _ input: Matrix) {
+    var job = (kernel: kernel, y: output.pointer, x: UnsafePointer(input.pointer))
+    Parallel.forEachChunk(of: output.count, minimumPerPart: 32_768, context: &job) { context, start, end in
+        let job = context.load(as: (kernel: UnaryKernel, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>).self)
+        job.kernel(job.y + start, job.x + start, end - start)
+    }
+}
+
+/// Runs `kernel` over all elements of `output`, `a` and `b`, as the unary form does.
+func forEachElementChunk(_ kernel: BinaryKernel, output: Matrix, _ a: Matrix, _ b: Matrix) {
+    var job = (kernel: kernel, y: output.pointer, a: UnsafePointer(a.pointer), b: UnsafePointer(b.pointer))
+    Parallel.forEachChunk(of: output.count, minimumPerPart: 32_768, context: &job) { context, start, end in
+        let job = context.load(as: (kernel: BinaryKernel, y: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>,
+                                    b: UnsafePointer<Float>).self)
+        job.kernel(job.y + start, job.a + start, job.b + start, end - start)
+    }
+}
+
 /// `xᵢ ← min(max(xᵢ, −limit), limit)`.
 public func clamp(_ x: Matrix, to limit: Float) {
     precondition(limit >= 0, "clamp: the limit must be non-negative, got \(limit)")

@@ -69,6 +69,11 @@ double bp_binary_cross_entropy(const float *z, const float *t, float *g, long co
 /// dz = dy · y(1 − y): the sigmoid's backward pass from its output y.
 void bp_sigmoid_backward(float *dz, const float *dy, const float *y, long count);
 
+/// y = max(0, z) (0 for NaN, as Swift's max(0, z)).
+void bp_relu(float *y, const float *z, long count);
+/// dz = dy · [z > 0].
+void bp_relu_backward(float *dz, const float *dy, const float *z, long count);
+
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
