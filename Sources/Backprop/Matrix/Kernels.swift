@@ -5,8 +5,9 @@ import Darwin
 #endif
 import CSIMD
 
-// Element-wise kernels. Each writes into a preallocated output (which may be the input itself), loops over raw
-// pointers so that the compiler can vectorise, and allocates nothing. Shapes are checked by the callers' views.
+// Element-wise kernels. Each writes into a preallocated output (which may be the input itself) and allocates
+// nothing; the hot ones call the per-ISA C kernels of CSIMD, split between the threads for large counts. Shapes
+// are checked by the callers' views.
 
 /// `x ← s·x`.
 public func scale(_ x: Matrix, by s: Float) {
@@ -19,17 +20,11 @@ public func scale(_ x: Matrix, by s: Float) {
 /// threads (the parts added in order, so the result is reproducible for a given thread count). Infinite if any
 /// element is infinite, NaN if any is NaN.
 public func sumOfSquares(_ x: Matrix) -> Double {
-    let p = x.pointer, n = x.count
-    let parts = Parallel.partCount(for: n, minimumPerPart: Parallel.minimumBufferChunk)
-    if parts <= 1 { return bp_sum_of_squares(p, n) }
-    return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
-        var job = (x: UnsafePointer(p), count: n, partial: partial.baseAddress!)
-        Parallel.run(parts: parts, context: &job) { context, part, parts in  // the chunks of `forEachBufferChunk`
-            let job = context.load(as: (x: UnsafePointer<Float>, count: Int, partial: UnsafeMutablePointer<Double>).self)
-            let range = Parallel.chunk(part, of: parts, count: job.count, alignment: Parallel.bufferChunkAlignment)
-            job.partial[part] = bp_sum_of_squares(job.x + range.lowerBound, range.count)
-        }
-        return partial.reduce(0, +)
+    var source = UnsafePointer(x.pointer)
+    // The chunks of `Parallel.forEachBufferChunk`, like every other pass over the gradients.
+    return Parallel.sum(of: x.count, minimumPerPart: Parallel.minimumBufferChunk,
+                        alignment: Parallel.bufferChunkAlignment, context: &source) { context, start, end in
+        bp_sum_of_squares(context.load(as: UnsafePointer<Float>.self) + start, end - start)
     }
 }
 

@@ -11,9 +11,10 @@ import Synchronization
 /// a single-threaded `sgemm`), and the training step splits its gathering, optimizer update and norm the same
 /// way, so both cores work on every part of the step, not only inside BLAS.
 ///
-/// Why not OpenBLAS's own threads: at this library's sizes (a 64-row batch against a 784 × 64 weight) OpenBLAS
-/// gained 1.2–1.4× from a second thread where two single-threaded halves gain 1.6–1.8×, and its threads cannot
-/// run anything else. OpenBLAS itself is kept at one thread.
+/// Why not OpenBLAS's own threads: for the five GEMMs of a batch-64 step on 2 cores, OpenBLAS's second thread
+/// made an epoch's GEMMs 1.2–1.4× (784-64-10) and 1.4–1.6× (784-128-10) faster than one thread, where two
+/// single-threaded halves made them 1.4–1.8× and 1.4–1.75× faster; and its threads cannot run anything else.
+/// OpenBLAS itself is kept at one thread.
 ///
 /// Workers compute in the floating-point mode of the thread that gave them the job (see
 /// ``withSubnormalsFlushedToZero(_:)``).
@@ -114,6 +115,48 @@ public enum Parallel {
         run(parts: parts) { part in
             let range = chunk(part, of: parts, count: count, alignment: alignment)
             if !range.isEmpty { body(range) }
+        }
+    }
+
+    /// One chunk of a sum: returns the sum over the indices `start..<end`.
+    public typealias PartialSum = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Double
+
+    /// `Σ function(&context, start, end)` over the chunks of `0..<count` that
+    /// ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` would make, computed in parallel and added in chunk
+    /// order (so the result is reproducible for a given thread count). Allocates nothing.
+    @inlinable
+    public static func sum<Context>(
+        of count: Int, minimumPerPart: Int, alignment: Int, context: inout Context, _ function: PartialSum
+    ) -> Double {
+        let parts = partCount(for: count, minimumPerPart: minimumPerPart)
+        return withUnsafeMutablePointer(to: &context) { pointer in
+            let raw = UnsafeMutableRawPointer(pointer)
+            if parts <= 1 { return function(raw, 0, count) }
+            return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
+                var sums = Sums(function: function, context: raw, count: count, alignment: alignment,
+                                partial: partial.baseAddress!)
+                run(parts: parts, context: &sums) { context, part, parts in
+                    let sums = context.assumingMemoryBound(to: Sums.self).pointee
+                    let range = Parallel.chunk(part, of: parts, count: sums.count, alignment: sums.alignment)
+                    sums.partial[part] = sums.function(sums.context, range.lowerBound, range.upperBound)
+                }
+                return partial.reduce(0, +)
+            }
+        }
+    }
+
+    /// A parallel sum's arguments, for the part function that sums each part's chunk.
+    @usableFromInline
+    struct Sums {
+        @usableFromInline let function: PartialSum
+        @usableFromInline let context: UnsafeMutableRawPointer
+        @usableFromInline let count: Int
+        @usableFromInline let alignment: Int
+        @usableFromInline let partial: UnsafeMutablePointer<Double>
+        @usableFromInline init(function: PartialSum, context: UnsafeMutableRawPointer, count: Int, alignment: Int,
+                               partial: UnsafeMutablePointer<Double>) {
+            (self.function, self.context, self.count, self.alignment, self.partial) =
+                (function, context, count, alignment, partial)
         }
     }
 
