@@ -98,6 +98,30 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    // One inference batch as the evaluator runs it (gather 256 test images, forward pass into a planned
+    // workspace): the allocation count per batch is the claim here, "zero in steady state".
+    Benchmark("Inference batch 784-128-10, 256 images (gather + forward)",
+              configuration: .init(metrics: metrics, warmupIterations: 1, maxDuration: .seconds(3))) { benchmark in
+        let network = Network(sizes: [784, 128, 10], activation: .relu, initializer: .heNormal, seed: 0)
+        network.setTraining(false)
+        let batch = 256  // the Evaluator's default batch size
+        let workspace = Workspace(for: network, capacity: batch, backward: false)
+        let input = Matrix(rows: batch, columns: 784), targets = Matrix(rows: batch, columns: 10)
+        let indices = (0..<Int32(data.test.count)).map { $0 }
+        indices.withUnsafeBufferPointer { all in
+            var start = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                if start + batch > all.count { start = 0 }
+                data.test.gather(indices: UnsafeBufferPointer(rebasing: all[start..<(start + batch)]), input: input,
+                                 targets: targets)
+                blackHole(network.forward(input, workspace: workspace))
+                start += batch
+            }
+            benchmark.stopMeasurement()
+        }
+    }
+
     // The five GEMMs of a 784-128-10 step at batch 64 (forward Z1, Z2; backward dW2, dA1, dW1), one thread.
     let shapes: [(String, (m: Int, k: Int, n: Int), Bool, Bool)] = [
         ("Z1 = X·W1 64×784·784×128", (64, 784, 128), false, false),
