@@ -142,6 +142,22 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The optimizer's update alone, over the 101 770 parameters of 784-128-10 (one thread, subnormals flushed as
+    // in a step): a square root and a division per parameter, the part of a step that no GEMM can hide.
+    Benchmark("Adam update 101 770 parameters (784-128-10), 1 thread",
+              configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(2))) { benchmark in
+        BLAS.setThreadCount(1)
+        let count = 784 * 128 + 128 + 128 * 10 + 10
+        let parameters = randomInput(1, count), gradients = randomInput(1, count)
+        var adam = Adam(learningRate: 0.001)
+        adam.step(parameters: parameters, gradients: gradients)  // allocates its moments
+        withSubnormalsFlushedToZero {
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { adam.step(parameters: parameters, gradients: gradients) }
+            benchmark.stopMeasurement()
+        }
+    }
+
     Benchmark("exp kernel 64×128",
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
         let x = randomInput(64, 128), y = Matrix(rows: 64, columns: 128)
