@@ -1,5 +1,6 @@
 """Side by side, on this machine, in one run: `backprop train --json`, the GEMM-only floor (the same cblas_sgemm
-calls and nothing else, ../shared/peers/gemm_floor.c) and the peers (PyTorch's torch_mlp.py, the text's NumPy
+calls and nothing else, ../shared/peers/gemm_floor.c), for Adam the GEMM+Adam floor (those calls plus torch.optim's
+Adam update of every parameter, Scripts/adam_floor.c: what no trainer on this BLAS with that update can beat) and the peers (PyTorch's torch_mlp.py, the text's NumPy
 program seed_numpy.py) on identical settings. Prints a Markdown table of median seconds per epoch, the ratios to
 the peer and to the floor, test accuracy and Backprop's peak resident memory.
 
@@ -29,12 +30,23 @@ def peer(python, peers, script, args, threads):
         return None, f"not run ({error.__class__.__name__})"
     return float(re.search(r"s/epoch(?:\(median\))?=([0-9.]+)", out).group(1)), float(re.search(r"test_acc=([0-9.]+)", out).group(1))
 
+def build(source, binary, flags):
+    """Compiles `source` into `binary` unless the binary is newer than the source."""
+    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
+        subprocess.run(["cc", *flags, source, "-o", binary,
+                        "-I/usr/include/x86_64-linux-gnu/openblas-pthread", "-lopenblas", "-lm"], check=True)
+    return binary
+
 def floor(peers, batch, hidden, threads):
-    binary = "/tmp/backprop-gemm-floor"
-    if not os.path.exists(binary):
-        subprocess.run(["cc", "-O2", os.path.join(peers, "gemm_floor.c"), "-o", binary,
-                        "-I/usr/include/x86_64-linux-gnu/openblas-pthread", "-lopenblas"], check=True)
+    binary = build(os.path.join(peers, "gemm_floor.c"), "/tmp/backprop-gemm-floor", ["-O2"])
     out = subprocess.run([binary, str(batch), str(hidden), str(threads)], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"s/epoch=([0-9.]+)", out).group(1))
+
+def adam_floor(batch, hidden):
+    """The GEMM+Adam floor with one thread (Scripts/adam_floor.c, vectorised for this CPU like Backprop's kernels)."""
+    binary = build(os.path.join(ROOT, "Scripts", "adam_floor.c"), "/tmp/backprop-adam-floor",
+                   ["-O3", "-march=native", "-fno-math-errno"])
+    out = subprocess.run([binary, str(batch), str(hidden), "1"], check=True, capture_output=True, text=True).stdout
     return float(re.search(r"s/epoch=([0-9.]+)", out).group(1))
 
 def main():
@@ -49,8 +61,9 @@ def main():
     print(f"{time.strftime('%Y-%m-%d')}, {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
           f"median s/epoch of {a.epochs} epochs")
     print()
-    print("| work | threads | Backprop s/epoch (acc) | peer | peer s/epoch (acc) | ÷ peer | GEMM floor | ÷ floor | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| work | threads | Backprop s/epoch (acc) | peer | peer s/epoch (acc) | ÷ peer | GEMM floor | ÷ floor "
+          "| GEMM+Adam floor (÷ peer) | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = [
         ("784-64-10 sigmoid SGD 0.1 batch 64", 64, 64,
          ["--layers", "784-64-10", "--activation", "sigmoid", "--learning-rate", "0.1", "--batch-size", "64"],
@@ -69,8 +82,12 @@ def main():
                 floor_seconds = floor(a.peers, batch, hidden, t)
                 ratio = f"{seconds / peer_seconds:.2f}" if peer_seconds else "–"
                 peer_text = f"{peer_seconds:.3f} ({peer_accuracy:.4f})" if peer_seconds else peer_accuracy
+                adam_text = "–"
+                if "adam" in ours and t == 1:
+                    adam_seconds = adam_floor(batch, hidden)
+                    adam_text = f"{adam_seconds:.3f}" + (f" ({adam_seconds / peer_seconds:.2f})" if peer_seconds else "")
                 print(f"| {name} | {t} | {seconds:.3f} ({accuracy:.4f}) | {peer_name} | {peer_text} | {ratio} | "
-                      f"{floor_seconds:.3f} | {seconds / floor_seconds:.2f} | {rss:.0f} MB |", flush=True)
+                      f"{floor_seconds:.3f} | {seconds / floor_seconds:.2f} | {adam_text} | {rss:.0f} MB |", flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())
