@@ -6,7 +6,8 @@
        m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,  θ ← θ − (γ/(1−β1ᵗ))·m / (√v/√(1−β2ᵗ) + ε)
    One square root and one division per parameter per step. Subnormals are flushed to zero, as in a Backprop step.
 
-   Build: cc -O2 -march=native adam_floor.c -o adam_floor -lopenblas.  Usage: adam_floor B H THREADS
+   Build: cc -O3 -march=native -fno-math-errno adam_floor.c -o adam_floor -lopenblas -lm (vectorised like
+   Backprop's kernels; without -fno-math-errno the square root is not vectorised). Usage: adam_floor B H THREADS
    (Scripts/compare.py builds and runs it.) THREADS sizes OpenBLAS's threads; the update runs on one. */
 #include <cblas.h>
 #include <math.h>
