@@ -31,7 +31,6 @@ struct Predict: ParsableCommand {
         let targets = Matrix(rows: count, columns: test.targetWidth)
         let indices = (index..<(index + count)).map { Int32($0) }
         indices.withUnsafeBufferPointer { test.gather(indices: $0, input: input, targets: targets) }
-        loaded.network.setTraining(false)
         let logits = loaded.network(input)
         let probabilities = loaded.loss is BinaryCrossEntropy ? sigmoid(logits) : softmax(logits)
         let side = Int(Double(test.featureCount).squareRoot())

@@ -334,8 +334,8 @@ struct Train: ParsableCommand {
         try train(settings: settings, data: data, optimizer: makeOptimizer(settings), world: world)
     }
 
-    /// The training loop, generic so that the trainer is specialised for the chosen optimizer.
-    func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: some Optimizer,
+    /// The training loop.
+    func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: any Optimizer,
                world: MPICommunicator?) throws {
         let leader = (world?.rank ?? 0) == 0  // the rank that prints and writes files
         let json = self.json && leader, quiet = self.quiet || !leader

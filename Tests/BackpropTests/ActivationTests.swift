@@ -11,8 +11,9 @@ struct ActivationTests {
         let x = Matrix(rows: 4, columns: 5, values: GoldenActivations.x)
         let dy = Matrix(rows: 4, columns: 5, values: GoldenActivations.dy)
         let y = Matrix(rows: 4, columns: 5), dx = Matrix(rows: 4, columns: 5)
-        layer.forward(output: y, input: x)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y)
+        let context = LayerContext(mode: .training)
+        layer.forward(output: y, input: x, context: context)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
         expectClose(y.scalars, golden.y, relative: 1e-5, absolute: 1e-6, "\(kind) forward")
         expectClose(dx.scalars, golden.dx, relative: 1e-5, absolute: 1e-6, "\(kind) backward")
     }
@@ -41,7 +42,8 @@ struct ActivationTests {
         let x = Matrix(rows: 200, columns: 50)
         x.fill(2)
         let y = Matrix(rows: 200, columns: 50)
-        dropout.forward(output: y, input: x)
+        let training = LayerContext(mode: .training, randomIndex: 1)
+        dropout.forward(output: y, input: x, context: training)
         let kept = y.scalars.filter { $0 != 0 }
         // 10 000 draws: the kept fraction is 0.75 ± 3σ (σ ≈ 0.0043); survivors are scaled by 1/(1 − p).
         #expect(abs(Double(kept.count) / 10_000 - 0.75) < 0.013)
@@ -49,39 +51,42 @@ struct ActivationTests {
         // The backward pass uses the same mask.
         let dy = Matrix(rows: 200, columns: 50), dx = Matrix(rows: 200, columns: 50)
         dy.fill(1)
-        dropout.backward(dInput: dx, dOutput: dy, input: x, output: y)
+        dropout.backward(dInput: dx, dOutput: dy, input: x, output: y, context: training)
         #expect(zip(dx.scalars, y.scalars).allSatisfy { ($0 == 0) == ($1 == 0) })
-        // A new forward pass draws a new mask; evaluation is the identity.
+        #expect(zip(dx.scalars, y.scalars).allSatisfy { (dx: Float, _: Float) in dx == 0 || abs(dx - Float(1 / 0.75)) < 1e-6 })
+        // Another random index draws another mask; evaluation is the identity.
         let y2 = Matrix(rows: 200, columns: 50)
-        dropout.forward(output: y2, input: x)
+        dropout.forward(output: y2, input: x, context: LayerContext(mode: .training, randomIndex: 2))
         #expect(y2 != y)
-        dropout.setTraining(false)
-        dropout.forward(output: y2, input: x)
+        dropout.forward(output: y2, input: x, context: LayerContext(mode: .evaluation, randomIndex: 1))
         #expect(y2 == x)
-        // The same seed and mask index give the same mask.
+        // The same seed and random index give the same mask, and the layer keeps nothing between calls.
         let again = Dropout(probability: 0.25, seed: 3)
-        again.forward(output: y2, input: x)
+        again.forward(output: y2, input: x, context: training)
+        #expect(y2 == y)
+        dropout.forward(output: y2, input: x, context: training)
         #expect(y2 == y)
     }
 
     @Test func dropoutPassesTheGradientCheckWithAFixedMask() {
         let dropout = Dropout(probability: 0.4, seed: 5)
-        dropout.advancesMask = false
-        dropout.maskIndex = 7
-        let result = gradientCheck(dropout, input: GradientCheckTests.input(seed: 4))
+        let result = gradientCheck(dropout, input: GradientCheckTests.input(seed: 4), randomIndex: 7)
         #expect(result.passes(tolerance: 1e-2), "\(result)")
     }
 
-    @Test func trainerSwitchesDropoutOffForEvaluation() throws {
-        let dropout = Dropout(probability: 0.5, seed: 1)
-        let network = Network(inputSize: 2, layers: [Dense(inputSize: 2, outputSize: 4), ReLU(), dropout,
-                                                     Dense(inputSize: 4, outputSize: 2)])
+    @Test func trainerDropsOnlyInItsSteps() throws {
+        let network = Network(inputSize: 2, layers: [Dense(inputSize: 2, outputSize: 4, seed: 1), ReLU(),
+                                                     Dropout(probability: 0.5, seed: 1), Dense(inputSize: 4, outputSize: 2, seed: 2)])
         let data = Dataset(features: [0, 0, 0, 1, 1, 0, 1, 1], featureCount: 2, labels: [0, 1, 1, 0], classCount: 2)
+        let x = Matrix(rows: 4, columns: 2, values: [0, 0, 0, 1, 1, 0, 1, 1])
+        let before = network(x)
+        #expect(network(x) == before)  // inference is deterministic: no dropout outside training
         let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 2)
         try trainer.trainEpoch(on: data)
-        #expect(dropout.isTraining)
+        #expect(trainer.randomIndex == 2)  // one mask per step
         let first = try trainer.evaluate(on: data), second = try trainer.evaluate(on: data)
-        #expect(!dropout.isTraining && first.loss == second.loss)
+        #expect(first.loss == second.loss)
+        #expect(network(x) == network(x))
     }
 
     @Test(arguments: [(64, 64), (128, 32), (784, 10)])

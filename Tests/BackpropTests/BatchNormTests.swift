@@ -14,9 +14,11 @@ struct BatchNormTests {
     @Test func matchesPyTorchInTrainingAndEvaluation() {
         let layer = Self.layer()
         let x = Matrix(rows: 6, columns: 5, values: GoldenBatchNorm.x), dy = Matrix(rows: 6, columns: 5, values: GoldenBatchNorm.dy)
-        let y = Matrix(rows: 6, columns: 5), dx = Matrix(rows: 6, columns: 5), scratch = Matrix(rows: 1, columns: 10)
-        layer.forward(output: y, input: x, scratch: scratch)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        let y = Matrix(rows: 6, columns: 5), dx = Matrix(rows: 6, columns: 5)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 6, inputSize: 5, backward: true))
+        let training = LayerContext(mode: .training, scratch: scratch), evaluation = LayerContext(mode: .evaluation, scratch: scratch)
+        layer.forward(output: y, input: x, context: training)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: training)
         expectClose(y.scalars, GoldenBatchNorm.trainingY, "training y")
         expectClose(dx.scalars, GoldenBatchNorm.trainingDX, relative: 1e-4, absolute: 1e-6, "training dx")
         expectClose(layer.scaleGradient.scalars, GoldenBatchNorm.dGamma, "dγ")
@@ -24,9 +26,8 @@ struct BatchNormTests {
         expectClose(layer.runningMean.scalars, GoldenBatchNorm.runningMean, "running mean")
         expectClose(layer.runningVariance.scalars, GoldenBatchNorm.runningVariance, "running variance")
         #expect(layer.batchesTracked.scalars == [1])
-        layer.setTraining(false)
-        layer.forward(output: y, input: x, scratch: scratch)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        layer.forward(output: y, input: x, context: evaluation)
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: evaluation)
         expectClose(y.scalars, GoldenBatchNorm.evaluationY, "evaluation y")
         expectClose(dx.scalars, GoldenBatchNorm.evaluationDX, "evaluation dx")
     }
@@ -34,9 +35,9 @@ struct BatchNormTests {
     @Test(arguments: [true, false])
     func passesTheGradientCheck(training: Bool) {
         let layer = Self.layer()
-        layer.setTraining(training)
         if !training { layer.runningVariance.fill(0.7); layer.runningMean.fill(0.2) }
-        let result = gradientCheck(layer, input: Matrix(rows: 6, columns: 5, values: GoldenBatchNorm.x))
+        let result = gradientCheck(layer, input: Matrix(rows: 6, columns: 5, values: GoldenBatchNorm.x),
+                                   mode: training ? .training : .evaluation)
         #expect(result.passes(tolerance: 1e-2), "\(result)")
     }
 
@@ -53,7 +54,6 @@ struct BatchNormTests {
         #expect(file.tensors["1.running_mean"]?.shape == [8] && file.tensors["1.num_batches_tracked"]?.shape == [])
         #expect(file.tensors["1.num_batches_tracked"]?.values == [15])  // 3 epochs × 5 batches (80 samples / 16)
         let loaded = try Network.load(from: path)
-        network.setTraining(false); loaded.setTraining(false)
         let x = randomMatrix(5, 2, seed: 4)
         #expect(loaded(x) == network(x))
     }

@@ -16,9 +16,9 @@ struct ConvolutionTests {
         #expect(layer.output == ImageShape(channels: 3, height: 3, width: 3))
         let x = Matrix(rows: 2, columns: 50, values: GoldenConvolution.x), dy = Matrix(rows: 2, columns: 27, values: GoldenConvolution.dy)
         let y = Matrix(rows: 2, columns: 27), dx = Matrix(rows: 2, columns: 50)
-        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 50))
-        layer.forward(output: y, input: x, scratch: scratch)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 50, backward: true))
+        layer.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
         expectClose(y.scalars, GoldenConvolution.y, relative: 1e-5, absolute: 1e-6, "y")
         expectClose(dx.scalars, GoldenConvolution.dx, relative: 1e-5, absolute: 1e-6, "dx")
         expectClose(layer.weightGradient.scalars, GoldenConvolution.dw, relative: 1e-5, absolute: 1e-6, "dW")
@@ -36,9 +36,9 @@ struct ConvolutionTests {
         let x = Matrix(rows: 2, columns: 32, values: GoldenConvolution.poolX)
         let dy = Matrix(rows: 2, columns: 8, values: kind == .max ? GoldenConvolution.maxPoolDY : GoldenConvolution.averagePoolDY)
         let y = Matrix(rows: 2, columns: 8), dx = Matrix(rows: 2, columns: 32)
-        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 32))
-        layer.forward(output: y, input: x, scratch: scratch)
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 32, backward: true))
+        layer.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
         expectClose(y.scalars, kind == .max ? GoldenConvolution.maxPoolY : GoldenConvolution.averagePoolY, "\(kind) y")
         expectClose(dx.scalars, kind == .max ? GoldenConvolution.maxPoolDX : GoldenConvolution.averagePoolDX, "\(kind) dx")
         let result = gradientCheck(layer, input: x, epsilon: 1e-3)
@@ -74,10 +74,10 @@ extension ConvolutionTests {
         var results: [[Float]] = []
         for threads in [1, 3] {
             let y = Matrix(rows: 40, columns: 27), dx = Matrix(rows: 40, columns: 108)
-            let scratch = Matrix(rows: 1, columns: pool.scratchCount(rows: 40, inputSize: 108))
+            let scratch = Matrix(rows: 1, columns: pool.scratchCount(rows: 40, inputSize: 108, backward: true))
             Parallel.withThreadCount(threads) {
-                pool.forward(output: y, input: x, scratch: scratch)
-                pool.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+                pool.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+                pool.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
             }
             results.append(y.scalars + dx.scalars)
         }
@@ -90,27 +90,27 @@ extension ConvolutionTests {
         let layer = Conv2D(input: ImageShape(channels: 2, height: 6, width: 6), outputChannels: 3, kernelSize: 3, padding: 1, seed: 2)
         let rows = 130, x = randomMatrix(rows, 72, seed: 3), dy = randomMatrix(rows, 108, seed: 4)
         let y = Matrix(rows: rows, columns: 108), dx = Matrix(rows: rows, columns: 72)
-        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: rows, inputSize: 72))
+        let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: rows, inputSize: 72, backward: true))
         layer.weightGradient.fill(0)
         Parallel.withThreadCount(3) {  // the batch's per-sample steps split between threads
-            layer.forward(output: y, input: x, scratch: scratch)
-            layer.backward(dInput: dx, dOutput: dy, input: x, output: y, scratch: scratch)
+            layer.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+            layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
         }
         let batchWeightGradient = layer.weightGradient.copy()
         layer.weightGradient.fill(0)
-        let one = Matrix(rows: 1, columns: layer.scratchCount(rows: 1, inputSize: 72))
+        let one = Matrix(rows: 1, columns: layer.scratchCount(rows: 1, inputSize: 72, backward: true))
         for n in [0, 63, 64, 65, 129] {
             let yn = Matrix(rows: 1, columns: 108), dxn = Matrix(rows: 1, columns: 72)
-            layer.forward(output: yn, input: x.rows(n..<(n + 1)), scratch: one)
-            layer.backward(dInput: dxn, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, scratch: one)
+            layer.forward(output: yn, input: x.rows(n..<(n + 1)), context: LayerContext(mode: .training, scratch: one))
+            layer.backward(dInput: dxn, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, context: LayerContext(mode: .training, scratch: one))
             expectClose(y.rows(n..<(n + 1)), yn, relative: 1e-5, absolute: 1e-6, "y of sample \(n)")
             expectClose(dx.rows(n..<(n + 1)), dxn, relative: 1e-5, absolute: 1e-6, "dx of sample \(n)")
         }
         layer.weightGradient.fill(0)
         for n in 0..<rows {
             let yn = Matrix(rows: 1, columns: 108)
-            layer.forward(output: yn, input: x.rows(n..<(n + 1)), scratch: one)
-            layer.backward(dInput: nil, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, scratch: one)
+            layer.forward(output: yn, input: x.rows(n..<(n + 1)), context: LayerContext(mode: .training, scratch: one))
+            layer.backward(dInput: nil, dOutput: dy.rows(n..<(n + 1)), input: x.rows(n..<(n + 1)), output: yn, context: LayerContext(mode: .training, scratch: one))
         }
         expectClose(batchWeightGradient, layer.weightGradient, relative: 1e-4, absolute: 1e-4, "dW")
     }

@@ -4,8 +4,8 @@ import Testing
 /// A deliberately wrong sigmoid whose backward pass drops f′(z): `dZ = dY`. The gradient check must reject it.
 struct SigmoidWithoutDerivative: Layer {
     func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
-    func forward(output: Matrix, input: Matrix) { Sigmoid().forward(output: output, input: input) }
-    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.assign(dOutput) }
+    func forward(output: Matrix, input: Matrix, context: LayerContext) { Sigmoid().forward(output: output, input: input, context: context) }
+    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) { dInput?.assign(dOutput) }
 }
 
 /// A Dense layer whose backward pass forgets the bias gradient.
@@ -15,9 +15,9 @@ struct DenseWithoutBiasGradient: Layer {
     var parameters: [Matrix] { inner.parameters }
     var parameterGradients: [Matrix] { inner.parameterGradients }
     mutating func bind(parameters: [Matrix], gradients: [Matrix]) { inner.bind(parameters: parameters, gradients: gradients) }
-    func forward(output: Matrix, input: Matrix) { inner.forward(output: output, input: input) }
-    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
-        inner.backward(dInput: dInput, dOutput: dOutput, input: input, output: output)
+    func forward(output: Matrix, input: Matrix, context: LayerContext) { inner.forward(output: output, input: input, context: context) }
+    func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        inner.backward(dInput: dInput, dOutput: dOutput, input: input, output: output, context: context)
         inner.biasGradient.fill(0)
     }
 }

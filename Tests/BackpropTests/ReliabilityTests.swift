@@ -114,8 +114,8 @@ struct ReliabilityTests {
     /// the gradients do not.
     struct NaNBackward: Layer {
         func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
-        func forward(output: Matrix, input: Matrix) { output.assign(input) }
-        func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.fill(.nan) }
+        func forward(output: Matrix, input: Matrix, context: LayerContext) { output.assign(input) }
+        func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) { dInput?.fill(.nan) }
     }
 
     @Test func nonFiniteGradientsStopTrainingBeforeTheStep() throws {
@@ -145,7 +145,7 @@ struct ReliabilityTests {
     @Test func misuseStopsWithBothShapes() async {
         func message(_ result: ExitTest.Result?) -> String { String(decoding: result?.standardErrorContent ?? [], as: UTF8.self) }
         var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            Dense(inputSize: 4, outputSize: 3).forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 2, columns: 5))
+            Dense(inputSize: 4, outputSize: 3).forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 2, columns: 5), context: LayerContext())
         }
         #expect(message(result).contains("input 2×5") && message(result).contains("weight 4×3"), "\(message(result))")
         result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
@@ -158,7 +158,7 @@ struct ReliabilityTests {
         }
         #expect(message(result).contains("input 2×5") && message(result).contains("4 features"), "\(message(result))")
         result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            ReLU().forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 3, columns: 2))
+            ReLU().forward(output: Matrix(rows: 2, columns: 3), input: Matrix(rows: 3, columns: 2), context: LayerContext())
         }
         #expect(message(result).contains("3×2") && message(result).contains("2×3"), "\(message(result))")
     }
@@ -194,7 +194,7 @@ struct DiagnosticsTests {
 }
 
 /// A one-weight regression whose first full-batch gradient is large (targets of 100–400), trained by SGD with γ = 1.
-func largeGradientRegression() -> (Dataset, Network, Trainer<SGD>) {
+func largeGradientRegression() -> (Dataset, Network, Trainer) {
     let data = Dataset(features: [1, 2, 3, 4], featureCount: 1, targets: [100, 200, 300, 400], targetWidth: 1)
     let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
     return (data, network, Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0))

@@ -1,4 +1,5 @@
 import Backprop
+import Foundation
 import Testing
 
 /// Expects `actual` and `expected` to agree element-wise: `|a − e| ≤ absolute + relative·|e|`.
@@ -38,4 +39,11 @@ func randomMatrix(_ rows: Int, _ columns: Int, seed: UInt64, in range: ClosedRan
         }
     }
     return m
+}
+
+/// The layers as a checkpoint describes them (types and settings, JSON with sorted keys).
+func describe(_ layers: [any Layer]) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(layers.map(LayerDescription.init)), as: UTF8.self)
 }

@@ -13,13 +13,13 @@ public struct Sigmoid: Activation {
 
     /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, with `e^x` computed as ``exponential(_:)`` does, in the CPU's widest vectors
     /// (`bp_sigmoid`), split between the threads for large batches.
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Sigmoid.forward")
         forEachElementChunk(bp_sigmoid, output: output, input)
     }
 
     /// `dZ = dY ∘ Y(1 − Y)` (`bp_sigmoid_backward`), split between the threads for large batches.
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Sigmoid.backward")
         precondition(sameShape: dInput, output, "Sigmoid.backward")
@@ -34,13 +34,13 @@ public struct ReLU: Activation {
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : 0 }
 
     /// `Y = max(0, Z)` (`bp_relu`), split between the threads for large batches.
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "ReLU.forward")
         forEachElementChunk(bp_relu, output: output, input)
     }
 
     /// `dZ = dY ∘ [Z > 0]` (`bp_relu_backward`), split between the threads for large batches.
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "ReLU.backward")
         precondition(sameShape: dInput, input, "ReLU.backward")
@@ -82,7 +82,7 @@ public struct ELU: Activation {
 ///   `f′(z) = (1 + tanh u)/2 + z(1 − tanh²u)·√(2/π)(1 + 3·0.044715z²)/2`.
 public struct GELU: Activation {
     /// How `Φ` is computed.
-    public enum Approximation: String, Sendable { case none, tanh }
+    public enum Approximation: String, Sendable, Codable { case none, tanh }
     /// Exact (`erf`) or the tanh approximation.
     public var approximation: Approximation
     public init(approximation: Approximation = .none) { self.approximation = approximation }
@@ -118,7 +118,7 @@ public struct Softmax: Layer {
     public init() {}
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Softmax.forward")
         let k = input.columns
         for n in 0..<input.rows {
@@ -132,7 +132,7 @@ public struct Softmax: Layer {
         }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Softmax.backward")
         precondition(sameShape: dInput, output, "Softmax.backward")
@@ -152,7 +152,7 @@ public struct LogSoftmax: Layer {
     public init() {}
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "LogSoftmax.forward")
         let k = input.columns
         for n in 0..<input.rows {
@@ -163,7 +163,7 @@ public struct LogSoftmax: Layer {
         }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "LogSoftmax.backward")
         precondition(sameShape: dInput, output, "LogSoftmax.backward")

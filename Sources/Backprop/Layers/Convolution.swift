@@ -74,9 +74,6 @@ public struct Conv2D: Layer {
 
     public var parameters: [Matrix] { [weight, bias] }
     public var parameterGradients: [Matrix] { [weightGradient, biasGradient] }
-    public var specification: LayerSpecification? {
-        .conv2D(input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding)
-    }
 
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         precondition(parameters.count == 2 && gradients.count == 2 && parameters[0].count == weight.count
@@ -99,7 +96,7 @@ public struct Conv2D: Layer {
     /// The unfolded patches of a chunk (`(inC·k·k) × (chunk·outH·outW)`) and the GEMM's channel-major result
     /// (`outC × (chunk·outH·outW)`); the patches stay from the forward to the backward pass when the batch fits one
     /// chunk, and are rebuilt otherwise.
-    public func scratchCount(rows: Int, inputSize: Int) -> Int {
+    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
         min(rows, Self.chunkSize) * output.height * output.width * (weight.columns + outputChannels)
     }
 
@@ -109,11 +106,8 @@ public struct Conv2D: Layer {
                 Matrix(rows: outputChannels, columns: width, storage: scratch.storage, offset: scratch.offset + weight.columns * width))
     }
 
-    public func forward(output: Matrix, input x: Matrix) {
-        forward(output: output, input: x, scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
-    }
-
-    public func forward(output y: Matrix, input x: Matrix, scratch: Matrix) {
+    public func forward(output y: Matrix, input x: Matrix, context: LayerContext) {
+        let scratch = context.scratch
         let out = output, locations = out.height * out.width
         precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
                      "Conv2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count) features")
@@ -130,12 +124,8 @@ public struct Conv2D: Layer {
         }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
-        backward(dInput: dInput, dOutput: dOutput, input: x, output: output,
-                 scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
-    }
-
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, context: LayerContext) {
+        let scratch = context.scratch
         let out = self.output, locations = out.height * out.width
         var start = 0
         while start < x.rows {
@@ -295,15 +285,11 @@ public struct Pool2D: Layer {
         return output.count
     }
 
-    public var specification: LayerSpecification? { .pool2D(kind: kind, input: input, kernelSize: kernelSize, stride: stride) }
 
-    public func scratchCount(rows: Int, inputSize: Int) -> Int { kind == .max ? rows * output.count : 0 }
+    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { kind == .max ? rows * output.count : 0 }
 
-    public func forward(output: Matrix, input x: Matrix) {
-        forward(output: output, input: x, scratch: Matrix(rows: 1, columns: scratchCount(rows: x.rows, inputSize: x.columns)))
-    }
-
-    public func forward(output y: Matrix, input x: Matrix, scratch: Matrix) {
+    public func forward(output y: Matrix, input x: Matrix, context: LayerContext) {
+        let scratch = context.scratch
         precondition(x.columns == input.count && y.columns == output.count && y.rows == x.rows,
                      "Pool2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(output.count)")
         var job = PoolRows(layer: self, x: x.pointer, y: y.pointer, scratch: scratch.pointer)
@@ -312,12 +298,8 @@ public struct Pool2D: Layer {
         }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix) {
-        precondition(kind == .average, "Pool2D.backward (max) needs the scratch its forward pass filled: run it in a Network")
-        backward(dInput: dInput, dOutput: dOutput, input: x, output: output, scratch: Matrix(rows: 1, columns: 0))
-    }
-
-    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, scratch: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, context: LayerContext) {
+        let scratch = context.scratch
         guard let dInput else { return }
         dInput.fill(0)
         var job = PoolRows(layer: self, x: dInput.pointer, y: dOutput.pointer, scratch: scratch.pointer)
@@ -388,7 +370,6 @@ private struct PoolRows {
 public struct Flatten: Layer {
     public init() {}
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
-    public var specification: LayerSpecification? { .flatten }
-    public func forward(output: Matrix, input: Matrix) { output.assign(input) }
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) { dInput?.assign(dOutput) }
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) { output.assign(input) }
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) { dInput?.assign(dOutput) }
 }

@@ -72,7 +72,7 @@ public struct Dense: Layer {
     }
 
     /// `Z = X·W + b`: `b` is copied into every row of `Z`, then `X·W` is added (sgemm, β = 1).
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(input.columns == inputSize && output.columns == outputSize && output.rows == input.rows,
                      "Dense.forward: input \(input.shapeDescription) and output \(output.shapeDescription) do not fit weight \(weight.shapeDescription)")
         broadcastRows(output, row: bias)
@@ -80,7 +80,7 @@ public struct Dense: Layer {
     }
 
     /// `dW += Xᵀ·dZ`, `db += Σ_rows dZ`, `dX = dZ·Wᵀ`.
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         precondition(input.columns == inputSize && dOutput.columns == outputSize && dOutput.rows == input.rows,
                      "Dense.backward: input \(input.shapeDescription) and dOutput \(dOutput.shapeDescription) do not fit weight \(weight.shapeDescription)")
         gemm(weightGradient, input, dOutput, transposeA: true, beta: 1)

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Inverted dropout (Srivastava et al., 2014): while training, each element is zeroed with probability `p` and the
 /// survivors are scaled by `1/(1 − p)`, so that evaluation (the identity) needs no rescaling.
 /// PyTorch: `nn.Dropout(p=0.5)`.
@@ -7,71 +5,37 @@ import Synchronization
 /// Training: `y = x ∘ m / (1 − p)`, `mᵢ ~ Bernoulli(1 − p)`; backward `dx = dy ∘ m / (1 − p)`.
 /// Evaluation: `y = x`, `dx = dy`.
 ///
-/// The mask is not stored: it is a hash of (`seed`, ``maskIndex``, element index), so it is reproducible and costs no
-/// memory. Each training forward pass advances ``maskIndex`` and the backward pass that follows uses the same mask.
-/// Set ``advancesMask`` to `false` to reuse one mask across forward passes (as a finite-difference check must).
-/// ``Trainer`` switches layers to training mode for its steps and to evaluation for ``Trainer/evaluate(on:)``.
+/// The mask is not stored: it is a hash of (`seed`, the context's ``LayerContext/randomIndex``, element index), so it
+/// is reproducible, costs no memory, and the backward pass (given its forward pass's context) uses the same mask. A
+/// ``Trainer`` gives each micro-batch a new random index; a finite-difference check keeps one.
 public struct Dropout: Layer {
     /// `p`, the probability of zeroing an element.
     public let probability: Float
     /// Seeds the masks.
     public let seed: UInt64
-    private struct State { var isTraining = true; var maskIndex: UInt64 = 0; var advancesMask = true }
-
-    // `Mutex` is not copyable; keep it in a class so the layer stays a copyable value (copies share the state).
-    private let box: Box
-    private final class Box: Sendable {
-        let state = Mutex(State())
-    }
 
     public init(probability: Float = 0.5, seed: UInt64 = 0) {
         precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1), got \(probability)")
         self.probability = probability
         self.seed = seed
-        box = Box()
     }
-
-    /// Whether the layer drops elements (training) or passes them through (evaluation).
-    public var isTraining: Bool {
-        get { box.state.withLock { $0.isTraining } }
-        nonmutating set { box.state.withLock { $0.isTraining = newValue } }
-    }
-
-    /// Which mask the next backward pass (and, if ``advancesMask`` is off, the next forward pass) uses.
-    public var maskIndex: UInt64 {
-        get { box.state.withLock { $0.maskIndex } }
-        nonmutating set { box.state.withLock { $0.maskIndex = newValue } }
-    }
-
-    /// Whether each training forward pass draws a new mask (default `true`).
-    public var advancesMask: Bool {
-        get { box.state.withLock { $0.advancesMask } }
-        nonmutating set { box.state.withLock { $0.advancesMask = newValue } }
-    }
-
-    public func setTraining(_ training: Bool) { isTraining = training }
 
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
-    public func forward(output: Matrix, input: Matrix) {
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Dropout.forward")
-        let (training, index) = box.state.withLock { state in
-            if state.isTraining && state.advancesMask { state.maskIndex &+= 1 }
-            return (state.isTraining, state.maskIndex)
-        }
-        guard training && probability > 0 else { output.assign(input); return }
+        guard context.isTraining && probability > 0 else { output.assign(input); return }
         let x = input.pointer, y = output.pointer, scale = 1 / (1 - probability)
-        let threshold = UInt32(Double(probability) * 4_294_967_296.0)
+        let threshold = UInt32(Double(probability) * 4_294_967_296.0), index = context.randomIndex
         for i in 0..<input.count { y[i] = keeps(i, index, threshold) ? x[i] * scale : 0 }
     }
 
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix) {
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Dropout.backward")
-        let (training, index) = box.state.withLock { ($0.isTraining, $0.maskIndex) }
-        guard training && probability > 0 else { dInput.assign(dOutput); return }
+        guard context.isTraining && probability > 0 else { dInput.assign(dOutput); return }
         let dy = dOutput.pointer, dx = dInput.pointer, scale = 1 / (1 - probability)
-        let threshold = UInt32(Double(probability) * 4_294_967_296.0)
+        let threshold = UInt32(Double(probability) * 4_294_967_296.0), index = context.randomIndex
         for i in 0..<dInput.count { dx[i] = keeps(i, index, threshold) ? dy[i] * scale : 0 }
     }
 

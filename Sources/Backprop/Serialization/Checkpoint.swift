@@ -21,28 +21,27 @@ public enum Checkpoint {
         public static let format = "format"
     }
 
-    /// The safetensors contents for `network`, with `metadata` added to the architecture's.
+    /// The safetensors contents for `network`, with `metadata` added to the architecture's. Throws
+    /// ``CheckpointError/unsupportedLayer(type:)`` for a layer that is not a registered ``SavableLayer``.
     public static func file(for network: Network, metadata: [String: String] = [:]) throws(CheckpointError) -> SafetensorsFile {
-        var specifications: [LayerSpecification] = []
         var tensors: [String: SafetensorsFile.Tensor] = [:]
-        for (index, (layer, size)) in zip(network.layers, [network.inputSize] + network.layerOutputSizes).enumerated() {
-            guard let specification = layer.specification else { throw .unsupportedLayer(type: "\(type(of: layer))") }
-            specifications.append(specification)
-            let shapes = specification.expectedTensors(inputSize: size)
-            for ((name, transposed), tensor) in zip(specification.tensorNames, layer.parameters) {
-                let stored = transposed ? tensor.transposed() : tensor
-                let shape = shapes.first { $0.name == name }?.shape ?? (tensor.rows == 1 && !transposed ? [tensor.columns] : [stored.rows, stored.columns])
-                tensors["\(index).\(name)"] = SafetensorsFile.Tensor(shape: shape, values: stored.scalars)
-            }
-            for (name, tensor) in layer.stateTensors {  // 1 × 1 counters are 0-dimensional in PyTorch
-                tensors["\(index).\(name)"] = SafetensorsFile.Tensor(shape: tensor.count == 1 ? [] : [tensor.count],
-                                                                    values: tensor.scalars)
-            }
+        for entry in network.stateDict {
+            tensors[entry.name] = SafetensorsFile.Tensor(shape: entry.shape, values: entry.values)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]  // the same network always gives the same bytes
+        let layers: Data
+        do {
+            layers = try encoder.encode(network.layers.map(LayerDescription.init))
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw .invalidArchitecture(path: "", reason: "cannot describe the layers (\(error))")
         }
         var allMetadata = metadata
         allMetadata[Key.format] = "pt"  // what safetensors.torch writes; PyTorch tooling expects it
         allMetadata[Key.inputSize] = String(network.inputSize)
-        allMetadata[Key.layers] = String(decoding: (try? JSONEncoder().encode(specifications)) ?? Data(), as: UTF8.self)
+        allMetadata[Key.layers] = String(decoding: layers, as: UTF8.self)
         return SafetensorsFile(metadata: allMetadata, tensors: tensors)
     }
 
@@ -56,52 +55,38 @@ public enum Checkpoint {
         try network(from: SafetensorsFile(contentsOf: path), path: path)
     }
 
-    /// Builds the network a safetensors file describes (`path` is only for messages).
+    /// Builds the network a safetensors file describes (`path` is only for messages). Layer types come from the
+    /// ``LayerRegistry``, so a user's own registered layers load too.
     public static func network(from file: SafetensorsFile, path: String) throws(CheckpointError) -> (network: Network, metadata: [String: String]) {
         guard let layersText = file.metadata[Key.layers], let inputText = file.metadata[Key.inputSize] else {
             throw .invalidArchitecture(path: path, reason: "the metadata has no '\(Key.layers)' and '\(Key.inputSize)'")
         }
-        guard let inputSize = Int(inputText), inputSize > 0 else {
-            throw .invalidArchitecture(path: path, reason: "input size '\(inputText)' is not a positive number")
+        guard let inputSize = Int(inputText), inputSize > 0, inputSize <= 1 << 24 else {
+            throw .invalidArchitecture(path: path, reason: "input size '\(inputText)' is not a number in 1...\(1 << 24)")
         }
-        let specifications: [LayerSpecification]
+        // Layers are built one by one, each charged to what the file's tensors can fill (with 2²⁰ to spare, so that a
+        // small layer without its tensors is reported by name below), so that a header claiming huge layers fails
+        // before it allocates more than one of them.
+        let layers: [any Layer]
         do {
-            specifications = try JSONDecoder().decode([LayerSpecification].self, from: Data(layersText.utf8))
+            let decoder = JSONDecoder()
+            decoder.userInfo[LayerDescription.budgetKey] = ParameterBudget(file.tensors.values.reduce(1 << 20) { $0 + $1.values.count })
+            layers = try decoder.decode([LayerDescription].self, from: Data(layersText.utf8)).map(\.layer)
+        } catch let error as InvalidLayerSettings {
+            throw .invalidArchitecture(path: path, reason: error.description)
         } catch {
             throw .invalidArchitecture(path: path, reason: "cannot read the layer list (\(error))")
         }
-        guard !specifications.isEmpty else { throw .invalidArchitecture(path: path, reason: "the layer list is empty") }
-        // Every layer must fit, and every tensor must be present with the right shape, before anything is allocated
-        // for the network: a header that claims huge layers fails here instead of exhausting memory.
+        guard !layers.isEmpty else { throw .invalidArchitecture(path: path, reason: "the layer list is empty") }
         var size = inputSize
-        for (index, specification) in specifications.enumerated() {
-            for (name, expected) in specification.expectedTensors(inputSize: size) {
-                guard expected.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else {
-                    throw .invalidArchitecture(path: path, reason: "layer \(index) has a tensor of shape \(expected)")
-                }
-                let key = "\(index).\(name)"
-                guard let stored = file.tensors[key] else { throw .missingTensor(path: path, tensor: key) }
-                guard stored.shape == expected else {
-                    throw .shapeMismatch(path: path, tensor: key, expected: expected, found: stored.shape)
-                }
-            }
-            guard let next = specification.outputSize(forInputSize: size) else {
-                throw .invalidArchitecture(path: path, reason: "layer \(index) (\(specification)) cannot take \(size) inputs")
+        for (index, layer) in layers.enumerated() {
+            guard let next = layer.outputSizeIfAccepted(forInputSize: size) else {
+                throw .invalidArchitecture(path: path, reason: "layer \(index) (\(type(of: layer))) cannot take \(size) inputs")
             }
             size = next
         }
-        let network = Network(inputSize: inputSize, layers: specifications.map { $0.makeLayer() })
-        for (index, (layer, specification)) in zip(network.layers, specifications).enumerated() {
-            for ((name, transposed), tensor) in zip(specification.tensorNames, layer.parameters) {
-                let stored = file.tensors["\(index).\(name)"]!  // presence and shape were checked above
-                let matrix = transposed ? Matrix(rows: tensor.columns, columns: tensor.rows, values: stored.values).transposed()
-                                        : Matrix(rows: tensor.rows, columns: tensor.columns, values: stored.values)
-                tensor.assign(matrix)
-            }
-            for (name, tensor) in layer.stateTensors {  // shapes were checked above
-                tensor.assign(Matrix(rows: 1, columns: tensor.count, values: file.tensors["\(index).\(name)"]!.values))
-            }
-        }
+        let network = Network(inputSize: inputSize, layers: layers)
+        try network.loadStateDict(file.tensors, path: path, strict: false)
         return (network, file.metadata)
     }
 }

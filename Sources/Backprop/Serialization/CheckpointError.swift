@@ -20,6 +20,9 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case unsupportedLayer(type: String)
     /// Writing failed; any previous file at `path` is untouched.
     case writeFailed(path: String, reason: String)
+    /// A state dict does not fit the network: tensors it lacks, tensors the network does not have, and tensors of
+    /// another shape (`name: found, expected …`), as PyTorch's `load_state_dict(strict=True)` reports them.
+    case stateDictMismatch(path: String, missing: [String], unexpected: [String], misshaped: [String])
 
     public var description: String {
         switch self {
@@ -37,6 +40,12 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .invalidArchitecture(let path, let reason): "\(path): not a Backprop model: \(reason)"
         case .unsupportedLayer(let type): "a \(type) layer cannot be saved in a checkpoint"
         case .writeFailed(let path, let reason): "\(path): cannot be written: \(reason)"
+        case .stateDictMismatch(let path, let missing, let unexpected, let misshaped):
+            "\(path): the tensors do not fit the network: " + [
+                missing.isEmpty ? nil : "missing \(missing.joined(separator: ", "))",
+                unexpected.isEmpty ? nil : "unexpected \(unexpected.joined(separator: ", "))",
+                misshaped.isEmpty ? nil : "other shape \(misshaped.joined(separator: "; "))",
+            ].compactMap { $0 }.joined(separator: "; ")
         }
     }
 }

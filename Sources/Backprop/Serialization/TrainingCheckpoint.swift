@@ -1,17 +1,7 @@
-/// Every dropout layer, with its module path (`3`, or `2.body.1` inside a residual block).
-func dropoutLayers(_ layers: [any Layer], prefix: String = "") -> [(path: String, layer: Dropout)] {
-    layers.enumerated().flatMap { index, layer -> [(path: String, layer: Dropout)] in
-        let path = prefix + String(index)
-        if let dropout = layer as? Dropout { return [(path, dropout)] }
-        if let residual = layer as? Residual { return dropoutLayers(residual.body, prefix: path + ".body.") }
-        return []
-    }
-}
-
 /// A checkpoint from which training can resume exactly: the model (as ``Checkpoint`` writes it, so `evaluate`
 /// and `predict` read it too) plus the optimizer's state buffers (tensors `optimizer.<name>`, e.g.
-/// `optimizer.exp_avg`), its step count, the epochs completed, the shuffling generator's state and each dropout
-/// layer's mask index.
+/// `optimizer.exp_avg`), its type and step count, the epochs completed, the shuffling generator's state and the
+/// trainer's random index (dropout masks).
 ///
 /// Resuming from it and training on gives weights bit-for-bit identical to a run that was never interrupted
 /// (with one BLAS thread; more threads may sum in another order). The optimizer tensors make the file a training
@@ -23,12 +13,15 @@ public enum TrainingCheckpoint {
         public static let epoch = "backprop.epoch"
         public static let generator = "backprop.generator"
         public static let optimizerSteps = "backprop.optimizer.steps"
+        public static let optimizerType = "backprop.optimizer.type"
+        public static let randomIndex = "backprop.random_index"
+        /// Written by earlier versions, one per dropout layer (all equal); read when ``randomIndex`` is absent.
         public static let dropoutPrefix = "backprop.dropout."
         public static let optimizerTensorPrefix = "optimizer."
     }
 
     /// Saves `trainer`'s network and training state to `path`, atomically.
-    public static func save<O: Optimizer>(_ trainer: Trainer<O>, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
+    public static func save(_ trainer: Trainer, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
         var file = try Checkpoint.file(for: trainer.network, metadata: metadata)
         let state = trainer.optimizer.state
         for (name, buffer) in state.buffers {
@@ -38,15 +31,14 @@ public enum TrainingCheckpoint {
         file.metadata[Key.epoch] = String(trainer.epochsCompleted)
         let g = trainer.generator.state
         file.metadata[Key.generator] = [g.0, g.1, g.2, g.3].map { String($0) }.joined(separator: ",")
-        for (path, dropout) in dropoutLayers(trainer.network.layers) {
-            file.metadata[Key.dropoutPrefix + path] = String(dropout.maskIndex)
-        }
+        file.metadata[Key.optimizerType] = optimizerTypeName(trainer.optimizer)
+        file.metadata[Key.randomIndex] = String(trainer.randomIndex)
         try file.write(to: path)
     }
 
     /// Restores the training state in `file` into `trainer`, whose network must have been loaded from the same
     /// file (``Checkpoint/network(from:path:)``) and whose optimizer must be of the kind that wrote it.
-    public static func restore<O: Optimizer>(_ trainer: Trainer<O>, from file: SafetensorsFile, path: String) throws(CheckpointError) {
+    public static func restore(_ trainer: Trainer, from file: SafetensorsFile, path: String) throws(CheckpointError) {
         func number<T: FixedWidthInteger>(_ key: String, as: T.Type) throws(CheckpointError) -> T {
             guard let text = file.metadata[key], let value = T(text) else {
                 throw .invalidArchitecture(path: path, reason: "no training state: metadata '\(key)' is missing or not a number")
@@ -66,11 +58,23 @@ public enum TrainingCheckpoint {
             buffers[String(name.dropFirst(Key.optimizerTensorPrefix.count))] =
                 Matrix(rows: 1, columns: tensor.values.count, values: tensor.values)
         }
-        for (path, dropout) in dropoutLayers(trainer.network.layers) {
-            dropout.maskIndex = try number(Key.dropoutPrefix + path, as: UInt64.self)
+        if let saved = file.metadata[Key.optimizerType], saved != optimizerTypeName(trainer.optimizer) {
+            throw .invalidArchitecture(path: path, reason: "the training state is that of \(saved), not of \(optimizerTypeName(trainer.optimizer)); resume with the same optimizer")
+        }
+        let randomIndex: UInt64
+        if file.metadata[Key.randomIndex] != nil {
+            randomIndex = try number(Key.randomIndex, as: UInt64.self)
+        } else if let key = file.metadata.keys.filter({ $0.hasPrefix(Key.dropoutPrefix) }).min() {
+            randomIndex = try number(key, as: UInt64.self)
+        } else {
+            randomIndex = 0
         }
         trainer.optimizer.restore(OptimizerState(stepCount: steps, buffers: buffers))
         trainer.epochsCompleted = epoch
+        trainer.randomIndex = randomIndex
         trainer.generator.state = (words[0], words[1], words[2], words[3])
     }
 }
+
+/// The name of an optimizer's type, as checkpoints record it (`Adam`, `SGD`).
+func optimizerTypeName(_ optimizer: any Optimizer) -> String { String(describing: type(of: optimizer)) }

@@ -29,10 +29,9 @@ public final class Evaluator {
         counts = [Int](repeating: 0, count: network.outputSize * network.outputSize)
     }
 
-    /// The mean loss, accuracy and confusion matrix of the network on `data`, with layers in evaluation mode.
+    /// The mean loss, accuracy and confusion matrix of the network on `data`, in evaluation mode (changes nothing).
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
         try checkDataFits(data, network)
-        network.setTraining(false)
         var lossSum = 0.0
         let classes = data.targetWidth
         for i in counts.indices { counts[i] = 0 }

@@ -24,9 +24,12 @@ public struct GradientCheckResult: Sendable, CustomStringConvertible {
 /// parameter gradients are overwritten.
 ///
 /// Use `Float`-friendly scales: inputs and parameters of order 1, `ε ≈ 1e-2`. Keep inputs away from kinks
-/// (ReLU at 0), where no derivative exists.
+/// (ReLU at 0), where no derivative exists. The passes run in `mode` (training by default: dropout keeps one
+/// mask, ``LayerContext/randomIndex`` `randomIndex`, for every evaluation; batch normalization uses batch
+/// statistics), through the layer's one pair of passes with a scratch space of its own.
 public func gradientCheck(
-    _ layer: some Layer, input: Matrix, seed: UInt64 = 0, epsilon: Float = 1e-2, floor: Double = 1e-2
+    _ layer: some Layer, input: Matrix, mode: LayerContext.Mode = .training, randomIndex: UInt64 = 1,
+    seed: UInt64 = 0, epsilon: Float = 1e-2, floor: Double = 1e-2
 ) -> GradientCheckResult {
     var generator = SeededGenerator(seed: seed)
     let x = input.copy()
@@ -34,9 +37,10 @@ public func gradientCheck(
     let r = Matrix(rows: x.rows, columns: outputSize)
     r.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = Float(2 * generator.nextUniform() - 1) } }
     let output = Matrix(rows: x.rows, columns: outputSize)
-    let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: x.rows, inputSize: x.columns))
+    let scratch = Matrix(rows: 1, columns: layer.scratchCount(rows: x.rows, inputSize: x.columns, backward: true))
+    let context = LayerContext(mode: mode, scratch: scratch, randomIndex: randomIndex)
     func objective() -> Double {
-        layer.forward(output: output, input: x, scratch: scratch)
+        layer.forward(output: output, input: x, context: context)
         var sum = 0.0
         for i in 0..<output.count { sum += Double(output.pointer[i]) * Double(r.pointer[i]) }
         return sum
@@ -45,7 +49,7 @@ public func gradientCheck(
     for g in layer.parameterGradients { g.fill(0) }
     _ = objective()
     let dInput = Matrix(rows: x.rows, columns: x.columns)
-    layer.backward(dInput: dInput, dOutput: r, input: x, output: output, scratch: scratch)
+    layer.backward(dInput: dInput, dOutput: r, input: x, output: output, context: context)
     // Numeric, element by element.
     var comparison = GradientComparison(floor: floor)
     let tensors = [("input", x, dInput)] + zip(layer.parameters, layer.parameterGradients).enumerated().map {

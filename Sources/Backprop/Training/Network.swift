@@ -1,16 +1,19 @@
-/// A sequential network: each layer's output is the next layer's input.
+/// A network: a ``Sequential`` of layers that owns their parameters, ready to train and to serve.
 ///
 /// All parameters live in one contiguous buffer, ``parameters`` (`1 × P`), and all gradients in a second of the
-/// same layout, ``gradients``; each layer's tensors are views into them, in layer order (for `Dense`: `W` then `b`).
-/// So zeroing the gradients is one fill, an optimizer step is one loop, and saving a model is writing a buffer.
+/// same layout, ``gradients``; each layer's tensors are views into them, in layer order (for `Dense`: `W` then `b`;
+/// a container's children in order). So zeroing the gradients is one fill, an optimizer step is one loop, and
+/// saving a model is writing a buffer.
 ///
-/// A `Network` is a reference type: layers, trainers and optimizers see the same parameters. Activations are not
-/// kept here but in a ``Workspace``, one per thread, so a trained network can serve several threads at once.
+/// A `Network` is a reference type: layers, trainers and optimizers see the same parameters. It keeps no mode and
+/// no activations: each call says whether it trains (``LayerContext/Mode``; inference is in evaluation mode and
+/// changes nothing), and activations live in a ``Workspace``, one per thread, so any number of tasks can infer
+/// with one network at once.
 public final class Network: Sendable {
     /// The number of input features.
     public let inputSize: Int
-    /// The layers in order, bound to views of ``parameters`` and ``gradients``.
-    public let layers: [any Layer]
+    /// The layers in order, as a container (its scratch plan is the network's).
+    public let body: Sequential
     /// Every parameter of every layer, `1 × P`.
     public let parameters: Matrix
     /// `∂L/∂θ` for every parameter, `1 × P`, the same layout as ``parameters``.
@@ -20,8 +23,12 @@ public final class Network: Sendable {
     /// Each layer's slice of ``gradients`` (empty for layers without parameters).
     let layerGradients: [Matrix]
 
-    /// Builds a network taking `inputSize` features through `layers`, moving their current parameter values into
-    /// the network's buffers.
+    /// The layers in order, bound to views of ``parameters`` and ``gradients``.
+    public var layers: [any Layer] { body.layers }
+
+    /// Builds a network taking `inputSize` features through `layers`, **copying** their current parameter values
+    /// into the network's buffers (the layers passed in keep their own storage; the network's copies are
+    /// ``layers``). To draw every parameter afresh from one seed, use ``init(inputSize:layers:initializer:seed:)``.
     public init(inputSize: Int, layers: [any Layer]) {
         precondition(inputSize > 0, "Network: the input size must be positive, got \(inputSize)")
         precondition(!layers.isEmpty, "Network: needs at least one layer")
@@ -49,10 +56,19 @@ public final class Network: Sendable {
         }
         self.layerGradients = layerGradients
         self.inputSize = inputSize
-        self.layers = bound
+        self.body = Sequential(bound)
         self.layerOutputSizes = sizes
         self.parameters = Matrix(rows: 1, columns: count, storage: parameterStorage, offset: 0)
         self.gradients = Matrix(rows: 1, columns: count, storage: gradientStorage, offset: 0)
+    }
+
+    /// Builds a network taking `inputSize` features through `layers` and draws every parameter with
+    /// `initializer` from one generator seeded with `seed`: layer by layer, children in order, each tensor in
+    /// row-major order (``initialize(_:seed:)``). The same layers, initializer and seed always give the same network,
+    /// whatever the layers held before.
+    public convenience init(inputSize: Int, layers: [any Layer], initializer: Initializer, seed: UInt64) {
+        self.init(inputSize: inputSize, layers: layers)
+        initialize(initializer, seed: seed)
     }
 
     /// A multilayer perceptron: `Dense(sizes[0] → sizes[1])`, activation, …, `Dense(→ sizes.last)`, with no
@@ -82,104 +98,119 @@ public final class Network: Sendable {
     /// Sets every gradient to zero (one fill of the gradient buffer).
     public func zeroGradients() { gradients.fill(0) }
 
-    /// Switches every layer to training (`true`) or evaluation (`false`) behaviour.
-    public func setTraining(_ training: Bool) {
-        for layer in layers { layer.setTraining(training) }
-    }
-
-    /// Draws fresh parameters for every layer with `initializer`, from a generator seeded with `seed`.
+    /// Draws fresh parameters for every layer with `initializer`, from one generator seeded with `seed`: layer by
+    /// layer, children in order (batch normalization resets to `γ = 1`, `β = 0`).
     public func initialize(_ initializer: Initializer, seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
         for layer in layers { layer.initialize(initializer, using: &generator) }
     }
 
     /// Runs the forward pass on `input` (`N × inputSize`, `N ≤ workspace.capacity`) and returns a view of the
-    /// output (`N × outputSize`) in `workspace`, valid until its next use. Allocates nothing.
+    /// output (`N × outputSize`) in `workspace`, valid until its next use. In evaluation mode (the default) nothing
+    /// in the network changes, and any number of threads may run it at once, each with its own workspace; in
+    /// training mode, dropout draws mask `randomIndex` and batch normalization updates its running statistics.
+    /// Allocates nothing.
     @discardableResult
-    public func forward(_ input: Matrix, workspace: Workspace) -> Matrix {
+    public func forward(_ input: Matrix, workspace: Workspace, mode: LayerContext.Mode = .evaluation,
+                        randomIndex: UInt64 = 0) -> Matrix {
+        var context = LayerContext(mode: mode, randomIndex: randomIndex)
+        context.batchStatistics = nil
+        return forward(input, workspace: workspace, context: context)
+    }
+
+    /// The forward pass with a context made by a trainer (mode, random draw, batch-statistics pass).
+    func forward(_ input: Matrix, workspace: Workspace, context: LayerContext) -> Matrix {
         precondition(input.columns == inputSize,
                      "Network.forward: input \(input.shapeDescription) does not have the network's \(inputSize) features")
-        precondition(workspace.layerOutputSizes == layerOutputSizes,
+        precondition(workspace.layerOutputSizes == layerOutputSizes && workspace.inputSize == inputSize,
                      "Network.forward: the workspace was planned for another network")
         precondition(input.rows <= workspace.capacity,
                      "Network.forward: a batch of \(input.rows) rows exceeds the workspace's \(workspace.capacity)")
-        var current = input
-        for (i, layer) in layers.enumerated() {
-            let output = workspace.activations[i].rows(0..<input.rows)
-            layer.forward(output: output, input: current, scratch: workspace.scratch[i])
-            current = output
-        }
-        return current
+        var context = context
+        context.scratch = workspace.scratch
+        context.scratchIncludesBackward = workspace.includesBackward
+        let output = workspace.output.rows(0..<input.rows)
+        body.forward(output: output, input: input, context: context)
+        workspace.lastContext = context
+        return output
     }
 
-    /// Runs the backward pass after ``forward(_:workspace:)`` on the same `input`, starting from
-    /// `∂L/∂output`, which must be in ``Workspace/outputGradient(rows:)``. Adds every parameter's gradient to
-    /// ``gradients``. Allocates nothing.
+    /// Runs the backward pass after ``forward(_:workspace:mode:randomIndex:)`` on the same `input` and workspace (in
+    /// the same mode, with the same random draw), starting from `∂L/∂output`, which must be in
+    /// ``Workspace/outputGradient(rows:)``. Adds every parameter's gradient to ``gradients``. Allocates nothing.
     ///
     /// With `zeroingGradients`, each layer's gradients are set to zero just before its backward pass, which is
     /// ``zeroGradients()`` followed by the backward pass, but touches each gradient where and when it is about to
     /// be added to (one pass over a buffer that is then hot in the cache of the core that adds to it).
     public func backward(_ input: Matrix, workspace: Workspace, zeroingGradients: Bool = false) {
+        precondition(workspace.includesBackward,
+                     "Network.backward: the workspace was planned for inference (Workspace(…, backward: false))")
+        guard let context = workspace.lastContext else {
+            preconditionFailure("Network.backward: run forward(_:workspace:) on this workspace first")
+        }
         let n = input.rows
-        for i in layers.indices.reversed() {
-            if zeroingGradients { layerGradients[i].fill(0) }
-            let layerInput = i == 0 ? input : workspace.activations[i - 1].rows(0..<n)
-            let dInput: Matrix? = i == 0 ? nil : workspace.deltas[i - 1].rows(0..<n)
-            layers[i].backward(dInput: dInput, dOutput: workspace.deltas[i].rows(0..<n),
-                               input: layerInput, output: workspace.activations[i].rows(0..<n),
-                               scratch: workspace.scratch[i])
+        body.backward(dInput: nil, dOutput: workspace.outputGradient(rows: n), input: input,
+                      output: workspace.output.rows(0..<n), context: context) { k in
+            if zeroingGradients { layerGradients[k].fill(0) }
         }
     }
 
-    /// The network's output for `input`, computed with a workspace of its own (allocates; for convenience).
+    /// The output of layer `k` (all but the last) in `workspace` after a forward pass on `rows` rows.
+    public func output(ofLayer k: Int, rows: Int, workspace: Workspace) -> Matrix {
+        guard let context = workspace.lastContext else {
+            preconditionFailure("Network.output(ofLayer:): run forward(_:workspace:) on this workspace first")
+        }
+        return body.output(ofLayer: k, rows: rows, inputSize: inputSize, context: context)
+    }
+
+    /// The network's output for `input` in evaluation mode, computed with a workspace of its own (allocates; for
+    /// convenience). Changes nothing in the network: safe to call from many tasks at once.
     public func callAsFunction(_ input: Matrix) -> Matrix {
         let workspace = Workspace(for: self, capacity: max(input.rows, 1), backward: false)
         return forward(input, workspace: workspace).copy()
     }
 }
 
-/// The activations and their gradients for one network at batches of up to ``capacity`` rows, in one buffer,
-/// planned once and reused by every step. One per thread.
+/// The memory of one network's passes at batches of up to ``capacity`` rows: the output, its gradient, and the
+/// scratch space in which the network's ``Sequential`` lays out every layer's output, gradient and scratch.
+/// Planned once and reused by every step; one per thread.
 public final class Workspace {
     /// The largest batch this workspace can hold.
     public let capacity: Int
-    /// The network's layer output sizes this workspace was planned for.
+    /// The network's input size and layer output sizes this workspace was planned for.
+    public let inputSize: Int
     public let layerOutputSizes: [Int]
-    /// Each layer's output, `capacity × layerOutputSizes[i]`.
-    public let activations: [Matrix]
-    /// `∂L/∂` each layer's output, same shapes as ``activations``.
-    public let deltas: [Matrix]
-    /// Each layer's scratch space (``Layer/scratchCount(rows:inputSize:)`` for `capacity` rows), `1 × count`.
-    public let scratch: [Matrix]
+    /// Whether there is room for the backward pass.
+    public let includesBackward: Bool
+    /// The network's output, `capacity × outputSize`.
+    let output: Matrix
+    /// `∂L/∂output`, `capacity × outputSize` (none without room for the backward pass).
+    let outputGradientBuffer: Matrix
+    /// The network's scratch space, `1 × count`.
+    let scratch: Matrix
+    /// The context of the last forward pass, for the backward pass that follows it.
+    var lastContext: LayerContext?
 
-    /// Plans the activations of `network` for batches of up to `capacity` rows; with `backward: false` (for
-    /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:zeroingGradients:)`` cannot be used.
+    /// Plans the passes of `network` for batches of up to `capacity` rows; with `backward: false` (for
+    /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:zeroingGradients:)`` cannot
+    /// be used.
     public init(for network: Network, capacity: Int, backward: Bool = true) {
         precondition(capacity > 0, "Workspace: capacity must be positive, got \(capacity)")
         self.capacity = capacity
+        self.inputSize = network.inputSize
         self.layerOutputSizes = network.layerOutputSizes
-        let total = network.layerOutputSizes.reduce(0, +) * capacity
-        let inputSizes = [network.inputSize] + network.layerOutputSizes.dropLast()
-        let scratchCounts = zip(network.layers, inputSizes).map { $0.scratchCount(rows: capacity, inputSize: $1) }
-        let deltaTotal = backward ? total : 0
-        let storage = MatrixStorage(count: total + deltaTotal + scratchCounts.reduce(0, +))
-        var offset = 0
-        var activations: [Matrix] = [], deltas: [Matrix] = [], scratch: [Matrix] = []
-        for size in network.layerOutputSizes {
-            activations.append(Matrix(rows: capacity, columns: size, storage: storage, offset: offset))
-            deltas.append(Matrix(rows: backward ? capacity : 0, columns: size, storage: storage, offset: backward ? offset + total : 0))
-            offset += capacity * size
-        }
-        offset = total + deltaTotal
-        for count in scratchCounts {
-            scratch.append(Matrix(rows: 1, columns: count, storage: storage, offset: offset))
-            offset += count
-        }
-        self.activations = activations
-        self.deltas = deltas
-        self.scratch = scratch
+        self.includesBackward = backward
+        let outputCount = capacity * network.outputSize
+        let scratchCount = network.body.scratchCount(rows: capacity, inputSize: network.inputSize, backward: backward)
+        let storage = MatrixStorage(count: (backward ? 2 : 1) * outputCount + scratchCount)
+        output = Matrix(rows: capacity, columns: network.outputSize, storage: storage, offset: 0)
+        outputGradientBuffer = Matrix(rows: backward ? capacity : 0, columns: network.outputSize, storage: storage, offset: outputCount)
+        scratch = Matrix(rows: 1, columns: scratchCount, storage: storage, offset: (backward ? 2 : 1) * outputCount)
     }
 
     /// Where the loss writes `∂L/∂output` for a batch of `rows` rows.
-    public func outputGradient(rows: Int) -> Matrix { deltas[deltas.count - 1].rows(0..<rows) }
+    public func outputGradient(rows: Int) -> Matrix {
+        precondition(includesBackward, "Workspace.outputGradient: this workspace was planned for inference (backward: false)")
+        return outputGradientBuffer.rows(0..<rows)
+    }
 }

@@ -58,6 +58,8 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
     case diverged(epoch: Int, batch: Int, loss: Float)
     /// The data does not fit the network.
     case dataMismatch(expected: String, found: String)
+    /// A training step with too few rows for the network (batch normalization needs at least 2).
+    case batchTooSmall(rows: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -65,25 +67,33 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
             "training diverged: the loss is \(loss) at epoch \(epoch), batch \(batch); try a lower learning rate"
         case .dataMismatch(let expected, let found):
             "the data does not fit the network: expected \(expected), found \(found)"
+        case .batchTooSmall(let rows, let reason):
+            "a training step of \(rows) row\(rows == 1 ? "" : "s") is too small: \(reason)"
         }
     }
 }
 
 /// Trains a ``Network`` with mini-batch gradient descent: each epoch visits the training set in a seeded shuffled
 /// order, in batches of ``batchSize``; for each batch the gradients are zeroed, accumulated by forward and
-/// backward passes, and applied by the optimizer. A batch size of 0 (or at least the data set's size) is
-/// full-batch gradient descent, visited in order.
+/// backward passes in training mode, and applied by the optimizer. A batch size of 0 (or at least the data set's
+/// size) is full-batch gradient descent, visited in order.
 ///
 /// Batches larger than ``microBatchSize`` are processed in micro-batches whose gradients accumulate (`β = 1`)
-/// before the one step, so memory stays bounded; the result equals one big batch up to summation order.
-/// Everything a step needs is allocated when the trainer is made; a step allocates nothing.
-public final class Trainer<O: Optimizer> {
+/// before the one step, so memory stays bounded; the result equals one big batch up to summation order. Layers
+/// with batch statistics (``BatchNorm``) still see the whole step: the trainer first runs passes that collect their
+/// statistics over every micro-batch (one forward pass per such layer, then one forward and backward pass per such
+/// layer for the gradient sums), then the real pass, so a split step costs about `1 + 2B` passes for `B` of them.
+///
+/// The optimizer can be any ``Optimizer``, chosen at run time. Everything a step needs is allocated when the
+/// trainer is made (the optimizer's state at its first step); a step allocates nothing. For a loop of your own,
+/// ``trainStep(input:targets:)`` takes one batch as matrices (see <doc:WritingATrainingLoop>).
+public final class Trainer {
     /// The network trained.
     public let network: Network
     /// The loss minimised; its ``Reduction`` applies per batch.
     public let loss: any Loss
     /// The update rule; a `var` so its learning rate can follow a schedule.
-    public var optimizer: O
+    public var optimizer: any Optimizer
     /// Samples per step; 0 means the whole training set.
     public let batchSize: Int
     /// The most rows run through the network at once.
@@ -94,6 +104,9 @@ public final class Trainer<O: Optimizer> {
     public var generator: SeededGenerator
     /// The number of epochs trained so far (set it when resuming from a checkpoint).
     public var epochsCompleted = 0
+    /// The random draw (``LayerContext/randomIndex``) of the last training forward pass: each micro-batch takes the
+    /// next, so dropout masks never repeat (part of a resumable run).
+    public var randomIndex: UInt64 = 0
     /// If set, gradients whose global norm `‖g‖₂` exceeds it are scaled by `clipNorm / (‖g‖₂ + 10⁻⁶)` before each
     /// step, as PyTorch's `clip_grad_norm_` does.
     public var clipNorm: Float?
@@ -123,6 +136,10 @@ public final class Trainer<O: Optimizer> {
     private var order: [Int32] = []
     private var correctCount = 0
     private lazy var evaluator = Evaluator(network: network, loss: loss)
+    /// How batch-statistics layers see a step split into micro-batches.
+    private let statisticsPass = BatchStatisticsPass()
+    /// The number of layers with batch statistics (counted once, by a census pass).
+    let batchStatisticsLayerCount: Int
 
     /// - Parameters:
     ///   - network: the network to train; its parameters are updated in place.
@@ -132,7 +149,7 @@ public final class Trainer<O: Optimizer> {
     ///   - seed: seeds the shuffling.
     ///   - shuffle: whether each epoch visits the samples in a new random order.
     ///   - microBatchSize: the most rows run at once (bounds the memory of large batches).
-    public init(network: Network, loss: any Loss, optimizer: O, batchSize: Int, seed: UInt64 = 0,
+    public init(network: Network, loss: any Loss, optimizer: any Optimizer, batchSize: Int, seed: UInt64 = 0,
                 shuffle: Bool = true, microBatchSize: Int = 4096) {
         precondition(batchSize >= 0, "Trainer: the batch size must be non-negative (0 = full batch), got \(batchSize)")
         precondition(microBatchSize > 0, "Trainer: the micro-batch size must be positive, got \(microBatchSize)")
@@ -147,12 +164,20 @@ public final class Trainer<O: Optimizer> {
         workspace = Workspace(for: network, capacity: capacity)
         inputBatch = Matrix(rows: capacity, columns: network.inputSize)
         targetBatch = Matrix(rows: capacity, columns: network.outputSize)
+        // Count the layers with batch statistics: one forward pass on a row of zeros in which they only count.
+        var census = LayerContext(mode: .training)
+        census.batchStatistics = statisticsPass
+        statisticsPass.phase = .census
+        statisticsPass.start(microBatch: 0)
+        _ = network.forward(inputBatch.rows(0..<1), workspace: workspace, context: census)
+        batchStatisticsLayerCount = statisticsPass.visited
     }
 
     /// Trains one epoch on `data`. `onBatch(batchesDone, batchCount, runningMeanLoss)` is called after each step.
     ///
     /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` when a batch's loss or gradient is not finite (the
-    ///   parameters are then left as they were before that batch); ``TrainingError/dataMismatch(expected:found:)``.
+    ///   parameters are then left as they were before that batch); ``TrainingError/dataMismatch(expected:found:)``;
+    ///   ``TrainingError/batchTooSmall(rows:reason:)`` for a 1-row step of a network with batch normalization.
     @discardableResult
     public func trainEpoch(
         on data: Dataset, onBatch: (_ done: Int, _ total: Int, _ meanLoss: Float) -> Void = { _, _, _ in }
@@ -186,7 +211,7 @@ public final class Trainer<O: Optimizer> {
             prefetch(batch: 1)
             for b in 0..<batchCount {
                 prefetch(batch: b + 2)  // two steps ahead: the lines are in L2 or L3 by the time they are gathered
-                let batchLoss = trainBatch(batch(b), data: data)  // this process's shard's loss when distributed
+                let batchLoss = try trainBatch(batch(b), data: data)  // this process's shard's loss when distributed
                 guard batchLoss.isFinite else {
                     throw .diverged(epoch: epoch, batch: b + 1, loss: Float(batchLoss))
                 }
@@ -208,28 +233,68 @@ public final class Trainer<O: Optimizer> {
                            sampleCount: data.count, stepCount: batchCount)
     }
 
-    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:batchCount:)``, the
-    /// gradient norm (clipped to ``clipNorm`` if set), then, if the loss and the gradients are finite, the
+    /// One step of gradient descent on the samples `indices` of `data`: ``accumulateGradients(_:data:batchCount:)``,
+    /// the gradient norm (clipped to ``clipNorm`` if set), then, if the loss and the gradients are finite, the
     /// optimizer's update. Returns the sum of the per-sample losses, or NaN when the gradients are not finite; when
     /// the result is not finite no update was made. Subnormal numbers are flushed to zero during the step
     /// (``withSubnormalsFlushedToZero(_:)``). Allocates nothing.
+    ///
+    /// - Throws: ``TrainingError/batchTooSmall(rows:reason:)`` for a 1-row step of a network with batch normalization.
     @discardableResult
-    public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
-        withSubnormalsFlushedToZero { trainBatchInCurrentMode(indices, data: data) }
+    public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) throws(TrainingError) -> Double {
+        try checkStepRows(communicator == nil ? indices.count : indices.count)
+        return withSubnormalsFlushedToZero {
+            let lossSum: Double
+            if let communicator {
+                // This process's shard of the batch, scaled for the whole batch; then the sum over all processes.
+                let shard = communicator.shard(of: indices.count)
+                lossSum = accumulateGradients(UnsafeBufferPointer(rebasing: indices[shard]), data: data,
+                                              batchCount: indices.count)
+                if !lossSum.isFinite { network.gradients[0, 0] = .nan }  // so that every process stops at this batch
+                network.gradients.withUnsafeMutableBufferPointer { communicator.sumInPlace($0) }
+            } else {
+                lossSum = accumulateGradients(indices, data: data)
+            }
+            return applyStep(lossSum: lossSum)
+        }
     }
 
-    private func trainBatchInCurrentMode(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) -> Double {
-        let lossSum: Double
-        if let communicator {
-            // This process's shard of the batch, scaled for the whole batch; then the sum over all processes.
-            let shard = communicator.shard(of: indices.count)
-            lossSum = accumulateGradients(UnsafeBufferPointer(rebasing: indices[shard]), data: data,
-                                          batchCount: indices.count)
-            if !lossSum.isFinite { network.gradients[0, 0] = .nan }  // so that every process stops at this batch
-            network.gradients.withUnsafeMutableBufferPointer { communicator.sumInPlace($0) }
-        } else {
-            lossSum = accumulateGradients(indices, data: data)
+    /// One step of gradient descent on a batch of your own: `input` (`N × inputSize`) and `targets`
+    /// (`N × outputSize`, one-hot rows for classification), any `N ≥ 1` (split into micro-batches above
+    /// ``microBatchSize``). Runs the forward and backward passes in training mode, then the update as
+    /// ``trainBatch(_:data:)`` does. Returns the batch's loss reduced as the loss says (the mean per sample for
+    /// `.mean`), measured before the update. Allocates nothing.
+    ///
+    /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` (epoch and batch 0) when the loss or the gradients
+    ///   are not finite: no update is made; ``TrainingError/dataMismatch(expected:found:)`` when the shapes do not
+    ///   fit the network; ``TrainingError/batchTooSmall(rows:reason:)``.
+    @discardableResult
+    public func trainStep(input: Matrix, targets: Matrix) throws(TrainingError) -> Float {
+        guard input.rows == targets.rows, input.rows > 0, input.columns == network.inputSize,
+              targets.columns == network.outputSize else {
+            throw .dataMismatch(expected: "N × \(network.inputSize) inputs and N × \(network.outputSize) targets, N ≥ 1",
+                                found: "\(input.shapeDescription) inputs and \(targets.shapeDescription) targets")
         }
+        try checkStepRows(input.rows)
+        let lossSum = withSubnormalsFlushedToZero {
+            applyStep(lossSum: accumulate(rows: input.rows, batchCount: input.rows, countsAccuracy: false) { start, n in
+                (input.rows(start..<(start + n)), targets.rows(start..<(start + n)))
+            })
+        }
+        guard lossSum.isFinite else { throw .diverged(epoch: 0, batch: 0, loss: Float(lossSum)) }
+        return Float(loss.reduction == .mean ? lossSum / Double(input.rows) : lossSum)
+    }
+
+    /// A 1-row training step has no batch statistics.
+    private func checkStepRows(_ rows: Int) throws(TrainingError) {
+        if rows == 1 && batchStatisticsLayerCount > 0 {
+            throw .batchTooSmall(rows: 1, reason: "batch normalization needs at least 2 rows to compute a variance in training")
+        }
+    }
+
+    /// The gradient norm, clipping and the optimizer's update after the gradients of a step were accumulated.
+    /// Returns `lossSum`, or NaN when the gradients are not finite (then no update is made).
+    private func applyStep(lossSum: Double) -> Double {
         let norm = sumOfSquares(network.gradients).squareRoot()
         lastGradientNorm = Float(norm)
         guard lossSum.isFinite else { return lossSum }
@@ -266,33 +331,68 @@ public final class Trainer<O: Optimizer> {
     }
 
     /// Zeroes the gradients and accumulates those of the samples `indices` of `data` (micro-batch by micro-batch),
-    /// scaled for the loss's reduction over a batch of `batchCount` samples (default: `indices.count`; larger when
-    /// `indices` is one process's shard). Returns the sum of the per-sample losses. Takes no optimizer step.
-    /// Allocates nothing.
+    /// in training mode, scaled for the loss's reduction over a batch of `batchCount` samples (default:
+    /// `indices.count`; larger when `indices` is one process's shard). Returns the sum of the per-sample losses.
+    /// Takes no optimizer step. Allocates nothing.
     public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset, batchCount: Int? = nil) -> Double {
-        network.setTraining(true)
-        if indices.isEmpty { network.zeroGradients() }
-        let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount ?? indices.count, 1)) : 1
-        var total = 0.0
-        var start = 0
-        while start < indices.count {
-            let n = min(workspace.capacity, indices.count - start)
+        accumulate(rows: indices.count, batchCount: batchCount ?? indices.count, countsAccuracy: data.isClassification) { start, n in
             let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
             data.gather(indices: UnsafeBufferPointer(rebasing: indices[start..<(start + n)]), input: input, targets: targets)
-            let output = network.forward(input, workspace: workspace)
-            total += loss.sumOfLosses(output: output, targets: targets,
-                                      gradient: workspace.outputGradient(rows: n), gradientScale: scale)
-            if data.isClassification {
-                for i in 0..<n where argmax(output, row: i) == argmax(targets, row: i) { correctCount += 1 }
-            }
-            network.backward(input, workspace: workspace, zeroingGradients: start == 0)
-            start += n
+            return (input, targets)
         }
-        return total
     }
 
-    /// The mean loss, accuracy and confusion matrix of the network on `data` (see ``Evaluator``). Layers are
-    /// switched to evaluation behaviour (no dropout); the next training step switches them back.
+    /// Zeroes the gradients and accumulates those of a step over `rows` rows, micro-batch by micro-batch;
+    /// `batch(start, n)` gives rows `start..<start + n` as input and targets. With layers that keep batch statistics
+    /// and more than one micro-batch, the statistics passes run first (see the type's documentation).
+    private func accumulate(rows: Int, batchCount: Int, countsAccuracy: Bool,
+                            _ batch: (_ start: Int, _ count: Int) -> (input: Matrix, targets: Matrix)) -> Double {
+        if rows == 0 { network.zeroGradients(); return 0 }
+        let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount, 1)) : 1
+        let capacity = workspace.capacity, microBatches = (rows + capacity - 1) / capacity
+        let firstIndex = randomIndex &+ 1
+        randomIndex &+= UInt64(microBatches)
+        var context = LayerContext(mode: .training)
+        let split = microBatches > 1 && batchStatisticsLayerCount > 0
+        if split {
+            statisticsPass.rows = rows
+            context.batchStatistics = statisticsPass
+        }
+        /// One pass over every micro-batch; with `backward`, the loss, its gradient and the backward pass too.
+        func pass(backward: Bool, isLast: Bool) -> Double {
+            var total = 0.0
+            for m in 0..<microBatches {
+                let start = m * capacity, n = min(capacity, rows - start)
+                let (input, targets) = batch(start, n)
+                statisticsPass.start(microBatch: m)
+                context.randomIndex = firstIndex &+ UInt64(m)
+                let output = network.forward(input, workspace: workspace, context: context)
+                guard backward else { continue }
+                total += loss.sumOfLosses(output: output, targets: targets,
+                                          gradient: workspace.outputGradient(rows: n), gradientScale: scale)
+                if isLast && countsAccuracy {
+                    for i in 0..<n where argmax(output, row: i) == argmax(targets, row: i) { correctCount += 1 }
+                }
+                network.backward(input, workspace: workspace, zeroingGradients: m == 0)
+            }
+            return total
+        }
+        if split {
+            for layer in 0..<batchStatisticsLayerCount {
+                statisticsPass.phase = .collectInput(layer: layer)
+                _ = pass(backward: false, isLast: false)
+            }
+            for layer in (0..<batchStatisticsLayerCount).reversed() {
+                statisticsPass.phase = .collectGradient(layer: layer)
+                _ = pass(backward: true, isLast: false)
+            }
+            statisticsPass.phase = .apply
+        }
+        return pass(backward: true, isLast: true)
+    }
+
+    /// The mean loss, accuracy and confusion matrix of the network on `data` (see ``Evaluator``), in evaluation
+    /// mode (no dropout, batch normalization's running statistics).
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
         evaluator.communicator = communicator
         return try evaluator.evaluate(on: data)
