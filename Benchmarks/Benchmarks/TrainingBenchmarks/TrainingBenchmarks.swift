@@ -19,27 +19,44 @@ let metrics: [BenchmarkMetric] = [.wallClock, .mallocCountTotal, .instructions]
 /// One optimizer step (gather, forward, loss, backward, update) per iteration, after a warm-up step.
 func trainingStep(_ name: String, sizes: [Int], activation: ActivationKind, batchSize: Int, threads: Int,
                   optimizer: some Optimizer = SGD(learningRate: 0.01)) {
+    trainingStep(name, batchSize: batchSize, threads: threads, optimizer: optimizer) {
+        Network(sizes: sizes, activation: activation, initializer: .xavierUniform, seed: 0)
+    }
+}
+
+/// The same for any network `makeNetwork` builds (called once per run of the benchmark closure).
+func trainingStep(_ name: String, batchSize: Int, threads: Int, optimizer: some Optimizer,
+                  network makeNetwork: @escaping @Sendable () -> Network) {
     Benchmark("\(name), \(threads) thread(s)",
               configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
         BLAS.setThreadCount(threads)
-        let network = Network(sizes: sizes, activation: activation, initializer: .xavierUniform, seed: 0)
-        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: optimizer, batchSize: batchSize)
+        let trainer = Trainer(network: makeNetwork(), loss: CrossEntropy(), optimizer: optimizer, batchSize: batchSize)
         let size = batchSize == 0 ? data.train.count : batchSize
         let indices = (0..<Int32(data.train.count)).map { $0 }
         indices.withUnsafeBufferPointer { all in
             // package-benchmark runs this closure several times: warm up each new trainer (the optimizer allocates
             // its state at its first step) outside the measurement.
-            trainer.trainBatch(UnsafeBufferPointer(rebasing: all[0..<size]), data: data.train)
+            _ = try! trainer.trainBatch(UnsafeBufferPointer(rebasing: all[0..<size]), data: data.train)
             var start = size
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
                 if start + size > all.count { start = 0 }
-                blackHole(trainer.trainBatch(UnsafeBufferPointer(rebasing: all[start..<(start + size)]), data: data.train))
+                blackHole(try! trainer.trainBatch(UnsafeBufferPointer(rebasing: all[start..<(start + size)]), data: data.train))
                 start += size
             }
             benchmark.stopMeasurement()
         }
     }
+}
+
+/// 784-128-ReLU-[Residual(Dense 128→128, BatchNorm 128, ReLU)]-10.
+@Sendable func residualBatchNormNetwork() -> Network {
+    Network(inputSize: 784, layers: [
+        Dense(inputSize: 784, outputSize: 128, initializer: .heNormal, seed: 1), ReLU(),
+        Residual([Dense(inputSize: 128, outputSize: 128, initializer: .heNormal, seed: 2), BatchNorm(featureCount: 128),
+                  ReLU()]),
+        Dense(inputSize: 128, outputSize: 10, initializer: .xavierUniform, seed: 3),
+    ])
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -59,6 +76,46 @@ let benchmarks: @Sendable () -> Void = {
                      batchSize: 0, threads: threads)
     }
 
+    // Core v2 layers, 1 thread: a residual block with batch normalization, batch normalization on its own, and the
+    // same residual network trained with `trainStep(input:targets:)` on batches of the caller's own.
+    trainingStep("Step 784-128-res(128-BN-relu)-10 SGD batch 64", batchSize: 64, threads: 1,
+                 optimizer: SGD(learningRate: 0.01), network: residualBatchNormNetwork)
+    trainingStep("Step 784-128-BN-relu-10 Adam batch 64", batchSize: 64, threads: 1,
+                 optimizer: Adam(learningRate: 0.001)) {
+        Network(inputSize: 784, layers: [Dense(inputSize: 784, outputSize: 128, initializer: .heNormal, seed: 1),
+                                         BatchNorm(featureCount: 128), ReLU(),
+                                         Dense(inputSize: 128, outputSize: 10, initializer: .xavierUniform, seed: 2)])
+    }
+    Benchmark("trainStep 784-128-res(128-BN-relu)-10 SGD batch 64 (own matrices), 1 thread(s)",
+              configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
+        BLAS.setThreadCount(1)
+        let trainer = Trainer(network: residualBatchNormNetwork(), loss: CrossEntropy(),
+                              optimizer: SGD(learningRate: 0.01), batchSize: 64)
+        // 20 batches of 64 gathered and scaled beforehand: the measured step is the trainer's alone.
+        let batches = (0..<20).map { b in
+            let input = Matrix(rows: 64, columns: 784), targets = Matrix(rows: 64, columns: 10)
+            let indices = (Int32(b * 64)..<Int32((b + 1) * 64)).map { $0 }
+            indices.withUnsafeBufferPointer { data.train.gather(indices: $0, input: input, targets: targets) }
+            return (input: input, targets: targets)
+        }
+        _ = try! trainer.trainStep(input: batches[0].input, targets: batches[0].targets)  // warm-up
+        var b = 1
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if b == batches.count { b = 0 }
+            blackHole(try! trainer.trainStep(input: batches[b].input, targets: batches[b].targets))
+            b += 1
+        }
+        benchmark.stopMeasurement()
+    }
+    // Beside "Step 784-128-10 relu Adam batch 64": the optimizer is only known at run time (`any Optimizer`).
+    let optimizers: [String: any Optimizer] = ["adam": Adam(learningRate: 0.001), "sgd": SGD(learningRate: 0.01)]
+    let chosen: any Optimizer = optimizers["adam"]!
+    trainingStep("Step 784-128-10 relu Adam batch 64, optimizer chosen at run time", batchSize: 64, threads: 1,
+                 optimizer: chosen) {
+        Network(sizes: [784, 128, 10], activation: .relu, initializer: .xavierUniform, seed: 0)
+    }
+
     // One step of the small CNN (`backprop train --model cnn`), batch 64.
     for threads in [1, 2] {
     Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",
@@ -75,12 +132,12 @@ let benchmarks: @Sendable () -> Void = {
         let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: Adam(learningRate: 0.001), batchSize: 64)
         let indices = (0..<Int32(64 * 20)).map { $0 }
         indices.withUnsafeBufferPointer { all in
-            trainer.trainBatch(UnsafeBufferPointer(rebasing: all[0..<64]), data: data.train)  // warm-up
+            _ = try! trainer.trainBatch(UnsafeBufferPointer(rebasing: all[0..<64]), data: data.train)  // warm-up
             var start = 64
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
                 if start + 64 > all.count { start = 0 }
-                blackHole(trainer.trainBatch(UnsafeBufferPointer(rebasing: all[start..<(start + 64)]), data: data.train))
+                blackHole(try! trainer.trainBatch(UnsafeBufferPointer(rebasing: all[start..<(start + 64)]), data: data.train))
                 start += 64
             }
             benchmark.stopMeasurement()
@@ -103,7 +160,6 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Inference batch 784-128-10, 256 images (gather + forward)",
               configuration: .init(metrics: metrics, warmupIterations: 1, maxDuration: .seconds(3))) { benchmark in
         let network = Network(sizes: [784, 128, 10], activation: .relu, initializer: .heNormal, seed: 0)
-        network.setTraining(false)
         let batch = 256  // the Evaluator's default batch size
         let workspace = Workspace(for: network, capacity: batch, backward: false)
         let input = Matrix(rows: batch, columns: 784), targets = Matrix(rows: batch, columns: 10)
@@ -115,7 +171,7 @@ let benchmarks: @Sendable () -> Void = {
                 if start + batch > all.count { start = 0 }
                 data.test.gather(indices: UnsafeBufferPointer(rebasing: all[start..<(start + batch)]), input: input,
                                  targets: targets)
-                blackHole(network.forward(input, workspace: workspace))
+                blackHole(network.forward(input, workspace: workspace))  // evaluation mode
                 start += batch
             }
             benchmark.stopMeasurement()
@@ -169,9 +225,9 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("sigmoid forward 64×128",
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
         let x = randomInput(64, 128), y = Matrix(rows: 64, columns: 128)
-        let layer = Sigmoid()
+        let layer = Sigmoid(), context = LayerContext()
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations { layer.forward(output: y, input: x) }
+        for _ in benchmark.scaledIterations { layer.forward(output: y, input: x, context: context) }
         benchmark.stopMeasurement()
     }
 }

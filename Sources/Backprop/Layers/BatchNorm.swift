@@ -88,28 +88,25 @@ public struct BatchNorm: Layer {
         shift.fill(0)
     }
 
-    /// `μ` and `1/√(σ² + ε)` (`2F`), this layer's index in a split step, then the step's sums (in `Double`s, two
-    /// floats each): per feature a shift `c` (`F`), `Σ(x − c)`, `Σ(x − c)²`, `Σg`, `Σg·x̂` (`8F`).
-    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { 11 * featureCount + 1 }
+    /// `μ` and `1/√(σ² + ε)` (`2F`) and this layer's number in a split step. (A split step's sums live in the
+    /// trainer's ``BatchStatisticsPass``: the scratch space is laid out anew for each micro-batch's row count.)
+    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { 2 * featureCount + 1 }
 
-    /// The scratch space's parts.
+    /// The scratch space's parts, and the step's sums when a step is split.
     private struct Scratch {
         let mean: UnsafeMutablePointer<Float>, inverseDeviation: UnsafeMutablePointer<Float>
-        let index: UnsafeMutablePointer<Float>, center: UnsafeMutablePointer<Float>
-        let sums: UnsafeMutableRawPointer  // 4F Doubles, unaligned: Σ(x − c), Σ(x − c)², Σg, Σg·x̂
+        let index: UnsafeMutablePointer<Float>
+        /// Per feature: a shift `c`, `Σ(x − c)`, `Σ(x − c)²`, `Σg`, `Σg·x̂` (`5F`), or `nil`.
+        var sums: UnsafeMutablePointer<Double>?
         let f: Int
         init(_ scratch: Matrix, features f: Int) {
-            precondition(scratch.count >= 11 * f + 1, "BatchNorm: needs \(11 * f + 1) floats of scratch, was given \(scratch.count)")
+            precondition(scratch.count >= 2 * f + 1, "BatchNorm: needs \(2 * f + 1) floats of scratch, was given \(scratch.count)")
             let p = scratch.pointer
-            (mean, inverseDeviation, index, center, self.f) = (p, p + f, p + 2 * f, p + 2 * f + 1, f)
-            sums = UnsafeMutableRawPointer(p + 3 * f + 1)
+            (mean, inverseDeviation, index, self.f) = (p, p + f, p + 2 * f, f)
         }
-        func sum(_ which: Int, _ j: Int) -> Double {
-            sums.loadUnaligned(fromByteOffset: 8 * (which * f + j), as: Double.self)
-        }
-        func setSum(_ which: Int, _ j: Int, _ value: Double) {
-            sums.storeBytes(of: value, toByteOffset: 8 * (which * f + j), as: Double.self)
-        }
+        func center(_ j: Int) -> Double { sums![j] }
+        func sum(_ which: Int, _ j: Int) -> Double { sums![(which + 1) * f + j] }
+        func setSum(_ which: Int, _ j: Int, _ value: Double) { sums![(which + 1) * f + j] = value }
         func zeroSums(_ which: Int) { for j in 0..<f { setSum(which, j, 0) } }
     }
 
@@ -126,7 +123,7 @@ public struct BatchNorm: Layer {
         let m = momentum, rm = runningMean.pointer, rv = runningVariance.pointer
         for j in 0..<featureCount {
             let shiftedMean = s.sum(0, j) / Double(n)
-            let mean = Double(s.center[j]) + shiftedMean
+            let mean = s.center(j) + shiftedMean
             let variance = max(0, s.sum(1, j) / Double(n) - shiftedMean * shiftedMean)
             s.mean[j] = Float(mean)
             s.inverseDeviation[j] = Float(1 / (variance + Double(epsilon)).squareRoot())
@@ -142,13 +139,13 @@ public struct BatchNorm: Layer {
     private func accumulateInputSums(_ s: Scratch, _ input: Matrix, first: Bool) {
         let n = input.rows, f = featureCount, x = input.pointer
         if first {
-            for j in 0..<f { s.center[j] = x[j] }
+            for j in 0..<f { s.sums![j] = Double(x[j]) }
             s.zeroSums(0)
             s.zeroSums(1)
         }
         for j in 0..<f {
             var sum = 0.0, squares = 0.0
-            let c = Double(s.center[j])
+            let c = s.center(j)
             for i in 0..<n { let d = Double(x[i * f + j]) - c; sum += d; squares += d * d }
             s.setSum(0, j, s.sum(0, j) + sum)
             s.setSum(1, j, s.sum(1, j) + squares)
@@ -167,12 +164,15 @@ public struct BatchNorm: Layer {
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "BatchNorm.forward")
         precondition(input.columns == featureCount, "BatchNorm.forward: input \(input.shapeDescription) does not have \(featureCount) features")
-        let s = Scratch(context.scratch, features: featureCount)
+        var s = Scratch(context.scratch, features: featureCount)
         guard context.isTraining, let pass = context.batchStatistics else {
             if context.isTraining {
                 precondition(input.rows > 1, "BatchNorm.forward: training needs a batch of at least 2 rows, got \(input.shapeDescription)")
-                accumulateInputSums(s, input, first: true)
-                useBatchStatistics(s, rows: input.rows, updatingRunningStatistics: true)
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * featureCount) { sums in
+                    s.sums = sums.baseAddress!
+                    accumulateInputSums(s, input, first: true)
+                    useBatchStatistics(s, rows: input.rows, updatingRunningStatistics: true)
+                }
             } else {
                 useRunningStatistics(s)
             }
@@ -180,8 +180,9 @@ public struct BatchNorm: Layer {
             return
         }
         // A step split into micro-batches (see BatchStatisticsPass).
-        let index = pass.visit()
+        let index = pass.visit(features: featureCount)
         s.index.pointee = Float(index)
+        s.sums = pass.sums(ofLayer: index)
         switch pass.phase {
         case .census:
             output.assign(input)
@@ -200,13 +201,14 @@ public struct BatchNorm: Layer {
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         precondition(sameShape: dOutput, input, "BatchNorm.backward")
         if let dInput { precondition(sameShape: dInput, input, "BatchNorm.backward") }
-        let s = Scratch(context.scratch, features: featureCount)
+        var s = Scratch(context.scratch, features: featureCount)
         let n = input.rows, f = featureCount, x = input.pointer, g = dOutput.pointer
         let dGamma = scaleGradient.pointer, dBeta = shiftGradient.pointer, gamma = scale.pointer
         // Where Σg and Σg·x̂ come from: this call's rows, or the whole step's (collected by an earlier pass).
         var stepRows = n, useStepSums = false, collecting = false
         if context.isTraining, let pass = context.batchStatistics {
             let index = Int(s.index.pointee)
+            s.sums = pass.sums(ofLayer: index)
             stepRows = pass.rows
             switch pass.phase {
             case .collectGradient(let layer) where index == layer:
@@ -273,6 +275,11 @@ final class BatchStatisticsPass: @unchecked Sendable {
     var rows = 0
     /// Layers met so far in this forward pass.
     private(set) var visited = 0
+    /// Each layer's sums over the step (`5F` doubles: shift, `Σ(x − c)`, `Σ(x − c)²`, `Σg`, `Σg·x̂`), made by the
+    /// census pass.
+    private var layerSums: [UnsafeMutablePointer<Double>] = []
+
+    deinit { for sums in layerSums { sums.deallocate() } }
 
     /// Starts a forward pass over micro-batch `microBatch`.
     func start(microBatch: Int) {
@@ -280,9 +287,20 @@ final class BatchStatisticsPass: @unchecked Sendable {
         visited = 0
     }
 
-    /// The calling layer's number in this forward pass.
-    func visit() -> Int {
+    /// The calling layer's number in this forward pass; in the census, also makes room for its sums.
+    func visit(features: Int) -> Int {
+        if phase == .census && visited == layerSums.count {
+            let sums = UnsafeMutablePointer<Double>.allocate(capacity: 5 * features)
+            sums.initialize(repeating: 0, count: 5 * features)
+            layerSums.append(sums)
+        }
         defer { visited += 1 }
         return visited
+    }
+
+    /// The sums of layer `index`.
+    func sums(ofLayer index: Int) -> UnsafeMutablePointer<Double> {
+        precondition(index < layerSums.count, "BatchStatisticsPass: layer \(index) was not counted by the census")
+        return layerSums[index]
     }
 }

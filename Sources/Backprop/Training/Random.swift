@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -79,3 +81,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
 }
 
 @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+/// Seeds for layers built without one: a process-wide sequence, so that two layers built without a seed never start
+/// alike (the first is 0x5EED_0001, then …02, …). To reproduce a network, give every layer a seed, or draw them all
+/// from one seed with ``Network/init(inputSize:layers:initializer:seed:)``.
+enum LayerSeeds {
+    private static let counter = Atomic<UInt64>(0x5EED_0000)
+    /// The next seed of the sequence.
+    static func next() -> UInt64 { counter.add(1, ordering: .relaxed).newValue }
+}
