@@ -147,4 +147,28 @@ struct StepTests {
             #expect(relative <= 1e-6, "column \(j): \(layer.biasGradient[0, j]) against \(exact) (\(relative))")
         }
     }
+
+    /// PyTorch's full-batch training of 784-32-BatchNorm-ReLU-10 (Tests/Fixtures/golden_fullbatch_batchnorm.py):
+    /// its initial state dict, written by PyTorch, loads into a network defined here; 3 full-batch SGD steps on 5 000
+    /// images (split here into micro-batches of 4 096 and 904 rows) give every tensor within 1e-4.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Dataset.defaultDirectory)))
+    func fullBatchTrainingWithBatchNormMatchesPyTorch() throws {
+        let network = Network(inputSize: 784, layers: [Dense(inputSize: 784, outputSize: 32), BatchNorm(featureCount: 32),
+                                                       ReLU(), Dense(inputSize: 32, outputSize: 10)])
+        try network.loadStateDict(contentsOf: "\(fixtures)/torch-batchnorm-initial.safetensors")
+        let (train, _) = try Dataset.mnist()
+        let input = Matrix(rows: 5000, columns: 784), targets = Matrix(rows: 5000, columns: 10)
+        let indices = (0..<Int32(5000)).map { $0 }
+        indices.withUnsafeBufferPointer { train.gather(indices: $0, input: input, targets: targets) }
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 0)
+        var losses: [Float] = []
+        for _ in 0..<3 { losses.append(try trainer.trainStep(input: input, targets: targets)) }
+        expectClose(losses, [2.366575, 1.879921, 1.728613], relative: 1e-5, "losses (PyTorch's, printed by the script)")
+        let expected = try SafetensorsFile(contentsOf: "\(fixtures)/torch-batchnorm-after3.safetensors").tensors
+        for entry in network.stateDict {
+            let reference = try #require(expected[entry.name], "\(entry.name)")
+            #expect(entry.shape == reference.shape, "\(entry.name)")
+            expectClose(entry.values, reference.values.map(Double.init), relative: 1e-4, absolute: 1e-4, "\(entry.name)")
+        }
+    }
 }

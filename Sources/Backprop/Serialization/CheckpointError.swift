@@ -32,7 +32,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
             "\(path): truncated: expected at least \(expected) bytes, found \(found)"
         case .invalidHeader(let path, let reason): "\(path): invalid safetensors header: \(reason)"
         case .unsupportedDataType(let path, let tensor, let dataType):
-            "\(path): tensor '\(tensor)' has dtype \(dataType); only F32 is supported"
+            "\(path): tensor '\(tensor)' has dtype \(dataType); only F32, F64, I64 and I32 are read"
         case .invalidTensorLayout(let path, let tensor, let reason): "\(path): tensor '\(tensor)': \(reason)"
         case .missingTensor(let path, let tensor): "\(path): tensor '\(tensor)' is missing"
         case .shapeMismatch(let path, let tensor, let expected, let found):

@@ -29,6 +29,27 @@ public struct SafetensorsFile: Sendable {
         self.tensors = tensors
     }
 
+    /// The element types read, with their sizes in bytes. `F32` is read as it is; `F64`, `I64` and `I32` (PyTorch
+    /// writes batch normalization's `num_batches_tracked` as `I64`) are converted to `Float`. Files are written in
+    /// `F32` only.
+    static let readableTypes = ["F32": 4, "F64": 8, "I64": 8, "I32": 4]
+
+    /// `count` little-endian elements of `dtype` at byte `start` of `bytes`, as `Float`s.
+    private static func floats(from bytes: [UInt8], at start: Int, count: Int, dtype: String) -> [Float] {
+        bytes.withUnsafeBytes { source in
+            let base = source.baseAddress! + start
+            func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T {
+                T(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+            }
+            switch dtype {
+            case "F64": return (0..<count).map { Float(Double(bitPattern: load(UInt64.self, $0))) }
+            case "I64": return (0..<count).map { Float(load(Int64.self, $0)) }
+            case "I32": return (0..<count).map { Float(load(Int32.self, $0)) }
+            default: return (0..<count).map { Float(bitPattern: load(UInt32.self, $0)) }
+            }
+        }
+    }
+
     /// The largest header accepted (the format's own limit is 100 MB).
     static let maximumHeaderSize = 100_000_000
 
@@ -79,7 +100,9 @@ public struct SafetensorsFile: Sendable {
             guard let dtype = info["dtype"] as? String else {
                 throw .invalidHeader(path: path, reason: "tensor '\(name)' has no dtype")
             }
-            guard dtype == "F32" else { throw .unsupportedDataType(path: path, tensor: name, dataType: dtype) }
+            guard let elementSize = Self.readableTypes[dtype] else {
+                throw .unsupportedDataType(path: path, tensor: name, dataType: dtype)
+            }
             guard let shapeNumbers = info["shape"] as? [NSNumber], let offsetNumbers = info["data_offsets"] as? [NSNumber],
                   offsetNumbers.count == 2 else {
                 throw .invalidHeader(path: path, reason: "tensor '\(name)' needs a shape and two data_offsets")
@@ -101,19 +124,13 @@ public struct SafetensorsFile: Sendable {
                 throw .invalidTensorLayout(path: path, tensor: name,
                                            reason: "data_offsets \(offsets) lie outside the data section of \(dataSize) bytes")
             }
-            guard offsets[1] - offsets[0] == elementCount * 4 else {
+            guard offsets[1] - offsets[0] == elementCount * Int64(elementSize) else {
                 throw .invalidTensorLayout(path: path, tensor: name,
-                                           reason: "data_offsets \(offsets) span \(offsets[1] - offsets[0]) bytes, shape \(shape) of F32 needs \(elementCount * 4)")
+                                           reason: "data_offsets \(offsets) span \(offsets[1] - offsets[0]) bytes, shape \(shape) of \(dtype) needs \(elementCount * Int64(elementSize))")
             }
             let range = Int(offsets[0])..<Int(offsets[1])
             ranges.append((range, name))
-            var values = [Float](repeating: 0, count: Int(elementCount))
-            values.withUnsafeMutableBytes { destination in
-                bytes.withUnsafeBytes { source in
-                    destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[(dataStart + range.lowerBound)..<(dataStart + range.upperBound)]))
-                }
-            }
-            for i in values.indices { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
+            let values = Self.floats(from: bytes, at: dataStart + range.lowerBound, count: Int(elementCount), dtype: dtype)
             tensors[name] = Tensor(shape: shape.map { Int($0) }, values: values)
         }
         ranges.sort { $0.range.lowerBound < $1.range.lowerBound }
