@@ -99,6 +99,19 @@ public struct Dataset: Sendable {
         }
     }
 
+    /// Samples `indices` as new matrices: their features (`n × featureCount`) and targets (`n × targetWidth`, one-hot
+    /// rows for labels). Checks every index; allocates the two matrices (for a loop that allocates nothing, reuse
+    /// matrices with ``gather(indices:input:targets:)``).
+    public func batch(at indices: some Collection<Int>) -> (input: Matrix, targets: Matrix) {
+        let checked = indices.map { index -> Int32 in
+            precondition(index >= 0 && index < count, "Dataset.batch: index \(index) is outside 0..<\(count)")
+            return Int32(index)
+        }
+        let input = Matrix(rows: checked.count, columns: featureCount), targets = Matrix(rows: checked.count, columns: targetWidth)
+        checked.withUnsafeBufferPointer { gather(indices: $0, input: input, targets: targets) }
+        return (input, targets)
+    }
+
     /// Writes samples `indices` into the first `indices.count` rows of `input` (`≥ n × featureCount`) and their
     /// targets into `targets` (`≥ n × targetWidth`; one-hot rows for labels). Allocates nothing.
     public func gather(indices: UnsafeBufferPointer<Int32>, input: Matrix, targets targetMatrix: Matrix) {
