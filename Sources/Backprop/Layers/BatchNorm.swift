@@ -88,9 +88,10 @@ public struct BatchNorm: Layer {
         shift.fill(0)
     }
 
-    /// `μ` and `1/√(σ² + ε)` (`2F`) and this layer's number in a split step. (A split step's sums live in the
-    /// trainer's ``BatchStatisticsPass``: the scratch space is laid out anew for each micro-batch's row count.)
-    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { 2 * featureCount + 1 }
+    /// `μ` and `1/√(σ² + ε)` (`2F`), this layer's number in a split step, and room for a batch's sums in `Double`
+    /// (`3F` doubles, aligned). (A split step's sums live in the trainer's ``BatchStatisticsPass``: the scratch space
+    /// is laid out anew for each micro-batch's row count.)
+    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { 8 * featureCount + 3 }
 
     /// The scratch space's parts, and the step's sums when a step is split.
     private struct Scratch {
@@ -100,7 +101,7 @@ public struct BatchNorm: Layer {
         var sums: UnsafeMutablePointer<Double>?
         let f: Int
         init(_ scratch: Matrix, features f: Int) {
-            precondition(scratch.count >= 2 * f + 1, "BatchNorm: needs \(2 * f + 1) floats of scratch, was given \(scratch.count)")
+            precondition(scratch.count >= 8 * f + 3, "BatchNorm: needs \(8 * f + 3) floats of scratch, was given \(scratch.count)")
             let p = scratch.pointer
             (mean, inverseDeviation, index, self.f) = (p, p + f, p + 2 * f, f)
         }
@@ -168,8 +169,10 @@ public struct BatchNorm: Layer {
         guard context.isTraining, let pass = context.batchStatistics else {
             if context.isTraining {
                 precondition(input.rows > 1, "BatchNorm.forward: training needs a batch of at least 2 rows, got \(input.shapeDescription)")
-                withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * featureCount) { sums in
-                    s.sums = sums.baseAddress!
+                // The sums in the scratch space after μ, 1/√(σ² + ε) and the index, at the first 8-byte boundary.
+                let sums = UnsafeMutableRawPointer(s.index + 1).alignedUp(for: Double.self)
+                sums.withMemoryRebound(to: Double.self, capacity: 3 * featureCount) { sums in
+                    s.sums = sums
                     accumulateInputSums(s, input, first: true)
                     useBatchStatistics(s, rows: input.rows, updatingRunningStatistics: true)
                 }

@@ -14,10 +14,12 @@ public struct Dropout: Layer {
     /// Seeds the masks.
     public let seed: UInt64
 
-    public init(probability: Float = 0.5, seed: UInt64 = 0) {
+    /// Dropout with probability `p`; without a seed, the layer takes the next seed of a process-wide sequence, so
+    /// that two dropout layers never draw the same masks.
+    public init(probability: Float = 0.5, seed: UInt64? = nil) {
         precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1), got \(probability)")
         self.probability = probability
-        self.seed = seed
+        self.seed = seed ?? LayerSeeds.next()
     }
 
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }

@@ -120,13 +120,16 @@ public struct LayerContext: Sendable {
 
     /// A context in `mode` with `scratch` (by default none, planned with room for the backward pass unless
     /// `scratchIncludesBackward` is `false`) and random draw `randomIndex`.
-    public init(mode: Mode = .evaluation, scratch: Matrix = Matrix(rows: 1, columns: 0), randomIndex: UInt64 = 0,
+    public init(mode: Mode = .evaluation, scratch: Matrix = LayerContext.noScratch, randomIndex: UInt64 = 0,
                 scratchIncludesBackward: Bool = true) {
         self.mode = mode
         self.scratch = scratch
         self.randomIndex = randomIndex
         self.scratchIncludesBackward = scratchIncludesBackward
     }
+
+    /// An empty scratch space (made once, so that a context without scratch allocates nothing).
+    public static let noScratch = Matrix(rows: 1, columns: 0)
 
     /// Whether this call trains.
     @inlinable public var isTraining: Bool { mode == .training }

@@ -1,0 +1,212 @@
+import ArgumentParser
+import Backprop
+import BackpropMPI
+import Foundation
+
+/// `backprop train`: its options and how they become settings (the model is built in TrainModel.swift, the run is
+/// in Train.swift).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a multilayer perceptron on an MNIST-format data set.",
+        discussion: """
+            Trains with mini-batch gradient descent (full-batch with --batch-size 0) and reports, after every \
+            epoch, the training loss, the test loss and accuracy, and the epoch's training time.
+            --preset seed reproduces the original text's NumPy program: 784-64-10, sigmoid, a sigmoid output \
+            with binary cross-entropy, N(0, 0.01²) weights, full-batch gradient descent, learning rate 0.1, \
+            100 epochs. Flags given with it override it.
+            Optimizers follow torch.optim's update equations and defaults: momentum and nesterov are SGD with \
+            --momentum (default 0.9); --weight-decay is L2 added to the gradient (decoupled for adamw, default \
+            0.01 there).
+            """)
+
+    @Option(help: "A folder with the four MNIST-format IDX files (.gz or raw).")
+    var data: String = Dataset.defaultDirectory
+
+    @Option(help: "A preset of the settings below: seed (the original text's program).")
+    var preset: Preset?
+
+    @Option(help: "Layer sizes from input to output, e.g. 784-128-10. (default: 784-128-10)")
+    var layers: String?
+
+    @Option(help: "Hidden-layer activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: relu)")
+    var activation: ActivationKind?
+
+    @Option(help: "Output loss: cross-entropy (softmax) or binary-cross-entropy (sigmoid outputs). (default: cross-entropy)")
+    var loss: LossKind?
+
+    @Option(help: "The optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: sgd)")
+    var optimizer: OptimizerKind?
+
+    @Option(help: """
+        The learning rate γ. (default: 0.1 for sgd, 0.01 for momentum, nesterov, adagrad and rmsprop, 1.0 for \
+        adadelta, 0.001 for adam and adamw)
+        """)
+    var learningRate: Float?
+
+    @Option(help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)")
+    var momentum: Float?
+
+    @Option(help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)")
+    var weightDecay: Float?
+
+    @Option(help: "Learning-rate schedule per epoch: none, step, exponential, cosine. (default: none)")
+    var schedule: ScheduleKind = .none
+
+    @Option(help: "step: epochs between decays. (default: a third of the epochs after warm-up)")
+    var stepSize: Int?
+
+    @Option(help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)")
+    var gamma: Float?
+
+    @Option(help: "cosine: the final learning rate. (default: 0)")
+    var minLearningRate: Float = 0
+
+    @Option(help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)")
+    var warmupEpochs: Int = 0
+
+    @Option(help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
+    var dropout: Float = 0
+
+    @Option(help: """
+        mlp (the --layers network) or cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
+        – flatten – dense 128 – activation – dense (classes), for square one-channel images. (default: mlp)
+        """)
+    var model: ModelKind = .mlp
+
+    @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
+    var batchNorm = false
+
+    @Flag(help: "Wrap each hidden layer of equal width (dense, batch norm, activation) in a residual block x + f(x).")
+    var residual = false
+
+    @Option(help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
+    var batchSize: Int?
+
+    @Option(help: "Passes over the training set. (default: 5)")
+    var epochs: Int?
+
+    @Option(help: "Seeds the weights, the shuffling and dropout.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: all cores)")
+    var threads: Int?
+
+    @Option(name: .customLong("init"), help: """
+        Weight initializer: \(Initializer.names.joined(separator: ", ")). normal001 is N(0, 0.01²), xavier and he \
+        are uniform and normal, pytorch is nn.Linear's default. (default: he for relu-like activations, xavier \
+        otherwise)
+        """)
+    var initializer: String?
+
+    @Flag(help: "Print one JSON object per epoch on standard output.")
+    var json = false
+
+    @Flag(help: "Print nothing but errors (and the JSON lines, with --json).")
+    var quiet = false
+
+    @Option(help: "Save the trained model here, as a safetensors file that PyTorch loads (written atomically).")
+    var output: String?
+
+    @Option(help: "Write the training and test loss and accuracy per epoch here, as an SVG chart.")
+    var plot: String?
+
+    @Option(help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
+    var checkpointEvery: Int?
+
+    @Option(help: "Where --checkpoint-every writes. (default: checkpoint.safetensors)")
+    var checkpoint: String = "checkpoint.safetensors"
+
+    @Option(help: "Continue training from a checkpoint written by --checkpoint-every, up to --epochs in all.")
+    var resume: String?
+
+    @Option(help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
+    var clipNorm: Float?
+
+    @Option(help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).")
+    var clipValue: Float?
+
+    @Flag(help: "Record each layer's mean gradient norm and update ratio ‖Δθ‖/‖θ‖ per epoch (JSON: grad_norms, update_ratios).")
+    var logGradNorms = false
+
+    @Flag(help: """
+        Data-parallel training under mpirun: each rank trains on its shard of every batch (--batch-size is the \
+        global batch) and the gradients are summed with one MPI_Allreduce per step; rank 0 alone prints and writes \
+        files. Default --threads is 1 per rank.
+        """)
+    var distributed = false
+
+    enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
+    enum LossKind: String, ExpressibleByArgument, CaseIterable {
+        case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
+    }
+    enum OptimizerKind: String, ExpressibleByArgument, CaseIterable {
+        case sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw
+
+        var defaultLearningRate: Float {
+            switch self {
+            case .sgd: 0.1
+            case .momentum, .nesterov, .adagrad, .rmsprop: 0.01
+            case .adadelta: 1.0
+            case .adam, .adamw: 0.001
+            }
+        }
+    }
+    enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case none, step, exponential, cosine }
+
+    /// The settings after applying the preset and the defaults.
+    struct Settings {
+        var sizes: [Int]
+        var activation: ActivationKind
+        var loss: LossKind
+        var optimizer: OptimizerKind
+        var learningRate: Float
+        var batchSize: Int
+        var epochs: Int
+        var initializer: Initializer
+    }
+
+    func settings() throws -> Settings {
+        let seedPreset = preset == .seed
+        let sizesText = layers ?? (seedPreset ? "784-64-10" : "784-128-10")
+        let sizes = sizesText.split(separator: "-").compactMap { Int($0) }
+        guard sizes.count >= 2, sizes.count == sizesText.split(separator: "-", omittingEmptySubsequences: false).count,
+              sizes.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--layers must be positive sizes joined by '-', like 784-128-10; got '\(sizesText)'")
+        }
+        let activation = activation ?? (seedPreset ? .sigmoid : .relu)
+        let reluLike: Set<ActivationKind> = [.relu, .leakyRelu, .elu, .gelu, .geluTanh]
+        let initializerName = initializer ?? (seedPreset ? "normal001" : reluLike.contains(activation) ? "he" : "xavier")
+        guard let initializer = Initializer(name: initializerName) else {
+            throw ValidationError("--init must be one of \(Initializer.names.joined(separator: ", ")); got '\(initializerName)'")
+        }
+        let optimizer = optimizer ?? .sgd
+        let settings = Settings(
+            sizes: sizes, activation: activation,
+            loss: loss ?? (seedPreset ? .binaryCrossEntropy : .crossEntropy),
+            optimizer: optimizer,
+            learningRate: learningRate ?? optimizer.defaultLearningRate,
+            batchSize: batchSize ?? (seedPreset ? 0 : 64),
+            epochs: epochs ?? (seedPreset ? 100 : 5),
+            initializer: initializer)
+        guard settings.learningRate.isFinite && settings.learningRate > 0 else {
+            throw ValidationError("--learning-rate must be positive; got \(settings.learningRate)")
+        }
+        guard settings.batchSize >= 0 else { throw ValidationError("--batch-size must be 0 (full batch) or positive") }
+        guard settings.epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1); got \(momentum)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
+            throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
+        }
+        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
+        guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
+        if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
+        if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }
+        guard minLearningRate >= 0 else { throw ValidationError("--min-learning-rate must be ≥ 0") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive; got \(clipNorm)") }
+        if let clipValue, !(clipValue > 0 && clipValue.isFinite) { throw ValidationError("--clip-value must be positive; got \(clipValue)") }
+        return settings
+    }
+}
