@@ -56,7 +56,7 @@ struct Evaluate: ParsableCommand {
     var json = false
 
     func run() throws {
-        BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        Parallel.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let loaded = try ModelAndData(options)
         let model = options.model, data = options.data
         let evaluation: Evaluation

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Backprop
+@_spi(Internals) import Backprop
 import Foundation
 
 struct Predict: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Backprop
+@_spi(Internals) import Backprop
 import BackpropMPI
 import Foundation
 
@@ -20,7 +20,7 @@ extension Train {
 
     func run(world: MPICommunicator?) throws {
         let settings = try settings()
-        BLAS.setThreadCount(threads ?? (world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount))
+        Parallel.setThreadCount(threads ?? (world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount))
 
         let data: (train: Dataset, test: Dataset)
         do {

@@ -1,4 +1,4 @@
-import Backprop
+@_spi(Internals) @testable import Backprop
 import Testing
 
 /// A two-layer network on fixed inputs, against values PyTorch autograd computed once (Tests/Fixtures/golden.py,

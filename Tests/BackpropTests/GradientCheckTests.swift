@@ -1,4 +1,4 @@
-import Backprop
+@_spi(Internals) @testable import Backprop
 import Testing
 
 /// A deliberately wrong sigmoid whose backward pass drops f′(z): `dZ = dY`. The gradient check must reject it.

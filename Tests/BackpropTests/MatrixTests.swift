@@ -1,4 +1,4 @@
-@testable import Backprop
+@_spi(Internals) @testable import Backprop
 import Testing
 
 @Suite("Matrix and GEMM")

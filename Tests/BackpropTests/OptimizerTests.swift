@@ -1,4 +1,4 @@
-import Backprop
+@_spi(Internals) @testable import Backprop
 import Testing
 
 /// Each optimizer against torch.optim on the same fixed gradients (Tests/Fixtures/golden_optimizers.py).

@@ -1,4 +1,4 @@
-import Backprop
+@_spi(Internals) @testable import Backprop
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-import Backprop
+@_spi(Internals) import Backprop
 import Benchmark
 
 /// Fashion-MNIST when installed, else random bytes of the same shape (the timing does not depend on the pixels).
@@ -29,7 +29,7 @@ func trainingStep(_ name: String, batchSize: Int, threads: Int, optimizer: some 
                   network makeNetwork: @escaping @Sendable () -> Network) {
     Benchmark("\(name), \(threads) thread(s)",
               configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
-        BLAS.setThreadCount(threads)
+        Parallel.setThreadCount(threads)
         let trainer = Trainer(network: makeNetwork(), loss: CrossEntropy(), optimizer: optimizer, batchSize: batchSize)
         let size = batchSize == 0 ? data.train.count : batchSize
         let indices = (0..<Int32(data.train.count)).map { $0 }
@@ -88,7 +88,7 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("trainStep 784-128-res(128-BN-relu)-10 SGD batch 64 (own matrices), 1 thread(s)",
               configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
-        BLAS.setThreadCount(1)
+        Parallel.setThreadCount(1)
         let trainer = Trainer(network: residualBatchNormNetwork(), loss: CrossEntropy(),
                               optimizer: SGD(learningRate: 0.01), batchSize: 64)
         // 20 batches of 64 gathered and scaled beforehand: the measured step is the trainer's alone.
@@ -120,7 +120,7 @@ let benchmarks: @Sendable () -> Void = {
     for threads in [1, 2] {
     Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",
               configuration: .init(metrics: metrics, warmupIterations: 2, maxDuration: .seconds(5))) { benchmark in
-        BLAS.setThreadCount(threads)
+        Parallel.setThreadCount(threads)
         let image = ImageShape(channels: 1, height: 28, width: 28)
         let conv1 = Conv2D(input: image, outputChannels: 32, kernelSize: 3, padding: 1, seed: 1)
         let pool1 = Pool2D(.max, input: conv1.output)
@@ -188,7 +188,7 @@ let benchmarks: @Sendable () -> Void = {
     ]
     for (name, shape, transposeA, transposeB) in shapes {
         Benchmark("sgemm \(name)", configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
-            BLAS.setThreadCount(1)
+            Parallel.setThreadCount(1)
             let a = transposeA ? Matrix(rows: shape.k, columns: shape.m) : Matrix(rows: shape.m, columns: shape.k)
             let b = transposeB ? Matrix(rows: shape.n, columns: shape.k) : Matrix(rows: shape.k, columns: shape.n)
             let c = Matrix(rows: shape.m, columns: shape.n)
@@ -202,7 +202,7 @@ let benchmarks: @Sendable () -> Void = {
     // in a step): a square root and a division per parameter, the part of a step that no GEMM can hide.
     Benchmark("Adam update 101 770 parameters (784-128-10), 1 thread",
               configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(2))) { benchmark in
-        BLAS.setThreadCount(1)
+        Parallel.setThreadCount(1)
         let count = 784 * 128 + 128 + 128 * 10 + 10
         let parameters = randomInput(1, count), gradients = randomInput(1, count)
         var adam = Adam(learningRate: 0.001)

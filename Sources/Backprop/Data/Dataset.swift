@@ -80,7 +80,7 @@ public struct Dataset: Sendable {
     /// ``gather(indices:input:targets:)`` of them does not wait on memory: the trainer calls it for the batch after
     /// next before computing the current one (a shuffled batch is scattered over the whole data set, which does
     /// not fit in the caches).
-    public func prefetch(indices: UnsafeBufferPointer<Int32>) {
+    @_spi(Internals) public func prefetch(indices: UnsafeBufferPointer<Int32>) {
         let lineBytes = 64
         func prefetchRows<T>(_ values: [T]) {
             values.withUnsafeBytes { source in
@@ -99,22 +99,31 @@ public struct Dataset: Sendable {
         }
     }
 
+    /// Writes samples `indices` into the first `indices.count` rows of `input` (`≥ n × featureCount`) and their
+    /// targets into `targets` (`≥ n × targetWidth`; one-hot rows for labels), checking every index. Allocates
+    /// nothing (the indices are converted on the stack).
+    public func gather(at indices: some Collection<Int>, input: Matrix, targets: Matrix) {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: indices.count) { buffer in
+            for (k, index) in indices.enumerated() {
+                precondition(index >= 0 && index < count, "Dataset.gather: index \(index) is outside 0..<\(count)")
+                buffer[k] = Int32(index)
+            }
+            gather(indices: UnsafeBufferPointer(buffer), input: input, targets: targets)
+        }
+    }
+
     /// Samples `indices` as new matrices: their features (`n × featureCount`) and targets (`n × targetWidth`, one-hot
     /// rows for labels). Checks every index; allocates the two matrices (for a loop that allocates nothing, reuse
-    /// matrices with ``gather(indices:input:targets:)``).
+    /// matrices with ``gather(at:input:targets:)``).
     public func batch(at indices: some Collection<Int>) -> (input: Matrix, targets: Matrix) {
-        let checked = indices.map { index -> Int32 in
-            precondition(index >= 0 && index < count, "Dataset.batch: index \(index) is outside 0..<\(count)")
-            return Int32(index)
-        }
-        let input = Matrix(rows: checked.count, columns: featureCount), targets = Matrix(rows: checked.count, columns: targetWidth)
-        checked.withUnsafeBufferPointer { gather(indices: $0, input: input, targets: targets) }
+        let input = Matrix(rows: indices.count, columns: featureCount), targets = Matrix(rows: indices.count, columns: targetWidth)
+        gather(at: indices, input: input, targets: targets)
         return (input, targets)
     }
 
     /// Writes samples `indices` into the first `indices.count` rows of `input` (`≥ n × featureCount`) and their
     /// targets into `targets` (`≥ n × targetWidth`; one-hot rows for labels). Allocates nothing.
-    public func gather(indices: UnsafeBufferPointer<Int32>, input: Matrix, targets targetMatrix: Matrix) {
+    @_spi(Internals) public func gather(indices: UnsafeBufferPointer<Int32>, input: Matrix, targets targetMatrix: Matrix) {
         precondition(input.columns == featureCount && targetMatrix.columns == targetWidth
                      && input.rows >= indices.count && targetMatrix.rows >= indices.count,
                      "Dataset.gather: \(indices.count) samples do not fit input \(input.shapeDescription) and targets \(targetMatrix.shapeDescription) for \(featureCount) features, \(targetWidth) targets")

@@ -59,7 +59,7 @@ private struct GEMMPart {
 
 /// The definition of ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` as a triple loop, accumulating in
 /// `Double`: `C[i,j] ← α·Σₚ op(A)[i,p]·op(B)[p,j] + β·C[i,j]`. Slow; the reference that tests compare against.
-public func referenceGEMM(
+func referenceGEMM(
     _ c: Matrix, _ a: Matrix, _ b: Matrix,
     transposeA: Bool = false, transposeB: Bool = false,
     alpha: Float = 1, beta: Float = 0
@@ -93,16 +93,18 @@ private func checkedGEMMShape(
     return (m, k, n)
 }
 
-/// The BLAS library in use and its thread count.
+/// The BLAS library in use. (OpenBLAS itself always runs on one thread: Backprop's own worker team, sized by
+/// ``Parallel/setThreadCount(_:)``, splits each product between threads.)
 public enum BLAS {
-    /// Sets the number of threads each ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` (and each parallel part
-    /// of a training step) uses: ``Parallel/setThreadCount(_:)``. 1 gives bitwise-reproducible results.
+    /// Sets the number of threads Backprop's worker team uses: ``Parallel/setThreadCount(_:)``, which it calls.
+    @available(*, deprecated, renamed: "Parallel.setThreadCount", message: "it sets Backprop's worker team, not OpenBLAS's threads")
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "BLAS.setThreadCount: need at least 1 thread, got \(count)")
         Parallel.setThreadCount(count)
     }
 
     /// The number of threads each call uses (``Parallel/threadCount``).
+    @available(*, deprecated, renamed: "Parallel.threadCount")
     public static var threadCount: Int { Parallel.threadCount }
 
     /// OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64"`.

@@ -10,7 +10,7 @@ import CSIMD
 // are checked by the callers' views.
 
 /// `x ← s·x`.
-public func scale(_ x: Matrix, by s: Float) {
+func scale(_ x: Matrix, by s: Float) {
     let p = x.pointer
     if s == 0 { p.update(repeating: 0, count: x.count); return }
     for i in 0..<x.count { p[i] *= s }
@@ -19,7 +19,7 @@ public func scale(_ x: Matrix, by s: Float) {
 /// `Σᵢ xᵢ²`: in `Float` lanes over blocks of 4096 elements, the blocks added in `Double`, split between the
 /// threads (the parts added in order, so the result is reproducible for a given thread count). Infinite if any
 /// element is infinite, NaN if any is NaN.
-public func sumOfSquares(_ x: Matrix) -> Double {
+func sumOfSquares(_ x: Matrix) -> Double {
     var source = UnsafePointer(x.pointer)
     // The chunks of `Parallel.forEachBufferChunk`, like every other pass over the gradients.
     return Parallel.sum(of: x.count, minimumPerPart: Parallel.minimumBufferChunk,
@@ -54,7 +54,7 @@ func forEachElementChunk(_ kernel: BinaryKernel, output: Matrix, _ a: Matrix, _ 
 }
 
 /// `xᵢ ← min(max(xᵢ, −limit), limit)`.
-public func clamp(_ x: Matrix, to limit: Float) {
+func clamp(_ x: Matrix, to limit: Float) {
     precondition(limit >= 0, "clamp: the limit must be non-negative, got \(limit)")
     let p = x.pointer
     for i in 0..<x.count { p[i] = min(max(p[i], -limit), limit) }
@@ -102,7 +102,7 @@ public func chainElements(
 /// cross-entropy need, with no exponential able to overflow. `log Σⱼ e^(zⱼ) = m + log(sum)`; for precision with
 /// large logits, subtract `m` from `zⱼ` before anything else (`zⱼ − m − log(sum)`, `e^(zⱼ − m)/sum`).
 @inlinable
-public func shiftedExponentialSum(_ z: UnsafePointer<Float>, count: Int) -> (max: Float, sum: Float) {
+func shiftedExponentialSum(_ z: UnsafePointer<Float>, count: Int) -> (max: Float, sum: Float) {
     var m = -Float.infinity
     for j in 0..<count { m = max(m, z[j]) }
     var sum: Float = 0
@@ -112,7 +112,7 @@ public func shiftedExponentialSum(_ z: UnsafePointer<Float>, count: Int) -> (max
 
 /// `sums[i] += Σⱼ input[i, j]`: the row sums of an `m × n` matrix added to a `1 × m` row, each summed in `Double`
 /// (a convolution's bias gradient sums tens of thousands of positions per channel).
-public func addRowSums(_ sums: Matrix, of input: Matrix) {
+func addRowSums(_ sums: Matrix, of input: Matrix) {
     precondition(sums.rows == 1 && sums.columns == input.rows,
                  "addRowSums: sums \(sums.shapeDescription) do not match rows of \(input.shapeDescription)")
     let n = input.columns
@@ -125,7 +125,7 @@ public func addRowSums(_ sums: Matrix, of input: Matrix) {
 }
 
 /// Copies the `1 × n` row `row` into every row of the `m × n` matrix `output`.
-public func broadcastRows(_ output: Matrix, row: Matrix) {
+func broadcastRows(_ output: Matrix, row: Matrix) {
     precondition(row.rows == 1 && row.columns == output.columns,
                  "broadcastRows: row \(row.shapeDescription) does not fit rows of \(output.shapeDescription)")
     let n = output.columns
@@ -135,7 +135,7 @@ public func broadcastRows(_ output: Matrix, row: Matrix) {
 /// `sums[j] += Σᵢ input[i, j]`: the column sums of an `m × n` matrix added to a `1 × n` row (a dense layer's bias
 /// gradient). Each column is summed in `Double`, 64 columns at a time in a buffer on the stack, so a 60 000-row full
 /// batch is as exact as float64 allows (a running `Float` sum drifts by about 10⁻⁴ relative there). Allocates nothing.
-public func addColumnSums(_ sums: Matrix, of input: Matrix) {
+func addColumnSums(_ sums: Matrix, of input: Matrix) {
     precondition(sums.rows == 1 && sums.columns == input.columns,
                  "addColumnSums: sums \(sums.shapeDescription) do not match columns of \(input.shapeDescription)")
     let n = input.columns, s = sums.pointer, tile = 64

@@ -29,9 +29,9 @@ import Synchronization
 /// (``run(parts:_:)``) are for convenience: Swift allocates a small object to lend a closure to another thread.
 public enum Parallel {
     /// One part of a job: `function(context, part, parts)`.
-    public typealias Part = @convention(c) (_ context: UnsafeMutableRawPointer, _ part: Int, _ parts: Int) -> Void
+    @usableFromInline typealias Part = @convention(c) (_ context: UnsafeMutableRawPointer, _ part: Int, _ parts: Int) -> Void
     /// One chunk of a loop: `function(context, start, end)` for the indices `start..<end`.
-    public typealias Chunk = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Void
+    @usableFromInline typealias Chunk = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Void
 
     /// The number of threads a kernel may use (at least 1). The first use sets it from OpenBLAS's default (the
     /// `OPENBLAS_NUM_THREADS` environment variable, else the number of processors).
@@ -64,7 +64,7 @@ public enum Parallel {
     /// in order. `function` is a
     /// closure that captures nothing (its arguments are in `context`); allocates nothing.
     @inlinable
-    public static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
+    static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
         withUnsafeMutablePointer(to: &context) { pointer in
             let raw = UnsafeMutableRawPointer(pointer)
             if parts <= 1 { if parts == 1 { function(raw, 0, 1) }; return }
@@ -74,7 +74,7 @@ public enum Parallel {
 
     /// Runs `body(part)` for every `part` in `0..<parts`, as ``run(parts:context:_:)`` does (allocating a small
     /// object when the parts go to workers).
-    public static func run(parts: Int, _ body: (_ part: Int) -> Void) {
+    static func run(parts: Int, _ body: (_ part: Int) -> Void) {
         if parts <= 1 { if parts == 1 { body(0) }; return }
         withoutActuallyEscaping(body) { body in
             var body = body
@@ -89,7 +89,7 @@ public enum Parallel {
     /// end)` on each in parallel (see ``run(parts:context:_:)``). Small counts run as one range on the calling
     /// thread. Allocates nothing.
     @inlinable
-    public static func forEachChunk<Context>(
+    static func forEachChunk<Context>(
         of count: Int, minimumPerPart: Int, alignment: Int = 16, context: inout Context, _ function: Chunk
     ) {
         let parts = partCount(for: count, minimumPerPart: minimumPerPart)
@@ -107,7 +107,7 @@ public enum Parallel {
 
     /// ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` with a closure (allocating a small object when the
     /// chunks go to workers).
-    public static func forEachChunk(
+    static func forEachChunk(
         of count: Int, minimumPerPart: Int, alignment: Int = 16, _ body: (_ range: Range<Int>) -> Void
     ) {
         let parts = partCount(for: count, minimumPerPart: minimumPerPart)
@@ -119,13 +119,13 @@ public enum Parallel {
     }
 
     /// One chunk of a sum: returns the sum over the indices `start..<end`.
-    public typealias PartialSum = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Double
+    @usableFromInline typealias PartialSum = @convention(c) (_ context: UnsafeMutableRawPointer, _ start: Int, _ end: Int) -> Double
 
     /// `Σ function(&context, start, end)` over the chunks of `0..<count` that
     /// ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` would make, computed in parallel and added in chunk
     /// order (so the result is reproducible for a given thread count). Allocates nothing.
     @inlinable
-    public static func sum<Context>(
+    static func sum<Context>(
         of count: Int, minimumPerPart: Int, alignment: Int, context: inout Context, _ function: PartialSum
     ) -> Double {
         let parts = partCount(for: count, minimumPerPart: minimumPerPart)
@@ -178,20 +178,20 @@ public enum Parallel {
     /// part stays in its core's cache; a line written by one core and then touched by the other costs a transfer
     /// between the cores, which at these sizes cost more than the arithmetic.
     @inlinable
-    public static func forEachBufferChunk<Context>(of count: Int, context: inout Context, _ function: Chunk) {
+    static func forEachBufferChunk<Context>(of count: Int, context: inout Context, _ function: Chunk) {
         forEachChunk(of: count, minimumPerPart: minimumBufferChunk, alignment: bufferChunkAlignment,
                      context: &context, function)
     }
 
     /// The smallest chunk ``forEachBufferChunk(of:context:_:)`` gives a thread (below it, the hand-off costs more than
     /// the pass).
-    public static let minimumBufferChunk = 16_384
+    @usableFromInline static let minimumBufferChunk = 16_384
     /// The multiple at which ``forEachBufferChunk(of:context:_:)`` splits.
-    public static let bufferChunkAlignment = 1024
+    @usableFromInline static let bufferChunkAlignment = 1024
 
     /// How many parts ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` uses for `count` elements.
     @inlinable
-    public static func partCount(for count: Int, minimumPerPart: Int) -> Int {
+    static func partCount(for count: Int, minimumPerPart: Int) -> Int {
         let size = threadCount
         if size == 1 { return 1 }
         return max(1, min(size, count / max(minimumPerPart, 1)))
@@ -200,7 +200,7 @@ public enum Parallel {
     /// The `part`-th of `parts` contiguous ranges covering `0..<count`, bounds rounded to multiples of
     /// `alignment`.
     @inlinable
-    public static func chunk(_ part: Int, of parts: Int, count: Int, alignment: Int) -> Range<Int> {
+    static func chunk(_ part: Int, of parts: Int, count: Int, alignment: Int) -> Range<Int> {
         func bound(_ p: Int) -> Int {
             if p >= parts { return count }
             let exact = count * p / parts

@@ -21,7 +21,7 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
 /// polynomial for `eʳ`; `2ⁿ` is built in the exponent bits. Maximum relative error about 2·10⁻⁷ (about 2 ulp;
 /// checked against `Double` `exp` over the whole range by the tests).
 @inlinable @inline(__always)
-public func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
+func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
     var x = x
     x.replace(with: -87, where: x .< -87)  // (faster here than clamped(lowerBound:upperBound:))
     x.replace(with: 88, where: x .> 88)
@@ -45,12 +45,12 @@ public func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
 /// `√v` for each lane: the IEEE square root, with the CPU's packed instruction (SSE `sqrtps`, NEON `vsqrtq`),
 /// which Swift's lane-by-lane `squareRoot()` on SIMD types does not use.
 @inlinable @inline(__always)
-public func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
+func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
     SIMD8(lowHalf: bp_sqrt4(v.lowHalf), highHalf: bp_sqrt4(v.highHalf))
 }
 
 /// `output[i] = eˣ` for `x = input[i]` (see ``exponential(_:)`` for range and accuracy).
-public func exponentialForward(output: Matrix, input: Matrix) {
+@_spi(Internals) public func exponentialForward(output: Matrix, input: Matrix) {
     precondition(sameShape: output, input, "exponentialForward")
     mapLanes(output.pointer, input.pointer, input.count, exponential)
 }

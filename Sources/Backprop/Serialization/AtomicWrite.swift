@@ -5,12 +5,12 @@ import Darwin
 #endif
 
 /// Writes `bytes` to `path` atomically (see ``writeAtomically(to:_:)``).
-public func writeAtomically(_ bytes: [UInt8], to path: String) throws(CheckpointError) {
+@_spi(Internals) public func writeAtomically(_ bytes: [UInt8], to path: String) throws(CheckpointError) {
     try writeAtomically(to: path) { (file) throws(CheckpointError) in try file.write(bytes) }
 }
 
 /// A file being written by ``writeAtomically(to:_:)``.
-public struct AtomicFileWriter {
+@_spi(Internals) public struct AtomicFileWriter {
     let descriptor: Int32
     let temporaryPath: String
     let finalPath: String
@@ -46,7 +46,7 @@ public struct AtomicFileWriter {
 /// rename is durable. A crash or kill at any moment leaves either the previous file or the complete new one at
 /// `path`, never a mixture; on an error the temporary file is removed and the previous file is left as it was.
 /// (A killed process cannot remove its temporary file: it is named `.NAME.tmp-PID-N` beside `path`.)
-public func writeAtomically(
+@_spi(Internals) public func writeAtomically(
     to path: String, _ body: (inout AtomicFileWriter) throws(CheckpointError) -> Void
 ) throws(CheckpointError) {
     let slash = path.lastIndex(of: "/")

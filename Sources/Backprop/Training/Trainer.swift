@@ -241,7 +241,7 @@ public final class Trainer {
     ///
     /// - Throws: ``TrainingError/batchTooSmall(rows:reason:)`` for a 1-row step of a network with batch normalization.
     @discardableResult
-    public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) throws(TrainingError) -> Double {
+    @_spi(Internals) public func trainBatch(_ indices: UnsafeBufferPointer<Int32>, data: Dataset) throws(TrainingError) -> Double {
         try checkStepRows(communicator == nil ? indices.count : indices.count)
         return withSubnormalsFlushedToZero {
             let lossSum: Double
@@ -334,7 +334,7 @@ public final class Trainer {
     /// in training mode, scaled for the loss's reduction over a batch of `batchCount` samples (default:
     /// `indices.count`; larger when `indices` is one process's shard). Returns the sum of the per-sample losses.
     /// Takes no optimizer step. Allocates nothing.
-    public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset, batchCount: Int? = nil) -> Double {
+    @_spi(Internals) public func accumulateGradients(_ indices: UnsafeBufferPointer<Int32>, data: Dataset, batchCount: Int? = nil) -> Double {
         accumulate(rows: indices.count, batchCount: batchCount ?? indices.count, countsAccuracy: data.isClassification) { start, n in
             let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
             data.gather(indices: UnsafeBufferPointer(rebasing: indices[start..<(start + n)]), input: input, targets: targets)
