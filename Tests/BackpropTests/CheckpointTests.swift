@@ -99,7 +99,10 @@ struct CheckpointTests {
         try writeAtomically([1, 2, 3], to: path)
         try writeAtomically([4, 5], to: path)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data([4, 5]))
-        #expect(throws: CheckpointError.self) { try writeAtomically([6], to: "\(folder.path)/missing/model.safetensors") }
+        #expect { try writeAtomically([6], to: "\(folder.path)/missing/model.safetensors") } throws: { error in
+            guard case .writeFailed("\(folder.path)/missing/model.safetensors", _)? = error as? CheckpointError else { return false }
+            return true
+        }
         // No temporary files are left behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["model.safetensors"])
     }

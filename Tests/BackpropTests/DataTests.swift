@@ -80,7 +80,10 @@ struct DataTests {
 
         let missing = "\(folder.path)/nothing.gz"
         #expect(throws: DataError.fileNotFound(path: missing)) { try IDXFile(contentsOf: missing) }
-        #expect(throws: DataError.self) { try IDXFile(contentsOf: folder.path) }  // a folder
+        #expect { try IDXFile(contentsOf: folder.path) } throws: { error in  // a folder
+            guard case .unreadable(folder.path, _)? = error as? DataError else { return false }
+            return true
+        }
 
         // A gzip file cut in half, and one with its compressed bytes scrambled.
         let good = folder.write("good.gz", idx([100], (0..<100).map { UInt8($0) }))
@@ -111,7 +114,10 @@ struct DataTests {
         }
         folder.write("train-labels-idx1-ubyte", idx([3], [0, 1, 2]))
         folder.write("train-images-idx3-ubyte", idx([3, 4], [UInt8](repeating: 0, count: 12)))
-        #expect(throws: DataError.self) { try Dataset.mnist(directory: folder.path) }
+        #expect { try Dataset.mnist(directory: folder.path) } throws: { error in  // 2-D images: not N × rows × columns
+            guard case .unexpectedContent("\(folder.path)/train-images-idx3-ubyte", _, _)? = error as? DataError else { return false }
+            return true
+        }
     }
 
     /// The real data set, as Debian's `dataset-fashion-mnist` installs it (CI installs it).

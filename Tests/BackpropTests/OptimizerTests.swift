@@ -53,11 +53,17 @@ struct OptimizerTests {
         #expect(adam.stepCount == 1)
     }
 
-    @Test func hyperParametersAreVars() {
-        var sgd = SGD(learningRate: 0.1, momentum: 0.9)
-        sgd.learningRate = 0.01
-        sgd.momentum = 0.5
-        #expect(sgd.learningRate == 0.01 && sgd.momentum == 0.5)
+    @Test func aChangedLearningRateTakesEffectAtTheNextStep() {
+        var sgd = SGD(learningRate: 0.1)
+        let parameters = Matrix(rows: 1, columns: 3, values: [1, 2, 3]), gradients = Matrix(rows: 1, columns: 3, values: [1, -2, 4])
+        sgd.step(parameters: parameters, gradients: gradients)
+        expectClose(parameters.scalars, [0.9, 2.2, 2.6], "γ = 0.1")
+        sgd.learningRate = 0.5  // as a schedule does between epochs
+        sgd.step(parameters: parameters, gradients: gradients)
+        expectClose(parameters.scalars, [0.4, 3.2, 0.6], "γ = 0.5")
+        sgd.learningRate = 0
+        sgd.step(parameters: parameters, gradients: gradients)
+        expectClose(parameters.scalars, [0.4, 3.2, 0.6], "γ = 0")
     }
 
     @Test func invalidHyperParametersStopWithAMessage() async {

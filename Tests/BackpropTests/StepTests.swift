@@ -46,7 +46,9 @@ struct StepTests {
         #expect(network.stateDict == before)
         // An epoch whose last batch is one row stops there, with the same error, not a crash.
         let data = Dataset(features: Self.x.rows(0..<5).scalars, featureCount: 20, labels: [0, 1, 2, 0, 1], classCount: 3)
-        #expect(throws: TrainingError.self) { try trainer.trainEpoch(on: data) }
+        #expect(throws: TrainingError.batchTooSmall(rows: 1, reason: "batch normalization needs at least 2 rows to compute a variance in training")) {
+            try trainer.trainEpoch(on: data)
+        }
         // Without batch normalization a 1-row step is fine.
         let plain = Trainer(network: Network(sizes: [20, 3], activation: .relu, initializer: .heNormal, seed: 1),
                             loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 1)
@@ -75,13 +77,19 @@ struct StepTests {
     @Test func aStepOnBadShapesOrNonFiniteValuesThrowsAndChangesNothing() throws {
         let network = Network(sizes: [20, 3], activation: .relu, initializer: .heNormal, seed: 1)
         let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 4)
-        #expect(throws: TrainingError.self) { try trainer.trainStep(input: Matrix(rows: 4, columns: 19), targets: Matrix(rows: 4, columns: 3)) }
-        #expect(throws: TrainingError.self) { try trainer.trainStep(input: Matrix(rows: 4, columns: 20), targets: Matrix(rows: 3, columns: 3)) }
-        #expect(throws: TrainingError.self) { try trainer.trainStep(input: Matrix(rows: 0, columns: 20), targets: Matrix(rows: 0, columns: 3)) }
+        func mismatch(_ input: String, _ targets: String) -> TrainingError {
+            .dataMismatch(expected: "N × 20 inputs and N × 3 targets, N ≥ 1", found: "\(input) inputs and \(targets) targets")
+        }
+        #expect(throws: mismatch("4×19", "4×3")) { try trainer.trainStep(input: Matrix(rows: 4, columns: 19), targets: Matrix(rows: 4, columns: 3)) }
+        #expect(throws: mismatch("4×20", "3×3")) { try trainer.trainStep(input: Matrix(rows: 4, columns: 20), targets: Matrix(rows: 3, columns: 3)) }
+        #expect(throws: mismatch("0×20", "0×3")) { try trainer.trainStep(input: Matrix(rows: 0, columns: 20), targets: Matrix(rows: 0, columns: 3)) }
         let before = network.parameters.scalars
         let poisoned = Self.x.rows(0..<4).copy()
         poisoned[2, 5] = .nan
-        #expect(throws: TrainingError.self) { try trainer.trainStep(input: poisoned, targets: Self.targets.rows(0..<4)) }
+        #expect { try trainer.trainStep(input: poisoned, targets: Self.targets.rows(0..<4)) } throws: { error in
+            guard case .diverged(0, 0, let loss)? = error as? TrainingError else { return false }
+            return loss.isNaN
+        }
         #expect(network.parameters.scalars.map(\.bitPattern) == before.map(\.bitPattern))
     }
 

@@ -115,7 +115,9 @@ struct TrainingTests {
         let data = Dataset(features: [0, 0, 0], featureCount: 3, labels: [0], classCount: 2)
         let trainer = Trainer(network: Network(sizes: [2, 2], activation: .relu, initializer: .zeros, seed: 0),
                               loss: CrossEntropy(), optimizer: SGD(learningRate: 0.1), batchSize: 1)
-        #expect(throws: TrainingError.self) { try trainer.trainEpoch(on: data) }
+        #expect(throws: TrainingError.dataMismatch(expected: "2 features and 2 classes or targets", found: "3 features and 2")) {
+            try trainer.trainEpoch(on: data)
+        }
     }
 
     @Test func initializersAreSeededAndScaled() {
