@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 let package = Package(
@@ -56,9 +56,14 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        .target(
+            name: "BackpropTestSupport",  // helpers for the test targets: tolerances, random data, temporary folders
+            dependencies: ["Backprop", "CZlib"],
+            path: "Tests/BackpropTestSupport"
+        ),
         .testTarget(
             name: "BackpropTests",
-            dependencies: ["Backprop", "CZlib"]
+            dependencies: ["Backprop", "BackpropTestSupport", "CZlib"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -34,6 +34,49 @@ double bp_sum_of_squares(const float *restrict x, long count) {
     return total;
 }
 
+/// Σᵢ xᵢ: in 32 float lanes over blocks of 4096 elements (128 additions per lane), the blocks added in double, so
+/// that long sums (a convolution's bias gradient adds 50 000 positions per channel) stay within about 10⁻⁶ relative
+/// at vector speed.
+BP_CLONES
+double bp_sum(const float *restrict x, long count) {
+    double total = 0;
+    for (long start = 0; start < count; start += 4096) {
+        long end = start + 4096 < count ? start + 4096 : count;
+        float lanes[32] = {0};
+        long i = start;
+        for (; i + 32 <= end; i += 32)
+            for (int j = 0; j < 32; j++) lanes[j] += x[i + j];
+        double block = 0;
+        for (int j = 0; j < 32; j++) block += lanes[j];
+        for (; i < end; i++) block += x[i];
+        total += block;
+    }
+    return total;
+}
+
+/// sums[j] += Σᵢ x[i·columns + j] for a rows × columns matrix: blockwise, so that a 60 000-row bias gradient is
+/// within about 10⁻⁷ relative of the exact sum at the speed of a float loop. Columns are taken 256 at a time; for each
+/// block of 32 rows the column sums are formed in float lanes (vectorised across columns), then added in double.
+BP_CLONES
+void bp_add_column_sums(float *restrict sums, const float *restrict x, long rows, long columns) {
+    for (long first = 0; first < columns; first += 256) {
+        long width = columns - first < 256 ? columns - first : 256;
+        double total[256];
+        float block[256];
+        for (long j = 0; j < width; j++) total[j] = 0;
+        for (long start = 0; start < rows; start += 32) {
+            long end = start + 32 < rows ? start + 32 : rows;
+            for (long j = 0; j < width; j++) block[j] = 0;
+            for (long i = start; i < end; i++) {
+                const float *row = x + i * columns + first;
+                for (long j = 0; j < width; j++) block[j] += row[j];
+            }
+            for (long j = 0; j < width; j++) total[j] += block[j];
+        }
+        for (long j = 0; j < width; j++) sums[first + j] += (float)total[j];
+    }
+}
+
 /// The IEEE square root, without `sqrtf`'s errno side effect (which keeps loops from being vectorised).
 static inline float bp_sqrt(float x) {
 #if __has_builtin(__builtin_elementwise_sqrt)

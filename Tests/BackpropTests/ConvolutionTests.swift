@@ -1,4 +1,5 @@
 @_spi(Internals) @testable import Backprop
+import BackpropTestSupport
 import Foundation
 import Testing
 

@@ -1,38 +1,8 @@
 @_spi(Internals) @testable import Backprop
 import CZlib
+import BackpropTestSupport
 import Foundation
 import Testing
-
-/// IDX files written to a temporary folder, raw or gzip.
-struct TemporaryFolder: ~Copyable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("backprop-tests-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    /// Writes `bytes` to `name`, gzip-compressed when `name` ends in `.gz` unless `raw`; returns the full path.
-    @discardableResult
-    func write(_ name: String, _ bytes: [UInt8], raw: Bool = false) -> String {
-        let file = "\(path)/\(name)"
-        if name.hasSuffix(".gz") && !raw {
-            let gz = gzopen(file, "wb")!
-            bytes.withUnsafeBytes { _ = gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
-            gzclose(gz)
-        } else {
-            _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
-        }
-        return file
-    }
-}
-
-/// The bytes of an IDX file of unsigned bytes with the given dimensions and payload.
-func idx(_ dimensions: [Int], _ payload: [UInt8]) -> [UInt8] {
-    var bytes: [UInt8] = [0, 0, 0x08, UInt8(dimensions.count)]
-    for d in dimensions { bytes += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
-    return bytes + payload
-}
 
 @Suite("IDX files and data sets")
 struct DataTests {

@@ -1,4 +1,5 @@
 @_spi(Internals) @testable import Backprop
+import BackpropTestSupport
 import Testing
 
 /// A two-layer network on fixed inputs, against values PyTorch autograd computed once (Tests/Fixtures/golden.py,

@@ -1,4 +1,5 @@
 @_spi(Internals) @testable import Backprop
+import BackpropTestSupport
 import Testing
 
 /// A deliberately wrong sigmoid whose backward pass drops f′(z): `dZ = dY`. The gradient check must reject it.

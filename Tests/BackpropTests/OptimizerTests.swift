@@ -1,4 +1,5 @@
 @_spi(Internals) @testable import Backprop
+import BackpropTestSupport
 import Testing
 
 /// Each optimizer against torch.optim on the same fixed gradients (Tests/Fixtures/golden_optimizers.py).

@@ -1,23 +1,7 @@
 @_spi(Internals) @testable import Backprop
+import BackpropTestSupport
 import Foundation
 import Testing
-
-/// Two interleaved spirals (Lang & Witbrock's benchmark): `count` points per arm, 3 turns... about 1.75 turns.
-func twoSpirals(count: Int, seed: UInt64) -> Dataset {
-    var generator = SeededGenerator(seed: seed)
-    var features: [Float] = [], labels: [Int] = []
-    for arm in 0..<2 {
-        for i in 0..<count {
-            let t = 0.25 + 3.25 * Double.pi * Double(i) / Double(count)  // angle
-            let r = t / (3.5 * Double.pi)
-            let sign = arm == 0 ? 1.0 : -1.0
-            let noise = { 0.01 * (2 * generator.nextUniform() - 1) }
-            features += [Float(sign * r * cos(t) + noise()), Float(sign * r * sin(t) + noise())]
-            labels.append(arm)
-        }
-    }
-    return Dataset(features: features, featureCount: 2, labels: labels, classCount: 2)
-}
 
 @Suite("Training")
 struct TrainingTests {

@@ -24,9 +24,10 @@ import Synchronization
 /// a call that finds the team busy (another thread of the program is using it) runs on its own thread, so calls
 /// from several threads are safe and never wait on each other.
 ///
-/// A job is a C function pointer and a pointer to its arguments (``run(parts:context:_:)``), so handing it to
-/// the workers allocates nothing; the kernels of a training step use that form. The closure forms
-/// (``run(parts:_:)``) are for convenience: Swift allocates a small object to lend a closure to another thread.
+/// A job is a C function pointer and a pointer to its arguments, so handing it to the workers allocates nothing;
+/// the kernels of a training step use that form. (Internal closure forms, for tests and convenience, allocate a
+/// small object to lend a closure to another thread.) Of this team, the public part is its size:
+/// ``setThreadCount(_:)``, ``threadCount`` and ``withThreadCount(_:_:)``.
 public enum Parallel {
     /// One part of a job: `function(context, part, parts)`.
     @usableFromInline typealias Part = @convention(c) (_ context: UnsafeMutableRawPointer, _ part: Int, _ parts: Int) -> Void
@@ -212,8 +213,9 @@ public enum Parallel {
     @usableFromInline static let team = WorkerTeam()
 }
 
-/// The workers behind ``Parallel``. The job is a non-escaping closure lent to the workers for the duration of
-/// ``run(parts:_:)``, which does not return before every part has finished.
+/// The workers behind ``Parallel``. A job is a C function pointer, a context pointer and a part count, lent to the
+/// workers for the duration of `Parallel.run(parts:context:_:)`, which does not return before every part has
+/// finished (so the context may live on the caller's stack).
 @usableFromInline
 final class WorkerTeam: @unchecked Sendable {
     // Workers wait for `generation` to change, run their part of `job` (if it has one for them), then decrement

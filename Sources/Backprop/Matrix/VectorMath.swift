@@ -16,8 +16,8 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
-/// `eˣ` for each lane, for `x` in [−87, 88] (inputs outside are clamped to it, so the result is always a
-/// finite normal number). Cody–Waite range reduction `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, and Cephes' degree-6
+/// `eˣ` for each lane, for `x` in [−87, 88] (finite inputs outside are clamped to it, so the result is a finite
+/// normal number; a NaN lane stays NaN, as `expf` keeps it). Cody–Waite range reduction `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, and Cephes' degree-6
 /// polynomial for `eʳ`; `2ⁿ` is built in the exponent bits. Maximum relative error about 2·10⁻⁷ (about 2 ulp;
 /// checked against `Double` `exp` over the whole range by the tests).
 @inlinable @inline(__always)

@@ -30,6 +30,10 @@ static inline bp_float4 bp_sqrt4(bp_float4 x) {
 void bp_bytes_to_floats(float *out, const uint8_t *in, long count, float scale);
 /// Σ x[i]², in float lanes over blocks of 4096 elements, the blocks added in double.
 double bp_sum_of_squares(const float *x, long count);
+/// sums[j] += Σᵢ x[i·columns + j], blockwise (32-row float blocks added in double).
+void bp_add_column_sums(float *sums, const float *x, long rows, long columns);
+/// Σᵢ xᵢ, blockwise (float lanes, blocks of 4096 added in double).
+double bp_sum(const float *x, long count);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
