@@ -6,7 +6,16 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BP_THREAD_SANITIZER 1
+#endif
+#endif
+
+// Under ThreadSanitizer the clones are left out: glibc calls each clone's ifunc resolver while relocating the
+// program, before the sanitizer's runtime is ready, and the instrumented resolver crashes there. The kernels are
+// then compiled once for the baseline target (and instrumented like the rest).
+#if defined(__x86_64__) && defined(__linux__) && !defined(BP_THREAD_SANITIZER)
 #define BP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define BP_CLONES
