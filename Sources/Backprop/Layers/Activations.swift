@@ -11,7 +11,7 @@ public struct Sigmoid: Activation {
     @inlinable public func value(_ z: Float) -> Float { sigmoid(z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { y * (1 - y) }
 
-    /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, with `e^x` computed as ``exponential(_:)`` does, in the CPU's widest vectors
+    /// `Y = σ(Z) = 1 / (1 + e^(−Z))`, with `e^x` computed as the library's vectorised exponential (Cody–Waite reduction and a Cephes polynomial, about 2 ulp), in the CPU's widest vectors
     /// (`bp_sigmoid`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Sigmoid.forward")

@@ -89,7 +89,7 @@ public struct BatchNorm: Layer {
     }
 
     /// `μ` and `1/√(σ² + ε)` (`2F`), this layer's number in a split step, and room for a batch's sums in `Double`
-    /// (`3F` doubles, aligned). (A split step's sums live in the trainer's ``BatchStatisticsPass``: the scratch space
+    /// (`3F` doubles, aligned). (A split step's sums live in the trainer's batch-statistics pass: the scratch space
     /// is laid out anew for each micro-batch's row count.)
     public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int { 8 * featureCount + 3 }
 

@@ -18,9 +18,9 @@ public struct Dense: Layer {
     public private(set) var weight: Matrix
     /// `b`, `1 × outputSize`.
     public private(set) var bias: Matrix
-    /// `∂L/∂W`, accumulated by ``backward(dInput:dOutput:input:output:)``.
+    /// `∂L/∂W`, accumulated by ``backward(dInput:dOutput:input:output:context:)``.
     public private(set) var weightGradient: Matrix
-    /// `∂L/∂b`, accumulated by ``backward(dInput:dOutput:input:output:)``.
+    /// `∂L/∂b`, accumulated by ``backward(dInput:dOutput:input:output:context:)``.
     public private(set) var biasGradient: Matrix
 
     /// A layer with weights (and bias) drawn by `initializer` from a generator seeded with `seed`. Without a seed,

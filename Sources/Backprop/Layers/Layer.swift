@@ -20,7 +20,7 @@
 /// loading, initialising) goes through ``children``.
 ///
 /// To write a layer of your own, implement this protocol, check it with
-/// ``gradientCheck(_:input:mode:seed:epsilon:floor:)``, and make it ``SavableLayer`` to save it (see
+/// ``gradientCheck(_:input:mode:randomIndex:seed:epsilon:floor:)``, and make it ``SavableLayer`` to save it (see
 /// <doc:WritingALayer>).
 public protocol Layer: Sendable {
     /// The number of output features for `inputSize` input features (stops with a message if the layer cannot

@@ -45,7 +45,7 @@ public enum Checkpoint {
         return SafetensorsFile(metadata: allMetadata, tensors: tensors)
     }
 
-    /// Saves `network` to `path` atomically (see ``writeAtomically(_:to:)``).
+    /// Saves `network` to `path` atomically: to a temporary file in the same folder, flushed, then renamed over `path`.
     public static func save(_ network: Network, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
         try file(for: network, metadata: metadata).write(to: path)
     }

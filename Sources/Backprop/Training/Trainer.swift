@@ -202,7 +202,7 @@ public final class Trainer {
             func batch(_ b: Int) -> UnsafeBufferPointer<Int32> {
                 UnsafeBufferPointer(rebasing: indices[(b * size)..<min((b + 1) * size, data.count)])
             }
-            /// Starts fetching batch `b`'s images (this process's shard) from memory; see ``Dataset/prefetch(indices:)``.
+            /// Starts fetching batch `b`'s images (this process's shard) from memory; see `Dataset.prefetch(indices:)`.
             func prefetch(batch b: Int) {
                 guard b < batchCount else { return }
                 let all = batch(b)
@@ -262,7 +262,7 @@ public final class Trainer {
     /// One step of gradient descent on a batch of your own: `input` (`N × inputSize`) and `targets`
     /// (`N × outputSize`, one-hot rows for classification), any `N ≥ 1` (split into micro-batches above
     /// ``microBatchSize``). Runs the forward and backward passes in training mode, then the update as
-    /// ``trainBatch(_:data:)`` does. Returns the batch's loss reduced as the loss says (the mean per sample for
+    /// a step of ``trainEpoch(on:onBatch:)`` does. Returns the batch's loss reduced as the loss says (the mean per sample for
     /// `.mean`), measured before the update. Allocates nothing.
     ///
     /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` (epoch and batch 0) when the loss or the gradients
