@@ -5,10 +5,10 @@ import Testing
 
 @Suite("Steps: whole-step batch statistics, your own batches, run-time optimizers, state dicts, exact sums")
 struct StepTests {
-    /// 20 features → 16 → batch norm → ReLU → residual (16 → 16, batch norm, tanh) → 3, with fixed weights.
+    /// 20 features → 16 → batch norm → ReLU → dropout → residual (16 → 16, batch norm, tanh) → 3, with fixed weights.
     static func batchNormNetwork() -> Network {
         Network(inputSize: 20, layers: [
-            Dense(inputSize: 20, outputSize: 16), BatchNorm(featureCount: 16), ReLU(),
+            Dense(inputSize: 20, outputSize: 16), BatchNorm(featureCount: 16), ReLU(), Dropout(probability: 0.25, seed: 5),
             Residual([Dense(inputSize: 16, outputSize: 16), BatchNorm(featureCount: 16), Tanh()]),
             Dense(inputSize: 16, outputSize: 3),
         ], initializer: .heNormal, seed: 11)
@@ -19,7 +19,7 @@ struct StepTests {
     static let targets = oneHot((0..<rows).map { ($0 * 7) % 3 }, classCount: 3)
 
     @Test(arguments: [128, 333, 999])
-    func aStepSplitIntoMicroBatchesHasTheWholeStepsStatistics(microBatchSize: Int) throws {
+    func aStepSplitIntoMicroBatchesHasTheWholeStepsStatisticsAndMasks(microBatchSize: Int) throws {
         let whole = Self.batchNormNetwork(), split = Self.batchNormNetwork()
         let wholeTrainer = Trainer(network: whole, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.2), batchSize: 0)
         let splitTrainer = Trainer(network: split, loss: CrossEntropy(), optimizer: SGD(learningRate: 0.2), batchSize: 0,
@@ -122,7 +122,7 @@ struct StepTests {
 
     @Test func stateDictsLoadStrictlyAndNameEveryMismatch() throws {
         let source = Self.batchNormNetwork(), target = Network(inputSize: 20, layers: [
-            Dense(inputSize: 20, outputSize: 16), BatchNorm(featureCount: 16), ReLU(),
+            Dense(inputSize: 20, outputSize: 16), BatchNorm(featureCount: 16), ReLU(), Dropout(probability: 0.25),
             Residual([Dense(inputSize: 16, outputSize: 16), BatchNorm(featureCount: 16), Tanh()]),
             Dense(inputSize: 16, outputSize: 3),
         ], initializer: .zeros, seed: 0)
@@ -132,12 +132,12 @@ struct StepTests {
         try target.loadStateDict(tensors)
         #expect(target.parameters == source.parameters && target.stateDict == source.stateDict)
         // Missing, unexpected and mis-shaped tensors are all named, and nothing is changed.
-        let weight = tensors.removeValue(forKey: "3.body.0.weight")!
-        tensors["3.body.0.wieght"] = weight
-        tensors["4.weight"] = SafetensorsFile.Tensor(shape: [16, 3], values: tensors["4.weight"]!.values)
+        let weight = tensors.removeValue(forKey: "4.body.0.weight")!
+        tensors["4.body.0.wieght"] = weight
+        tensors["5.weight"] = SafetensorsFile.Tensor(shape: [16, 3], values: tensors["5.weight"]!.values)
         target.parameters.fill(0)
-        #expect(throws: CheckpointError.stateDictMismatch(path: "state dict", missing: ["3.body.0.weight"], unexpected: ["3.body.0.wieght"],
-                                                         misshaped: ["4.weight: [16, 3], expected [3, 16]"])) {
+        #expect(throws: CheckpointError.stateDictMismatch(path: "state dict", missing: ["4.body.0.weight"], unexpected: ["4.body.0.wieght"],
+                                                         misshaped: ["5.weight: [16, 3], expected [3, 16]"])) {
             try target.loadStateDict(tensors)
         }
         #expect(target.parameters.scalars.allSatisfy { $0 == 0 })

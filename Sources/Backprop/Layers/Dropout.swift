@@ -5,9 +5,10 @@
 /// Training: `y = x ∘ m / (1 − p)`, `mᵢ ~ Bernoulli(1 − p)`; backward `dx = dy ∘ m / (1 − p)`.
 /// Evaluation: `y = x`, `dx = dy`.
 ///
-/// The mask is not stored: it is a hash of (`seed`, the context's ``LayerContext/randomIndex``, element index), so it
-/// is reproducible, costs no memory, and the backward pass (given its forward pass's context) uses the same mask. A
-/// ``Trainer`` gives each micro-batch a new random index; a finite-difference check keeps one.
+/// The mask is not stored: it is a hash of (`seed`, the context's ``LayerContext/randomIndex``, element index in the
+/// whole batch, counting rows from ``LayerContext/rowOffset``), so it is reproducible, costs no memory, the backward
+/// pass (given its forward pass's context) uses the same mask, and a batch run in pieces draws what it would in one
+/// call. A ``Trainer`` gives each step a new random index; a finite-difference check keeps one.
 public struct Dropout: Layer {
     /// `p`, the probability of zeroing an element.
     public let probability: Float
@@ -29,7 +30,8 @@ public struct Dropout: Layer {
         guard context.isTraining && probability > 0 else { output.assign(input); return }
         let x = input.pointer, y = output.pointer, scale = 1 / (1 - probability)
         let threshold = UInt32(Double(probability) * 4_294_967_296.0), index = context.randomIndex
-        for i in 0..<input.count { y[i] = keeps(i, index, threshold) ? x[i] * scale : 0 }
+        let first = context.rowOffset * input.columns
+        for i in 0..<input.count { y[i] = keeps(first + i, index, threshold) ? x[i] * scale : 0 }
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
@@ -38,7 +40,8 @@ public struct Dropout: Layer {
         guard context.isTraining && probability > 0 else { dInput.assign(dOutput); return }
         let dy = dOutput.pointer, dx = dInput.pointer, scale = 1 / (1 - probability)
         let threshold = UInt32(Double(probability) * 4_294_967_296.0), index = context.randomIndex
-        for i in 0..<dInput.count { dx[i] = keeps(i, index, threshold) ? dy[i] * scale : 0 }
+        let first = context.rowOffset * dInput.columns
+        for i in 0..<dInput.count { dx[i] = keeps(first + i, index, threshold) ? dy[i] * scale : 0 }
     }
 
     /// Whether element `i` survives under mask `index`: a SplitMix64 hash of (seed, index, i) compared with `p·2³²`.

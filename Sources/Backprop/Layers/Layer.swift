@@ -107,10 +107,13 @@ public struct LayerContext: Sendable {
     /// This layer's scratch space for this call (`1 × count`, at least ``Layer/scratchCount(rows:inputSize:backward:)``).
     /// The backward pass gets the same space its forward pass filled.
     public var scratch: Matrix
-    /// Which random draw layers make in training (dropout's mask): a trainer gives each micro-batch a new index.
-    /// The same index gives the same draw, so a backward pass (or a finite-difference check) sees its forward
-    /// pass's mask.
+    /// Which random draw layers make in training (dropout's mask): a trainer gives each step a new index. The same
+    /// index gives the same draw, so a backward pass (or a finite-difference check) sees its forward pass's mask.
     public var randomIndex: UInt64
+    /// The position of this call's first row in the whole batch. Layers that draw per row (dropout) draw for rows
+    /// `rowOffset…`, so a batch run as several calls (micro-batches, or one row at a time while an agent acts) draws
+    /// exactly what it would in one call.
+    public var rowOffset: Int = 0
     /// How layers with batch statistics see a step split into several micro-batches (set by ``Trainer``; `nil`
     /// when each call is a whole batch).
     var batchStatistics: BatchStatisticsPass?

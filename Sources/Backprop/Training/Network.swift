@@ -108,13 +108,13 @@ public final class Network: Sendable {
     /// Runs the forward pass on `input` (`N × inputSize`, `N ≤ workspace.capacity`) and returns a view of the
     /// output (`N × outputSize`) in `workspace`, valid until its next use. In evaluation mode (the default) nothing
     /// in the network changes, and any number of threads may run it at once, each with its own workspace; in
-    /// training mode, dropout draws mask `randomIndex` and batch normalization updates its running statistics.
-    /// Allocates nothing.
+    /// training mode, dropout draws mask `randomIndex` for rows `rowOffset…` (see ``LayerContext/rowOffset``) and
+    /// batch normalization updates its running statistics. Allocates nothing.
     @discardableResult
     public func forward(_ input: Matrix, workspace: Workspace, mode: LayerContext.Mode = .evaluation,
-                        randomIndex: UInt64 = 0) -> Matrix {
+                        randomIndex: UInt64 = 0, rowOffset: Int = 0) -> Matrix {
         var context = LayerContext(mode: mode, randomIndex: randomIndex)
-        context.batchStatistics = nil
+        context.rowOffset = rowOffset
         return forward(input, workspace: workspace, context: context)
     }
 
@@ -135,7 +135,7 @@ public final class Network: Sendable {
         return output
     }
 
-    /// Runs the backward pass after ``forward(_:workspace:mode:randomIndex:)`` on the same `input` and workspace (in
+    /// Runs the backward pass after ``forward(_:workspace:mode:randomIndex:rowOffset:)`` on the same `input` and workspace (in
     /// the same mode, with the same random draw), starting from `∂L/∂output`, which must be in
     /// ``Workspace/outputGradient(rows:)``. Adds every parameter's gradient to ``gradients``. Allocates nothing.
     ///

@@ -104,8 +104,9 @@ public final class Trainer {
     public var generator: SeededGenerator
     /// The number of epochs trained so far (set it when resuming from a checkpoint).
     public var epochsCompleted = 0
-    /// The random draw (``LayerContext/randomIndex``) of the last training forward pass: each micro-batch takes the
-    /// next, so dropout masks never repeat (part of a resumable run).
+    /// The random draw (``LayerContext/randomIndex``) of the last training step: each step takes the next, so dropout
+    /// masks never repeat (part of a resumable run). The micro-batches of a step share it, each with its rows'
+    /// offset, so a split step draws the masks of the whole batch.
     public var randomIndex: UInt64 = 0
     /// If set, gradients whose global norm `‖g‖₂` exceeds it are scaled by `clipNorm / (‖g‖₂ + 10⁻⁶)` before each
     /// step, as PyTorch's `clip_grad_norm_` does.
@@ -350,9 +351,8 @@ public final class Trainer {
         if rows == 0 { network.zeroGradients(); return 0 }
         let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount, 1)) : 1
         let capacity = workspace.capacity, microBatches = (rows + capacity - 1) / capacity
-        let firstIndex = randomIndex &+ 1
-        randomIndex &+= UInt64(microBatches)
-        var context = LayerContext(mode: .training)
+        randomIndex &+= 1
+        var context = LayerContext(mode: .training, randomIndex: randomIndex)
         let split = microBatches > 1 && batchStatisticsLayerCount > 0
         if split {
             statisticsPass.rows = rows
@@ -365,7 +365,7 @@ public final class Trainer {
                 let start = m * capacity, n = min(capacity, rows - start)
                 let (input, targets) = batch(start, n)
                 statisticsPass.start(microBatch: m)
-                context.randomIndex = firstIndex &+ UInt64(m)
+                context.rowOffset = start
                 let output = network.forward(input, workspace: workspace, context: context)
                 guard backward else { continue }
                 total += loss.sumOfLosses(output: output, targets: targets,
