@@ -7,7 +7,7 @@ struct BackpropCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backprop",
         abstract: "Train and evaluate neural networks with explicit backpropagation on OpenBLAS.",
-        subcommands: [Train.self, Evaluate.self, Predict.self],
+        subcommands: [Train.self, Evaluate.self, Predict.self, RL.self],
         defaultSubcommand: nil)
 }
 

@@ -46,6 +46,16 @@ public func crossEntropy(logits: Matrix, labels: [Int], reduction: Reduction = .
     CrossEntropy(reduction: reduction)(logits, targets: oneHot(labels, classCount: logits.columns))
 }
 
+/// The softmax cross-entropy of `logits` against class indices `labels`, sample `n`'s loss weighted by `weights[n]`:
+/// `Σₙ wₙLₙ`, divided by `N` for ``Reduction/mean``.
+public func crossEntropy(logits: Matrix, labels: [Int], weights: [Float], reduction: Reduction = .mean) -> Float {
+    precondition(weights.count == labels.count, "crossEntropy: \(weights.count) weights for \(labels.count) labels")
+    let sum = CrossEntropy().sumOfLosses(output: logits, targets: oneHot(labels, classCount: logits.columns),
+                                         weights: Matrix(rows: weights.count, columns: 1, values: weights),
+                                         gradient: nil, gradientScale: 1)
+    return Float(reduction == .mean ? sum / Double(max(labels.count, 1)) : sum)
+}
+
 /// The softmax cross-entropy of `logits` against target distributions `targets` (both `N × K`).
 public func crossEntropy(logits: Matrix, targets: Matrix, reduction: Reduction = .mean) -> Float {
     CrossEntropy(reduction: reduction)(logits, targets: targets)

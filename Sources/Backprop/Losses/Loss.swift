@@ -34,6 +34,24 @@ extension Loss {
         return Float(reduction == .mean ? sum / Double(max(output.rows, 1)) : sum)
     }
 
+    /// `Σₙ wₙLₙ`, each sample's loss weighted by `weights` (`N × 1`, any sign), and, if `gradient` is not `nil`,
+    /// `gradient = gradientScale · ∂(Σₙ wₙLₙ)/∂output`: row `n` of the unweighted gradient times `wₙ`. Per-sample
+    /// weights weigh classes (`wₙ` the weight of sample `n`'s class, as PyTorch's `weight=` does, but with ``Reduction/mean``
+    /// still dividing by `N`), or turn cross-entropy into the policy-gradient loss `−Σₜ R̂ₜ log π(aₜ|sₜ)`
+    /// (<doc:PolicyGradients>). Allocates nothing.
+    public func sumOfLosses(output: Matrix, targets: Matrix, weights: Matrix, gradient: Matrix?, gradientScale: Float) -> Double {
+        precondition(weights.count == output.rows,
+                     "\(name): \(weights.shapeDescription) weights for \(output.rows) samples (need one per row)")
+        var total = 0.0
+        for n in 0..<output.rows {
+            let w = weights.pointer[n]
+            let rows = n..<(n + 1)
+            total += Double(w) * sumOfLosses(output: output.rows(rows), targets: targets.rows(rows),
+                                              gradient: gradient?.rows(rows), gradientScale: gradientScale * w)
+        }
+        return total
+    }
+
     /// The reduced loss, with its gradient with respect to `output` written into `gradient`.
     public func lossAndGradient(gradient: Matrix, output: Matrix, targets: Matrix) -> Float {
         let n = Double(max(output.rows, 1))

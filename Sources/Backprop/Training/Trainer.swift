@@ -269,17 +269,21 @@ public final class Trainer {
     /// - Throws: ``TrainingError/diverged(epoch:batch:loss:)`` (epoch and batch 0) when the loss or the gradients
     ///   are not finite: no update is made; ``TrainingError/dataMismatch(expected:found:)`` when the shapes do not
     ///   fit the network; ``TrainingError/batchTooSmall(rows:reason:)``.
+    ///
+    /// With `sampleWeights` (`N × 1`), sample `n`'s loss counts `wₙ` times (any sign): see
+    /// ``Loss/sumOfLosses(output:targets:weights:gradient:gradientScale:)``.
     @discardableResult
-    public func trainStep(input: Matrix, targets: Matrix) throws(TrainingError) -> Float {
+    public func trainStep(input: Matrix, targets: Matrix, sampleWeights: Matrix? = nil) throws(TrainingError) -> Float {
         guard input.rows == targets.rows, input.rows > 0, input.columns == network.inputSize,
-              targets.columns == network.outputSize else {
-            throw .dataMismatch(expected: "N × \(network.inputSize) inputs and N × \(network.outputSize) targets, N ≥ 1",
-                                found: "\(input.shapeDescription) inputs and \(targets.shapeDescription) targets")
+              targets.columns == network.outputSize, sampleWeights.map({ $0.count == input.rows }) ?? true else {
+            throw .dataMismatch(expected: "N × \(network.inputSize) inputs and N × \(network.outputSize) targets\(sampleWeights == nil ? "" : " and N weights"), N ≥ 1",
+                                found: "\(input.shapeDescription) inputs and \(targets.shapeDescription) targets\(sampleWeights.map { " and \($0.count) weights" } ?? "")")
         }
         try checkStepRows(input.rows)
         let lossSum = withSubnormalsFlushedToZero {
             applyStep(lossSum: accumulate(rows: input.rows, batchCount: input.rows, countsAccuracy: false) { start, n in
-                (input.rows(start..<(start + n)), targets.rows(start..<(start + n)))
+                (input.rows(start..<(start + n)), targets.rows(start..<(start + n)),
+                 sampleWeights.map { $0.reshaped(rows: input.rows, columns: 1).rows(start..<(start + n)) })
             })
         }
         guard lossSum.isFinite else { throw .diverged(epoch: 0, batch: 0, loss: Float(lossSum)) }
@@ -339,7 +343,7 @@ public final class Trainer {
         accumulate(rows: indices.count, batchCount: batchCount ?? indices.count, countsAccuracy: data.isClassification) { start, n in
             let input = inputBatch.rows(0..<n), targets = targetBatch.rows(0..<n)
             data.gather(indices: UnsafeBufferPointer(rebasing: indices[start..<(start + n)]), input: input, targets: targets)
-            return (input, targets)
+            return (input, targets, nil)
         }
     }
 
@@ -347,7 +351,7 @@ public final class Trainer {
     /// `batch(start, n)` gives rows `start..<start + n` as input and targets. With layers that keep batch statistics
     /// and more than one micro-batch, the statistics passes run first (see the type's documentation).
     private func accumulate(rows: Int, batchCount: Int, countsAccuracy: Bool,
-                            _ batch: (_ start: Int, _ count: Int) -> (input: Matrix, targets: Matrix)) -> Double {
+                            _ batch: (_ start: Int, _ count: Int) -> (input: Matrix, targets: Matrix, weights: Matrix?)) -> Double {
         if rows == 0 { network.zeroGradients(); return 0 }
         let scale: Float = loss.reduction == .mean ? 1 / Float(max(batchCount, 1)) : 1
         let capacity = workspace.capacity, microBatches = (rows + capacity - 1) / capacity
@@ -363,13 +367,14 @@ public final class Trainer {
             var total = 0.0
             for m in 0..<microBatches {
                 let start = m * capacity, n = min(capacity, rows - start)
-                let (input, targets) = batch(start, n)
+                let (input, targets, weights) = batch(start, n)
                 statisticsPass.start(microBatch: m)
                 context.rowOffset = start
                 let output = network.forward(input, workspace: workspace, context: context)
                 guard backward else { continue }
-                total += loss.sumOfLosses(output: output, targets: targets,
-                                          gradient: workspace.outputGradient(rows: n), gradientScale: scale)
+                let gradient = workspace.outputGradient(rows: n)
+                total += weights.map { loss.sumOfLosses(output: output, targets: targets, weights: $0, gradient: gradient, gradientScale: scale) }
+                    ?? loss.sumOfLosses(output: output, targets: targets, gradient: gradient, gradientScale: scale)
                 if isLast && countsAccuracy {
                     for i in 0..<n where argmax(output, row: i) == argmax(targets, row: i) { correctCount += 1 }
                 }
@@ -413,7 +418,7 @@ public func argmax(_ matrix: Matrix, row: Int) -> Int {
 }
 
 /// Seconds on a monotonic clock.
-func monotonicSeconds() -> Double {
+@_spi(Internals) public func monotonicSeconds() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
