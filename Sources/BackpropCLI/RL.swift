@@ -246,8 +246,8 @@ func drawCartPole(_ state: (Double, Double, Double, Double), episode: Int, step:
     var grid = [[Character]](repeating: [Character](repeating: " ", count: width), count: height)
     let cart = Int(((state.0 + 2.4) / 4.8 * Double(width - 1)).rounded())
     let base = height - 3
-    for x in 0..<width { grid[height - 2][x] = "=" }
-    for dx in -3...3 where (0..<width).contains(cart + dx) { grid[base + 1][cart + dx] = dx == -3 || dx == 3 ? "o" : "█" }
+    for x in 0..<width { grid[height - 1][x] = "=" }
+    for dx in -3...3 where (0..<width).contains(cart + dx) { grid[height - 2][cart + dx] = dx == -3 || dx == 3 ? "o" : "█" }
     // The pole: 8 rows long at θ = 0, leaning with sin θ (characters are about twice as tall as wide).
     for k in 1...8 {
         let x = cart + Int((2 * Double(k) * sin(state.2)).rounded()), y = base - Int((Double(k) * cos(state.2)).rounded()) + 1

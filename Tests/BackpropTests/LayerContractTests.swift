@@ -26,6 +26,7 @@ struct FeatureScale: SavableLayer {
         precondition(inputSize == scale.columns, "FeatureScale: \(scale.columns) features, given \(inputSize)")
         return inputSize
     }
+    func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? { inputSize == scale.columns ? inputSize : nil }
     var parameters: [Matrix] { [scale] }
     var parameterGradients: [Matrix] { [scaleGradient] }
     var parameterNames: [TensorName] { [TensorName("weight", shape: [scale.columns])] }
@@ -260,5 +261,76 @@ struct LayerContractTests {
         // Same-shaped layers inside one seeded network differ too.
         let weights = a.stateDict.filter { $0.name.hasSuffix("0.weight") && $0.shape == [3, 3] }.map(\.values)
         #expect(Set(weights.map { $0.map(\.bitPattern) }).count == weights.count)
+    }
+
+    @Test func misusedPassesStopWithTheShapes() async {
+        func message(_ result: ExitTest.Result?) -> String { String(decoding: result?.standardErrorContent ?? [], as: UTF8.self) }
+        var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            // Max pooling keeps indices in its scratch: none given.
+            let pool = Pool2D(.max, input: ImageShape(channels: 1, height: 8, width: 8))
+            pool.forward(output: Matrix(rows: 64, columns: 16), input: Matrix(rows: 64, columns: 64), context: LayerContext())
+        }
+        #expect(message(result).contains("Pool2D.forward: needs 1024 floats of scratch for 64 rows, was given 0"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let conv = Conv2D(input: ImageShape(channels: 1, height: 4, width: 4), outputChannels: 2, kernelSize: 3, seed: 1)
+            conv.backward(dInput: Matrix(rows: 1, columns: 3), dOutput: Matrix(rows: 4, columns: 8), input: Matrix(rows: 4, columns: 16),
+                          output: Matrix(rows: 4, columns: 8), context: LayerContext(scratch: Matrix(rows: 1, columns: 1000)))
+        }
+        #expect(message(result).contains("Conv2D.backward (dInput, input): shapes 1×3 and 4×16 differ"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let network = Network(sizes: [3, 2], activation: .relu, initializer: .heNormal, seed: 1)
+            let workspace = Workspace(for: network, capacity: 4)
+            network.forward(Matrix(rows: 2, columns: 3), workspace: workspace, mode: .training)
+            network.backward(Matrix(rows: 4, columns: 3), workspace: workspace)
+        }
+        #expect(message(result).contains("the forward pass on this workspace had 2 rows, this input 4×3 has 4"), "\(message(result))")
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let context = LayerContext(scratch: Matrix(rows: 1, columns: 10))
+            _ = context.scratch(rows: 1, columns: 2, offset: -1)
+        }
+        #expect(message(result).contains("does not fit 10 floats of scratch"), "\(message(result))")
+    }
+
+    /// A 300-byte file claiming a 16 384 × 16 384 dense layer is refused before anything is allocated: the loading
+    /// process runs with 512 MB of address space to spare and must end with the error, not a crash.
+    @Test func aFileClaimingHugeLayersFailsBeforeAllocating() async throws {
+        let folder = TemporaryFolder()
+        for (name, layers) in [("dense", #"[{"inputSize":16384,"outputSize":16384,"type":"dense"}]"#),
+                               ("conv", #"[{"input":{"channels":1,"height":4,"width":4},"outputChannels":16777216,"kernelSize":3,"stride":1,"padding":1,"type":"conv2d"}]"#),
+                               ("batch-norm", #"[{"featureCount":16777216,"epsilon":1e-5,"momentum":0.1,"type":"batch-norm"}]"#)] {
+            let inputSize = name == "dense" ? 16384 : name == "conv" ? 16 : 16777216
+            try SafetensorsFile(metadata: ["backprop.layers": layers, "backprop.input_size": "\(inputSize)"],
+                                tensors: ["0.bias": .init(shape: [2], values: [0, 0])]).write(to: "\(folder.path)/\(name).safetensors")
+        }
+        setenv("BACKPROP_TEST_FOLDER", folder.path, 1)
+        await #expect(processExitsWith: .success) { @Sendable () async in
+            var limit = rlimit(rlim_cur: 0, rlim_max: 0)
+            getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
+            // Whatever the test process has mapped already, and 512 MB more.
+            let mapped = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ").first.flatMap { Int($0) } ?? 0
+            limit.rlim_cur = rlim_t(mapped * 4096 + 512 << 20)
+            setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
+            let folder = ProcessInfo.processInfo.environment["BACKPROP_TEST_FOLDER"]!
+            for name in ["dense", "conv", "batch-norm"] {
+                do throws(CheckpointError) {
+                    _ = try Network.load(from: "\(folder)/\(name).safetensors")
+                    exit(2)
+                } catch {
+                    guard case .invalidArchitecture(_, let reason) = error, reason.contains("more than the file holds") else { exit(3) }
+                }
+            }
+            exit(0)
+        }
+    }
+
+    @Test func aUsersLayerThatDoesNotFitTheFilesInputSizeIsAnError() throws {
+        LayerRegistry.register(FeatureScale.self)
+        let folder = TemporaryFolder()
+        let path = "\(folder.path)/scale.safetensors"
+        try SafetensorsFile(metadata: ["backprop.layers": #"[{"featureCount":3,"type":"test-feature-scale"}]"#, "backprop.input_size": "5"],
+                            tensors: ["0.weight": .init(shape: [3], values: [1, 2, 3])]).write(to: path)
+        #expect(throws: CheckpointError.invalidArchitecture(path: path, reason: "layer 0 (FeatureScale) cannot take 5 inputs")) {
+            try Network.load(from: path)
+        }
     }
 }

@@ -100,6 +100,13 @@ public struct Conv2D: Layer {
         min(rows, Self.chunkSize) * output.height * output.width * (weight.columns + outputChannels)
     }
 
+    /// Stops unless `scratch` holds ``scratchCount(rows:inputSize:backward:)`` floats for `rows` rows.
+    private func checkScratch(_ scratch: Matrix, rows: Int, _ what: String) {
+        let needed = scratchCount(rows: rows, inputSize: input.count, backward: false)
+        precondition(scratch.count >= needed,
+                     "\(what): needs \(needed) floats of scratch for \(rows) rows, was given \(scratch.count); plan it with scratchCount(rows:inputSize:backward:)")
+    }
+
     private func buffers(_ scratch: Matrix, samples: Int) -> (columns: Matrix, channels: Matrix) {
         let width = samples * output.height * output.width
         return (Matrix(rows: weight.columns, columns: width, storage: scratch.storage, offset: scratch.offset),
@@ -111,6 +118,7 @@ public struct Conv2D: Layer {
         let out = output, locations = out.height * out.width
         precondition(x.columns == input.count && y.columns == out.count && y.rows == x.rows,
                      "Conv2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(out.count) features")
+        checkScratch(scratch, rows: x.rows, "Conv2D.forward")
         var start = 0
         while start < x.rows {
             let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
@@ -127,6 +135,10 @@ public struct Conv2D: Layer {
     public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, context: LayerContext) {
         let scratch = context.scratch
         let out = self.output, locations = out.height * out.width
+        precondition(x.columns == input.count && dOutput.columns == out.count && dOutput.rows == x.rows,
+                     "Conv2D.backward: input \(x.shapeDescription) / dOutput \(dOutput.shapeDescription) do not fit \(input.count) → \(out.count) features")
+        if let dInput { precondition(sameShape: dInput, x, "Conv2D.backward (dInput, input)") }
+        checkScratch(scratch, rows: x.rows, "Conv2D.backward")
         var start = 0
         while start < x.rows {
             let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
@@ -292,6 +304,8 @@ public struct Pool2D: Layer {
         let scratch = context.scratch
         precondition(x.columns == input.count && y.columns == output.count && y.rows == x.rows,
                      "Pool2D.forward: input \(x.shapeDescription) / output \(y.shapeDescription) do not fit \(input.count) → \(output.count)")
+        precondition(scratch.count >= scratchCount(rows: x.rows, inputSize: x.columns, backward: false),
+                     "Pool2D.forward: needs \(scratchCount(rows: x.rows, inputSize: x.columns, backward: false)) floats of scratch for \(x.rows) rows, was given \(scratch.count); plan it with scratchCount(rows:inputSize:backward:)")
         var job = PoolRows(layer: self, x: x.pointer, y: y.pointer, scratch: scratch.pointer)
         Parallel.forEachChunk(of: x.rows, minimumPerPart: 8, alignment: 1, context: &job) { context, start, end in
             context.load(as: PoolRows.self).forward(rows: start..<end)
@@ -300,7 +314,12 @@ public struct Pool2D: Layer {
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input x: Matrix, output: Matrix, context: LayerContext) {
         let scratch = context.scratch
+        precondition(x.columns == input.count && dOutput.columns == self.output.count && dOutput.rows == x.rows,
+                     "Pool2D.backward: input \(x.shapeDescription) / dOutput \(dOutput.shapeDescription) do not fit \(input.count) → \(self.output.count)")
+        precondition(scratch.count >= scratchCount(rows: x.rows, inputSize: x.columns, backward: false),
+                     "Pool2D.backward: needs the scratch its forward pass filled (\(scratchCount(rows: x.rows, inputSize: x.columns, backward: false)) floats), was given \(scratch.count)")
         guard let dInput else { return }
+        precondition(sameShape: dInput, x, "Pool2D.backward (dInput, input)")
         dInput.fill(0)
         var job = PoolRows(layer: self, x: dInput.pointer, y: dOutput.pointer, scratch: scratch.pointer)
         Parallel.forEachChunk(of: x.rows, minimumPerPart: 8, alignment: 1, context: &job) { context, start, end in

@@ -147,7 +147,7 @@ public struct LayerContext: Sendable {
     /// A `rows × columns` view of the scratch space starting `offset` floats in (for a layer that lays out its
     /// scratch).
     public func scratch(rows: Int, columns: Int, offset: Int) -> Matrix {
-        precondition(offset + rows * columns <= scratch.count,
+        precondition(offset >= 0 && rows >= 0 && columns >= 0 && offset + rows * columns <= scratch.count,
                      "LayerContext: a \(rows)×\(columns) scratch view at \(offset) does not fit \(scratch.count) floats of scratch; plan the scratch with scratchCount(rows:inputSize:backward:)")
         return Matrix(rows: rows, columns: columns, storage: scratch.storage, offset: scratch.offset + offset)
     }

@@ -29,6 +29,15 @@ public protocol SavableLayer: Layer {
     /// A layer with these settings, its parameters to be filled by loading. Throw ``InvalidLayerSettings`` for
     /// settings that cannot make a layer (a damaged file must be an error, not a stop).
     init(settings: Settings) throws
+
+    /// How many parameters a layer with these settings has (its children's not included), if it can say before
+    /// it is built: loading then refuses settings that claim more parameters than the file holds before anything is
+    /// allocated. Default `nil` (the layer is built, then counted).
+    static func parameterCount(for settings: Settings) -> Int?
+}
+
+extension SavableLayer {
+    public static func parameterCount(for settings: Settings) -> Int? { nil }
 }
 
 /// Settings read from a file that cannot make a layer: what is wrong with them.
@@ -95,11 +104,7 @@ public struct LayerDescription: Codable, Sendable {
         guard let type = LayerRegistry.type(named: name) else {
             throw InvalidLayerSettings("unknown layer type '\(name)' (known: \(LayerRegistry.typeNames.joined(separator: ", ")); register your own with LayerRegistry.register)")
         }
-        let layer = try type.decodeLayer(from: decoder)
-        if layer.children.isEmpty, let budget = decoder.userInfo[Self.budgetKey] as? ParameterBudget {
-            try budget.charge(layer.parameterCount, for: name)
-        }
-        self.layer = layer
+        self.layer = try type.decodeLayer(from: decoder, name: name, budget: decoder.userInfo[Self.budgetKey] as? ParameterBudget)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -126,8 +131,15 @@ final class ParameterBudget: @unchecked Sendable {
 }
 
 extension SavableLayer {
-    static func decodeLayer(from decoder: any Decoder) throws -> any Layer {
-        try Self(settings: Settings(from: decoder))
+    /// Decodes the settings, charges their parameters to `budget` (before building when the type can count them),
+    /// and builds the layer.
+    static func decodeLayer(from decoder: any Decoder, name: String, budget: ParameterBudget?) throws -> any Layer {
+        let settings = try Settings(from: decoder)
+        let counted = parameterCount(for: settings)
+        if let counted, let budget { try budget.charge(counted, for: name) }
+        let layer = try Self(settings: settings)
+        if counted == nil, layer.children.isEmpty, let budget { try budget.charge(layer.parameterCount, for: name) }
+        return layer
     }
     func encodeSettings(to encoder: any Encoder) throws { try settings.encode(to: encoder) }
 }

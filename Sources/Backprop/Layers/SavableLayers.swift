@@ -5,6 +5,10 @@ extension Dense: SavableLayer {
     public struct Settings: Codable, Sendable, Equatable { public var inputSize: Int; public var outputSize: Int }
     public static let typeName = "dense"
     public var settings: Settings { Settings(inputSize: inputSize, outputSize: outputSize) }
+    public static func parameterCount(for s: Settings) -> Int? {
+        let (product, overflow) = (s.inputSize &+ 1).multipliedReportingOverflow(by: s.outputSize)
+        return overflow || s.inputSize < 0 || s.outputSize < 0 ? Int.max : product
+    }
     public init(settings: Settings) throws {
         try checkSize(settings.inputSize, "inputSize", in: "dense")
         try checkSize(settings.outputSize, "outputSize", in: "dense")
@@ -90,6 +94,7 @@ extension BatchNorm: SavableLayer {
     public struct Settings: Codable, Sendable, Equatable { public var featureCount: Int; public var epsilon: Float; public var momentum: Float }
     public static let typeName = "batch-norm"
     public var settings: Settings { Settings(featureCount: featureCount, epsilon: epsilon, momentum: momentum) }
+    public static func parameterCount(for s: Settings) -> Int? { s.featureCount < 0 || s.featureCount > 1 << 40 ? Int.max : 2 * s.featureCount }
     public init(settings: Settings) throws {
         try checkSize(settings.featureCount, "featureCount", in: "batch-norm")
         try checkSetting(settings.epsilon > 0 && settings.epsilon.isFinite && settings.momentum >= 0 && settings.momentum <= 1,
@@ -124,6 +129,13 @@ extension Conv2D: SavableLayer {
         public var outputChannels: Int, kernelSize: Int, stride: Int, padding: Int
     }
     public static let typeName = "conv2d"
+    public static func parameterCount(for s: Settings) -> Int? {
+        let sizes = [s.input.channels, s.kernelSize, s.kernelSize, s.outputChannels]
+        guard sizes.allSatisfy({ $0 >= 0 && $0 <= 1 << 24 }) else { return Int.max }
+        let (patch, o1) = s.input.channels.multipliedReportingOverflow(by: s.kernelSize * s.kernelSize)
+        let (count, o2) = (patch &+ 1).multipliedReportingOverflow(by: s.outputChannels)
+        return o1 || o2 ? Int.max : count
+    }
     public var settings: Settings {
         Settings(input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding)
     }

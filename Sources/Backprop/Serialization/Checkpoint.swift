@@ -74,6 +74,8 @@ public enum Checkpoint {
             layers = try decoder.decode([LayerDescription].self, from: Data(layersText.utf8)).map(\.layer)
         } catch let error as InvalidLayerSettings {
             throw .invalidArchitecture(path: path, reason: error.description)
+        } catch let error as DecodingError {
+            throw .invalidArchitecture(path: path, reason: "cannot read the layer list: \(describe(error))")
         } catch {
             throw .invalidArchitecture(path: path, reason: "cannot read the layer list (\(error))")
         }
@@ -88,6 +90,23 @@ public enum Checkpoint {
         let network = Network(inputSize: inputSize, layers: layers)
         try network.loadStateDict(file.tensors, path: path, strict: false)
         return (network, file.metadata)
+    }
+}
+
+/// Where in the layer list decoding failed, and why, in a line (JSONDecoder's own text says "not valid JSON" even
+/// for a number out of range).
+func describe(_ error: DecodingError) -> String {
+    func place(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        let underlying = (context.underlyingError as? NSError).map { " (\($0.userInfo[NSDebugDescriptionErrorKey] ?? $0.localizedDescription))" } ?? ""
+        return (path.isEmpty ? "" : "at \(path): ") + context.debugDescription + underlying
+    }
+    switch error {
+    case .typeMismatch(let type, let context): return place(context) + " (expected \(type))"
+    case .valueNotFound(let type, let context): return place(context) + " (expected \(type))"
+    case .keyNotFound(let key, let context): return place(context) + " (no '\(key.stringValue)')"
+    case .dataCorrupted(let context): return place(context)
+    @unknown default: return "\(error)"
     }
 }
 

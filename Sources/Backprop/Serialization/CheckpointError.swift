@@ -38,7 +38,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .shapeMismatch(let path, let tensor, let expected, let found):
             "\(path): tensor '\(tensor)' has shape \(found), the architecture needs \(expected)"
         case .invalidArchitecture(let path, let reason): "\(path): not a Backprop model: \(reason)"
-        case .unsupportedLayer(let type): "a \(type) layer cannot be saved in a checkpoint"
+        case .unsupportedLayer(let type):
+            "a \(type) layer cannot be saved in a checkpoint: make it a SavableLayer and register it with LayerRegistry.register(\(type).self)"
         case .writeFailed(let path, let reason): "\(path): cannot be written: \(reason)"
         case .stateDictMismatch(let path, let missing, let unexpected, let misshaped):
             "\(path): the tensors do not fit the network: " + [

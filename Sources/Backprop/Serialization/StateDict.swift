@@ -35,9 +35,12 @@ extension Network {
     }
 
     /// Sets the network's parameters and buffers from `tensors`, by PyTorch name (``stateDict``'s names), as
-    /// `load_state_dict` does. Everything is checked before anything changes: a tensor the network needs that is
-    /// missing, one whose shape differs, and (when `strict`) one the network does not have are reported together in
-    /// ``CheckpointError/stateDictMismatch(path:missing:unexpected:misshaped:)``. `path` is only for messages.
+    /// `load_state_dict` does. Everything is checked before anything changes. When `strict`, every tensor the network
+    /// needs that is missing, every one whose shape differs and every one the network does not have are reported
+    /// together in ``CheckpointError/stateDictMismatch(path:missing:unexpected:misshaped:)``; otherwise tensors the
+    /// network does not have are ignored (a training checkpoint's optimizer state), and the first missing or
+    /// mis-shaped tensor is reported (``CheckpointError/missingTensor(path:tensor:)``,
+    /// ``CheckpointError/shapeMismatch(path:tensor:expected:found:)``). `path` is only for messages.
     public func loadStateDict(_ tensors: [String: SafetensorsFile.Tensor], path: String = "state dict",
                               strict: Bool = true) throws(CheckpointError) {
         let expected = namedTensors

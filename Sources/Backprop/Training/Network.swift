@@ -132,6 +132,7 @@ public final class Network: Sendable {
         let output = workspace.output.rows(0..<input.rows)
         body.forward(output: output, input: input, context: context)
         workspace.lastContext = context
+        workspace.lastRows = input.rows
         return output
     }
 
@@ -149,6 +150,8 @@ public final class Network: Sendable {
             preconditionFailure("Network.backward: run forward(_:workspace:) on this workspace first")
         }
         let n = input.rows
+        precondition(n == workspace.lastRows,
+                     "Network.backward: the forward pass on this workspace had \(workspace.lastRows) rows, this input \(input.shapeDescription) has \(n)")
         body.backward(dInput: nil, dOutput: workspace.outputGradient(rows: n), input: input,
                       output: workspace.output.rows(0..<n), context: context) { k in
             if zeroingGradients { layerGradients[k].fill(0) }
@@ -188,8 +191,9 @@ public final class Workspace {
     let outputGradientBuffer: Matrix
     /// The network's scratch space, `1 × count`.
     let scratch: Matrix
-    /// The context of the last forward pass, for the backward pass that follows it.
+    /// The context and row count of the last forward pass, for the backward pass that follows it.
     var lastContext: LayerContext?
+    var lastRows = 0
 
     /// Plans the passes of `network` for batches of up to `capacity` rows; with `backward: false` (for
     /// inference) no space is planned for gradients, and ``Network/backward(_:workspace:zeroingGradients:)`` cannot

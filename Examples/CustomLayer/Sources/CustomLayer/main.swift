@@ -24,7 +24,12 @@ struct Scale: SavableLayer {
     }
     var settings: Settings { Settings(featureCount: scale.columns) }
 
-    func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
+    func outputSize(forInputSize inputSize: Int) -> Int {
+        precondition(inputSize == scale.columns, "Scale: takes \(scale.columns) features, was given \(inputSize)")
+        return inputSize
+    }
+    /// What loading asks: a file whose layers do not fit together is then an error, not a stop.
+    func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? { inputSize == scale.columns ? inputSize : nil }
     var parameters: [Matrix] { [scale] }
     var parameterGradients: [Matrix] { [scaleGradient] }
     var parameterNames: [TensorName] { [TensorName("weight", shape: [scale.columns])] }
