@@ -49,11 +49,15 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Threads for the matrix products and element-wise work. (default: all cores)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: all cores)")
     var threads: Int?
 
     @Flag(help: "Print one JSON object: loss, accuracy, count, per_class_accuracy, confusion_matrix.")
     var json = false
+
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
+    }
 
     func run() throws {
         Parallel.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)

@@ -8,23 +8,23 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "The index of the first test image.")
+    @Option(parsing: .unconditional, help: "The index of the first test image.")
     var index: Int
 
-    @Option(help: "How many images to show.")
+    @Option(parsing: .unconditional, help: "How many images to show.")
     var count: Int = 1
 
     func validate() throws {
         guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
-        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard count >= 1 && count <= 1_000_000 else { throw ValidationError("--count must be in 1...1000000; got \(count)") }
     }
 
     func run() throws {
         let loaded = try ModelAndData(options)
         let data = options.data
         let test = loaded.test
-        guard index + count <= test.count else {
-            throw fail("images \(index)..<\(index + count) are outside the \(test.count) test images of \(data)")
+        guard index < test.count && count <= test.count - index else {  // (no index + count: it can overflow)
+            throw fail("images from \(index) (\(count) of them) are outside the \(test.count) test images of \(data)")
         }
         let names = ModelAndData.classNames(count: loaded.network.outputSize, data: data)
         let input = Matrix(rows: count, columns: test.featureCount)

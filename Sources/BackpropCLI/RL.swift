@@ -41,31 +41,31 @@ struct RLTrain: ParsableCommand {
     @Option(help: "reinforce or actor-critic.")
     var algorithm: PolicyGradientAlgorithm = .reinforce
 
-    @Option(help: "Hidden units of the policy (and of the value network).")
+    @Option(parsing: .unconditional, help: "Hidden units of the policy (and of the value network).")
     var hidden: Int = 128
 
-    @Option(help: "Dropout probability before the policy's ReLU. (default: 0.6 for reinforce, 0 for actor-critic)")
+    @Option(parsing: .unconditional, help: "Dropout probability before the policy's ReLU. (default: 0.6 for reinforce, 0 for actor-critic)")
     var dropout: Float?
 
     @Option(help: "The optimizer: sgd, adam. (default: adam)")
     var optimizer: String = "adam"
 
-    @Option(help: "The learning rate.")
+    @Option(parsing: .unconditional, help: "The learning rate.")
     var learningRate: Float = 0.01
 
-    @Option(help: "The discount γ.")
+    @Option(parsing: .unconditional, help: "The discount γ.")
     var gamma: Float = 0.99
 
-    @Option(help: "The most episodes to play.")
+    @Option(parsing: .unconditional, help: "The most episodes to play.")
     var episodes: Int = 1000
 
-    @Option(help: "Seeds the weights, the action sampling, dropout and each episode's start (seed + episode).")
+    @Option(parsing: .unconditional, help: "Seeds the weights, the action sampling, dropout and each episode's start (seed + episode).")
     var seed: UInt64 = 0
 
     @Option(help: "Save the policy here (safetensors, written atomically).")
     var output: String?
 
-    @Option(help: "Threads for the matrix products (1 is fastest for these small networks).")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products (1 is fastest for these small networks).")
     var threads: Int = 1
 
     @Flag(help: "Print one JSON object per episode, and one at the end.")
@@ -190,10 +190,10 @@ struct RLPlay: ParsableCommand {
     @Option(help: "The environment: \(EnvironmentName.known.joined(separator: ", ")).")
     var env: String = "cartpole"
 
-    @Option(help: "Episodes to play.")
+    @Option(parsing: .unconditional, help: "Episodes to play.")
     var episodes: Int = 100
 
-    @Option(help: "Seeds each episode's start (seed + episode) and the sampling.")
+    @Option(parsing: .unconditional, help: "Seeds each episode's start (seed + episode) and the sampling.")
     var seed: UInt64 = 0
 
     @Flag(help: "Sample actions from the policy instead of taking the most probable.")

@@ -37,34 +37,34 @@ struct Train: ParsableCommand {
     @Option(help: "The optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: sgd)")
     var optimizer: OptimizerKind?
 
-    @Option(help: """
+    @Option(parsing: .unconditional, help: """
         The learning rate γ. (default: 0.1 for sgd, 0.01 for momentum, nesterov, adagrad and rmsprop, 1.0 for \
         adadelta, 0.001 for adam and adamw)
         """)
     var learningRate: Float?
 
-    @Option(help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)")
+    @Option(parsing: .unconditional, help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)")
     var momentum: Float?
 
-    @Option(help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)")
+    @Option(parsing: .unconditional, help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)")
     var weightDecay: Float?
 
     @Option(help: "Learning-rate schedule per epoch: none, step, exponential, cosine. (default: none)")
     var schedule: ScheduleKind = .none
 
-    @Option(help: "step: epochs between decays. (default: a third of the epochs after warm-up)")
+    @Option(parsing: .unconditional, help: "step: epochs between decays. (default: a third of the epochs after warm-up)")
     var stepSize: Int?
 
-    @Option(help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)")
+    @Option(parsing: .unconditional, help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)")
     var gamma: Float?
 
-    @Option(help: "cosine: the final learning rate. (default: 0)")
+    @Option(parsing: .unconditional, help: "cosine: the final learning rate. (default: 0)")
     var minLearningRate: Float = 0
 
-    @Option(help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)")
+    @Option(parsing: .unconditional, help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)")
     var warmupEpochs: Int = 0
 
-    @Option(help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
+    @Option(parsing: .unconditional, help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
     var dropout: Float = 0
 
     @Option(help: """
@@ -79,16 +79,16 @@ struct Train: ParsableCommand {
     @Flag(help: "Wrap each hidden layer of equal width (dense, batch norm, activation) in a residual block x + f(x).")
     var residual = false
 
-    @Option(help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
+    @Option(parsing: .unconditional, help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
     var batchSize: Int?
 
-    @Option(help: "Passes over the training set. (default: 5)")
+    @Option(parsing: .unconditional, help: "Passes over the training set. (default: 5)")
     var epochs: Int?
 
-    @Option(help: "Seeds the weights, the shuffling and dropout.")
+    @Option(parsing: .unconditional, help: "Seeds the weights, the shuffling and dropout.")
     var seed: UInt64 = 0
 
-    @Option(help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: all cores)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: all cores)")
     var threads: Int?
 
     @Option(name: .customLong("init"), help: """
@@ -110,7 +110,7 @@ struct Train: ParsableCommand {
     @Option(help: "Write the training and test loss and accuracy per epoch here, as an SVG chart.")
     var plot: String?
 
-    @Option(help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
     var checkpointEvery: Int?
 
     @Option(help: "Where --checkpoint-every writes. (default: checkpoint.safetensors)")
@@ -119,10 +119,10 @@ struct Train: ParsableCommand {
     @Option(help: "Continue training from a checkpoint written by --checkpoint-every, up to --epochs in all.")
     var resume: String?
 
-    @Option(help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
+    @Option(parsing: .unconditional, help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
     var clipNorm: Float?
 
-    @Option(help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).")
+    @Option(parsing: .unconditional, help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).")
     var clipValue: Float?
 
     @Flag(help: "Record each layer's mean gradient norm and update ratio ‖Δθ‖/‖θ‖ per epoch (JSON: grad_norms, update_ratios).")
@@ -194,7 +194,7 @@ struct Train: ParsableCommand {
         }
         guard settings.batchSize >= 0 else { throw ValidationError("--batch-size must be 0 (full batch) or positive") }
         guard settings.epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1); got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
             throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
@@ -203,7 +203,9 @@ struct Train: ParsableCommand {
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }
-        guard minLearningRate >= 0 else { throw ValidationError("--min-learning-rate must be ≥ 0") }
+        guard minLearningRate >= 0 && minLearningRate.isFinite else {
+            throw ValidationError("--min-learning-rate must be finite and ≥ 0; got \(minLearningRate)")
+        }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive; got \(clipNorm)") }
         if let clipValue, !(clipValue > 0 && clipValue.isFinite) { throw ValidationError("--clip-value must be positive; got \(clipValue)") }

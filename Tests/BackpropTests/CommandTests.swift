@@ -168,3 +168,45 @@ struct CommandTests {
         #expect(badLayers.status != 0 && badLayers.stderr.contains("--layers"))
     }
 }
+
+/// Hostile command lines of the reliability issue that this round fixes: each ends with one line and the right status,
+/// and writes nothing.
+@Suite("The backprop command: hostile flags")
+struct HostileFlagTests {
+    @Test(arguments: [
+        (["train", "--epochs", "-1"], "--epochs must be at least 1"),
+        (["train", "--threads", "-1"], "--threads must be in 1...1024; got -1"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate must be positive; got -0.1"),
+        (["train", "--threads", "1000000"], "--threads must be in 1...1024; got 1000000"),
+        (["train", "--min-learning-rate", "inf", "--schedule", "cosine"], "--min-learning-rate must be finite and ≥ 0; got inf"),
+        (["evaluate", "--model", "m.safetensors", "--threads", "0"], "--threads must be in 1...1024; got 0"),
+        (["evaluate", "--model", "m.safetensors", "--threads", "-1"], "--threads must be in 1...1024; got -1"),
+        (["rl", "train", "--episodes", "-5"], "--episodes must be in 1...100000000; got -5"),
+    ])
+    func negativeAndAbsurdNumbersGetTheRealMessage(_ arguments: [String], _ message: String) throws {
+        let result = try runBackprop(arguments)
+        #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
+        #expect(result.stderr.contains(message) && !result.stderr.contains("Missing value"), "\(arguments): \(result.stderr)")
+    }
+
+    @Test func aHugeIndexIsOutsideTheImagesNotAnOverflow() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let model = "\(folder.path)/m.safetensors"
+        try Network(sizes: [16, 4], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        let result = try runBackprop(["predict", "--model", model, "--data", folder.path, "--index", "9223372036854775807", "--count", "2"])
+        #expect(result.status == 1 && result.stderr.hasPrefix("backprop: error: images from 9223372036854775807 (2 of them) are outside"),
+                "\(result.status) \(result.stderr)")
+    }
+
+    @Test func aDivergedFullBatchRunSavesNothing() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 40, seed: 2)
+        let model = "\(folder.path)/m.safetensors"
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--batch-size", "0",
+                                      "--learning-rate", "1e38", "--epochs", "2", "--output", model, "--json"])
+        #expect(result.status == 1 && result.stderr.contains("training diverged"), "\(result.status) \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: model))
+    }
+}

@@ -203,3 +203,50 @@ func largeGradientRegression() -> (Dataset, Network, Trainer) {
     let network = Network(inputSize: 1, layers: [Dense(inputSize: 1, outputSize: 1)])
     return (data, network, Trainer(network: network, loss: MeanSquaredError(), optimizer: SGD(learningRate: 1), batchSize: 0))
 }
+
+/// One rule for NaN and infinity: no non-finite model is ever written, reading one is an error, and training that
+/// makes the parameters non-finite stops.
+@Suite("Non-finite models")
+struct NonFiniteModelTests {
+    @Test func aNonFiniteNetworkIsNeitherSavedNorLoaded() throws {
+        let folder = TemporaryFolder()
+        let path = "\(folder.path)/model.safetensors"
+        let network = Network(sizes: [3, 2], activation: .relu, initializer: .heNormal, seed: 1)
+        try network.save(to: path)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        network.parameters[0, 4] = .infinity
+        #expect(throws: CheckpointError.nonFiniteValues(path: path, tensor: "0.weight")) { try network.save(to: path) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == good, "the previous file is intact")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["model.safetensors"])
+        // A file written by someone else with a NaN in it.
+        var file = try SafetensorsFile(contentsOf: path)
+        file.tensors["0.bias"]!.values[1] = .nan
+        try file.write(to: path)
+        #expect(throws: CheckpointError.nonFiniteValues(path: path, tensor: "0.bias")) { try Network.load(from: path) }
+    }
+
+    @Test func aCheckpointWithNonFiniteOptimizerStateIsRefused() throws {
+        let folder = TemporaryFolder()
+        let path = "\(folder.path)/run.safetensors"
+        let network = Network(sizes: [3, 2], activation: .relu, initializer: .heNormal, seed: 1)
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: Adam(), batchSize: 2)
+        try trainer.trainStep(input: randomMatrix(2, 3, seed: 1), targets: oneHot([0, 1], classCount: 2))
+        try TrainingCheckpoint.save(trainer, to: path)
+        var file = try SafetensorsFile(contentsOf: path)
+        file.tensors["optimizer.exp_avg_sq"]!.values[0] = .nan
+        try file.write(to: path)
+        let again = Trainer(network: try Checkpoint.network(from: file, path: path).network, loss: CrossEntropy(),
+                            optimizer: Adam(), batchSize: 2)
+        #expect(throws: CheckpointError.nonFiniteValues(path: path, tensor: "optimizer.exp_avg_sq")) {
+            try TrainingCheckpoint.restore(again, from: file, path: path)
+        }
+    }
+
+    /// Full-batch steps whose loss and gradient are finite but whose update overflows the parameters.
+    @Test func parametersThatOverflowStopTheEpoch() {
+        let data = Dataset(features: [0.5e6, 1e6, 1.5e6, 2e6], featureCount: 1, labels: [0, 1, 0, 1], classCount: 2)
+        let trainer = Trainer(network: Network(sizes: [1, 2], activation: .relu, initializer: .heNormal, seed: 1),
+                              loss: CrossEntropy(), optimizer: SGD(learningRate: 1e38), batchSize: 0)
+        #expect(throws: TrainingError.nonFiniteParameters(epoch: 1)) { try trainer.trainEpoch(on: data) }
+    }
+}

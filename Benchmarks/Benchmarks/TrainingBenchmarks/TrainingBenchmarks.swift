@@ -116,6 +116,25 @@ let benchmarks: @Sendable () -> Void = {
         Network(sizes: [784, 128, 10], activation: .relu, initializer: .xavierUniform, seed: 0)
     }
 
+    // One REINFORCE episode on CartPole (4-128-2 policy, dropout 0.6, Adam): acting step by step, then the update.
+    for algorithm in [PolicyGradientAlgorithm.reinforce, .actorCritic] {
+        Benchmark("RL episode CartPole \(algorithm.rawValue) 4-128-2, 1 thread(s)",
+                  configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
+            Parallel.setThreadCount(1)
+            let policy = Network(inputSize: 4, layers: [Dense(inputSize: 4, outputSize: 128), Dropout(probability: 0.6, seed: 1),
+                                                        ReLU(), Dense(inputSize: 128, outputSize: 2)], initializer: .pytorchDefault, seed: 1)
+            let value = Network(inputSize: 4, layers: [Dense(inputSize: 4, outputSize: 128), ReLU(), Dense(inputSize: 128, outputSize: 1)],
+                                initializer: .pytorchDefault, seed: 2)
+            let agent = PolicyGradientTrainer(policy: policy, optimizer: Adam(learningRate: 0.01), algorithm: algorithm,
+                                              valueNetwork: value, valueOptimizer: Adam(learningRate: 0.01), seed: 3)
+            let cartPole = CartPole(seed: 4)
+            _ = try! agent.trainEpisode(in: cartPole)  // warm-up: the optimizers make their state at their first step
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(try! agent.trainEpisode(in: cartPole)) }
+            benchmark.stopMeasurement()
+        }
+    }
+
     // One step of the small CNN (`backprop train --model cnn`), batch 64.
     for threads in [1, 2] {
     Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",

@@ -76,7 +76,9 @@ public final class PolicyGradientTrainer {
     /// - Parameters:
     ///   - policy: observations (`observationSize` features) → one logit per action.
     ///   - optimizer: the policy's update rule.
-    ///   - algorithm: REINFORCE, or actor-critic with `valueNetwork` (observations → 1) and `valueOptimizer`.
+    ///   - algorithm: REINFORCE, or actor-critic with `valueNetwork` and `valueOptimizer`.
+    ///   - valueNetwork: for actor-critic, observations → one value `V(s)`; ignored by REINFORCE.
+    ///   - valueOptimizer: for actor-critic, the value network's update rule.
     ///   - gamma: the discount `γ` in `[0, 1]`.
     ///   - episodesPerUpdate: episodes whose steps make one update.
     ///   - maximumEpisodeLength: the longest episode the buffers hold.

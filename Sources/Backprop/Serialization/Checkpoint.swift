@@ -46,8 +46,12 @@ public enum Checkpoint {
     }
 
     /// Saves `network` to `path` atomically: to a temporary file in the same folder, flushed, then renamed over `path`.
+    /// A network with a NaN or infinite parameter or buffer is not written
+    /// (``CheckpointError/nonFiniteValues(path:tensor:)``); any previous file at `path` stays.
     public static func save(_ network: Network, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
-        try file(for: network, metadata: metadata).write(to: path)
+        let file = try file(for: network, metadata: metadata)
+        try file.checkFinite(path: path)
+        try file.write(to: path)
     }
 
     /// Loads a network saved by ``save(_:to:metadata:)``, with its metadata.
@@ -88,7 +92,7 @@ public enum Checkpoint {
             size = next
         }
         let network = Network(inputSize: inputSize, layers: layers)
-        try network.loadStateDict(file.tensors, path: path, strict: false)
+        try network.loadStateDict(file.tensors, path: path, strict: false)  // refuses non-finite tensors too
         return (network, file.metadata)
     }
 }

@@ -20,6 +20,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case unsupportedLayer(type: String)
     /// Writing failed; any previous file at `path` is untouched.
     case writeFailed(path: String, reason: String)
+    /// A tensor holds NaN or infinite values: such a model is never written, and reading one is an error.
+    case nonFiniteValues(path: String, tensor: String)
     /// A state dict does not fit the network: tensors it lacks, tensors the network does not have, and tensors of
     /// another shape (`name: found, expected …`), as PyTorch's `load_state_dict(strict=True)` reports them.
     case stateDictMismatch(path: String, missing: [String], unexpected: [String], misshaped: [String])
@@ -41,6 +43,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .unsupportedLayer(let type):
             "a \(type) layer cannot be saved in a checkpoint: make it a SavableLayer and register it with LayerRegistry.register(\(type).self)"
         case .writeFailed(let path, let reason): "\(path): cannot be written: \(reason)"
+        case .nonFiniteValues(let path, let tensor):
+            "\(path): tensor '\(tensor)' holds NaN or infinite values (did training diverge?); such a model is not saved or loaded"
         case .stateDictMismatch(let path, let missing, let unexpected, let misshaped):
             "\(path): the tensors do not fit the network: " + [
                 missing.isEmpty ? nil : "missing \(missing.joined(separator: ", "))",

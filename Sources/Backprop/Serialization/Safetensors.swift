@@ -50,6 +50,14 @@ public struct SafetensorsFile: Sendable {
         }
     }
 
+    /// Throws ``CheckpointError/nonFiniteValues(path:tensor:)`` for the first tensor (by name) that holds a NaN or an
+    /// infinity: Backprop never writes such a model, and refuses to read one.
+    public func checkFinite(path: String) throws(CheckpointError) {
+        for name in tensors.keys.sorted() where !tensors[name]!.values.allSatisfy(\.isFinite) {
+            throw .nonFiniteValues(path: path, tensor: name)
+        }
+    }
+
     /// The largest header accepted (the format's own limit is 100 MB).
     static let maximumHeaderSize = 100_000_000
 

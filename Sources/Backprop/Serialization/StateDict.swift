@@ -40,7 +40,8 @@ extension Network {
     /// together in ``CheckpointError/stateDictMismatch(path:missing:unexpected:misshaped:)``; otherwise tensors the
     /// network does not have are ignored (a training checkpoint's optimizer state), and the first missing or
     /// mis-shaped tensor is reported (``CheckpointError/missingTensor(path:tensor:)``,
-    /// ``CheckpointError/shapeMismatch(path:tensor:expected:found:)``). `path` is only for messages.
+    /// ``CheckpointError/shapeMismatch(path:tensor:expected:found:)``). A tensor holding NaN or infinity is refused
+    /// (``CheckpointError/nonFiniteValues(path:tensor:)``). `path` is only for messages.
     public func loadStateDict(_ tensors: [String: SafetensorsFile.Tensor], path: String = "state dict",
                               strict: Bool = true) throws(CheckpointError) {
         let expected = namedTensors
@@ -58,6 +59,9 @@ extension Network {
         }
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
             throw .stateDictMismatch(path: path, missing: missing, unexpected: unexpected, misshaped: misshaped)
+        }
+        for entry in expected where !tensors[entry.name]!.values.allSatisfy(\.isFinite) {
+            throw .nonFiniteValues(path: path, tensor: entry.name)
         }
         for entry in expected {
             let values = tensors[entry.name]!.values  // presence and shape were checked above

@@ -33,6 +33,7 @@ public enum TrainingCheckpoint {
         file.metadata[Key.generator] = [g.0, g.1, g.2, g.3].map { String($0) }.joined(separator: ",")
         file.metadata[Key.optimizerType] = optimizerTypeName(trainer.optimizer)
         file.metadata[Key.randomIndex] = String(trainer.randomIndex)
+        try file.checkFinite(path: path)  // a diverged run is never written over a good checkpoint
         try file.write(to: path)
     }
 
@@ -52,6 +53,7 @@ public enum TrainingCheckpoint {
         }
         var buffers: [String: Matrix] = [:]
         for (name, tensor) in file.tensors where name.hasPrefix(Key.optimizerTensorPrefix) {
+            guard tensor.values.allSatisfy(\.isFinite) else { throw .nonFiniteValues(path: path, tensor: name) }
             guard tensor.values.count == trainer.network.parameterCount else {
                 throw .shapeMismatch(path: path, tensor: name, expected: [trainer.network.parameterCount], found: tensor.shape)
             }

@@ -58,6 +58,9 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
     case diverged(epoch: Int, batch: Int, loss: Float)
     /// The data does not fit the network.
     case dataMismatch(expected: String, found: String)
+    /// The parameters became NaN or infinite during the epoch, though every step's loss and gradient were finite (an
+    /// update too large for them: `--learning-rate 1e38`).
+    case nonFiniteParameters(epoch: Int)
     /// A training step with too few rows for the network (batch normalization needs at least 2).
     case batchTooSmall(rows: Int, reason: String)
 
@@ -67,6 +70,8 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
             "training diverged: the loss is \(loss) at epoch \(epoch), batch \(batch); try a lower learning rate"
         case .dataMismatch(let expected, let found):
             "the data does not fit the network: expected \(expected), found \(found)"
+        case .nonFiniteParameters(let epoch):
+            "training diverged: the parameters are not finite after epoch \(epoch); try a lower learning rate or weight decay"
         case .batchTooSmall(let rows, let reason):
             "a training step of \(rows) row\(rows == 1 ? "" : "s") is too small: \(reason)"
         }
@@ -86,7 +91,7 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
 ///
 /// The optimizer can be any ``Optimizer``, chosen at run time. Everything a step needs is allocated when the
 /// trainer is made (the optimizer's state at its first step); a step allocates nothing. For a loop of your own,
-/// ``trainStep(input:targets:)`` takes one batch as matrices (see <doc:WritingATrainingLoop>).
+/// ``trainStep(input:targets:sampleWeights:)`` takes one batch as matrices (see <doc:WritingATrainingLoop>).
 public final class Trainer {
     /// The network trained.
     public let network: Network
@@ -220,6 +225,8 @@ public final class Trainer {
                 onBatch(b + 1, batchCount, Float(lossSum / Double(min((b + 1) * size, data.count))))
             }
         }
+        // Every step checked its loss and gradient; an update can still overflow the parameters themselves.
+        guard sumOfSquares(network.parameters).isFinite else { throw .nonFiniteParameters(epoch: epoch) }
         if let communicator {
             let totals = communicator.sum([lossSum, Double(correctCount)])
             lossSum = totals[0]

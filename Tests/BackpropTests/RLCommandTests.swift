@@ -1,0 +1,64 @@
+@_spi(Internals) @testable import Backprop
+import BackpropTestSupport
+import Foundation
+import Testing
+
+/// `backprop rl train` and `rl play` as a user runs them, and their bad inputs.
+@Suite("The backprop rl command")
+struct RLCommandTests {
+    @Test func trainWritesJSONPerEpisodeSavesAndPlays() throws {
+        let folder = TemporaryFolder()
+        let model = "\(folder.path)/policy.safetensors"
+        let result = try runBackprop(["rl", "train", "--episodes", "30", "--hidden", "16", "--seed", "3", "--json", "--output", model])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(lines.count == 31)
+        let first = lines[0]
+        #expect(Set(first.keys) == ["episode", "return", "running_return", "steps", "environment_steps", "seconds"])
+        let running = 0.05 * (first["return"] as! Double) + 0.95 * 10
+        #expect(abs((first["running_return"] as! Double) - running) < 1e-9)
+        #expect(lines.last!["stopped"] as? String == "episodes" && lines.last!["episodes"] as? Int == 30)
+        // The policy is a torch.nn.Sequential(Linear, Dropout, ReLU, Linear) state dict.
+        let file = try SafetensorsFile(contentsOf: model)
+        #expect(Set(file.tensors.keys) == ["0.weight", "0.bias", "3.weight", "3.bias"])
+        #expect(file.tensors["0.weight"]?.shape == [16, 4] && file.tensors["3.weight"]?.shape == [2, 16])
+        let play = try runBackprop(["rl", "play", "--model", model, "--episodes", "5"])
+        #expect(play.status == 0 && play.stdout.hasPrefix("5 episodes (greedy actions): mean return "), "\(play.stdout) \(play.stderr)")
+        let render = try runBackprop(["rl", "play", "--model", model, "--episodes", "1", "--render", "--sample"])
+        #expect(render.status == 0 && render.stdout.contains("episode 1  step   1") && render.stdout.contains("o█████o"))
+    }
+
+    @Test func actorCriticTrains() throws {
+        let result = try runBackprop(["rl", "train", "--algorithm", "actor-critic", "--episodes", "20", "--hidden", "16", "--quiet"])
+        #expect(result.status == 0 && result.stdout.isEmpty && result.stderr.isEmpty, "\(result.stderr)")
+    }
+
+    @Test(arguments: [
+        (["rl", "train", "--env", "mountaincar", "--episodes", "1"], "unknown environment 'mountaincar'"),
+        (["rl", "play", "--model", "/nonexistent/policy.safetensors"], "/nonexistent/policy.safetensors: no such file"),
+        (["rl", "train", "--episodes", "1", "--output", "/nonexistent/folder/p.safetensors"], "the folder cannot be written or does not exist"),
+        (["rl", "train", "--episodes", "1", "--output", "/dev/null"], "exists and is not a regular file"),
+    ])
+    func badInputIsOneLineAndStatusOne(_ arguments: [String], _ expected: String) throws {
+        let result = try runBackprop(arguments)
+        #expect(result.status == 1, "\(arguments): status \(result.status)")
+        #expect(result.stderr.hasPrefix("backprop: error: ") && result.stderr.contains(expected), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    @Test func aModelThatDoesNotFitTheEnvironmentIsAnError() throws {
+        let folder = TemporaryFolder()
+        let model = "\(folder.path)/mlp.safetensors"
+        try Network(sizes: [784, 10], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        let result = try runBackprop(["rl", "play", "--model", model])
+        #expect(result.status == 1 && result.stderr.contains("maps 784 inputs to 10 outputs; cartpole has 4 observations and 2 actions"),
+                "\(result.stderr)")
+    }
+
+    @Test(arguments: [["--gamma", "1.5"], ["--learning-rate", "0"], ["--dropout", "1"], ["--hidden", "0"], ["--episodes", "0"],
+                      ["--optimizer", "rmsprop"]])
+    func badFlagsAreUsageErrors(_ flags: [String]) throws {
+        let result = try runBackprop(["rl", "train"] + flags)
+        #expect(result.status == 64, "\(flags): \(result.status) \(result.stderr)")
+    }
+}
