@@ -5,9 +5,11 @@ import Testing
 @Suite("Matrix and GEMM")
 struct MatrixTests {
     /// (m, k, n): op(A) is m×k, op(B) is k×n.
-    /// The last three are large enough to be split between threads (at least 2 M multiply-adds): by columns of C,
-    /// by rows, by rows with a remainder that is not a multiple of the 16-row tile.
-    static let shapes = [(1, 1, 1), (1, 7, 3), (37, 29, 53), (64, 784, 128), (256, 64, 128), (200, 150, 70)]
+    /// One row or one column of C (`sgemv`), 2–4 columns (one `sgemv` each when neither operand is transposed), then
+    /// three large enough to be split between threads (at least 2 M multiply-adds): by columns of C, by rows, by rows
+    /// with a remainder that is not a multiple of the 16-row tile.
+    static let shapes = [(1, 1, 1), (1, 7, 3), (1, 4, 128), (1, 128, 2), (20, 128, 1), (20, 128, 2), (300, 4, 3), (37, 29, 53),
+                         (64, 784, 128), (256, 64, 128), (200, 150, 70)]
     static let transposes = [(false, false), (true, false), (false, true), (true, true)]
 
     @Test("gemm matches the reference triple loop", arguments: shapes, transposes)

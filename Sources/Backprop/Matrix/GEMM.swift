@@ -18,6 +18,20 @@ public func gemm(
         scale(c, by: beta)
         return
     }
+    // A single row or column of C is a matrix-vector product: `sgemv`, one thread. (OpenBLAS 0.3.21's small-matrix
+    // `sgemm` kernel mallocs a buffer on every call when C is narrow, as it is when an agent acts one observation
+    // at a time, or in a value head; `sgemv` allocates nothing.) A C of 2–4 columns is that many products.
+    if m == 1 || n == 1 {
+        matrixVectorProduct(c, a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
+        return
+    }
+    if n <= 4 && !transposeA && !transposeB {
+        for j in 0..<n {  // column j of C = A · column j of B, both strided by their row lengths
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a.pointer, Int32(a.columns),
+                        b.pointer + j, Int32(b.columns), beta, c.pointer + j, Int32(c.columns))
+        }
+        return
+    }
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
     // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm. Below about 2 MFLOP
     // per part the split costs more than it gains.
@@ -44,6 +58,20 @@ public func gemm(
         cblas_sgemm(CblasRowMajor, job.transposeA ? CblasTrans : CblasNoTrans, job.transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(job.k), job.alpha, a, Int32(job.lda), b, Int32(job.ldb), job.beta,
                     c, Int32(job.ldc))
+    }
+}
+
+/// `C ← α·op(A)·op(B) + β·C` when `C` is one row (`m = 1`) or one column (`n = 1`), as one `sgemv`. A single row or
+/// column of a row-major matrix, and `op(A)` or `op(B)` when it is a vector, are contiguous.
+private func matrixVectorProduct(_ c: Matrix, _ a: Matrix, _ b: Matrix, m: Int, n: Int, k: Int,
+                                 transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float) {
+    if m == 1 {  // c (1×n) = op(A) (1×k) · op(B) (k×n): cᵀ = op(B)ᵀ · aᵀ
+        // op(B) = B (k×n, row-major): y = Bᵀx; op(B) = Bᵀ (B is n×k): y = Bx.
+        cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(b.rows), Int32(b.columns), alpha,
+                    b.pointer, Int32(b.columns), a.pointer, 1, beta, c.pointer, 1)
+    } else {  // c (m×1) = op(A) (m×k) · op(B) (k×1)
+        cblas_sgemv(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(a.rows), Int32(a.columns), alpha,
+                    a.pointer, Int32(a.columns), b.pointer, 1, beta, c.pointer, 1)
     }
 }
 
