@@ -74,7 +74,8 @@ struct Evaluate: ParsableCommand {
         if json {
             let object: [String: Any] = [
                 "loss": Double(evaluation.loss), "accuracy": evaluation.accuracy ?? Double.nan, "count": evaluation.count,
-                "per_class_accuracy": perClass.map { $0 ?? Double.nan }, "confusion_matrix": confusion,
+                // A class without test images has no accuracy: null, not NaN (which JSON cannot hold).
+                "per_class_accuracy": perClass.map { $0.map { $0 as Any } ?? NSNull() }, "confusion_matrix": confusion,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

@@ -20,6 +20,11 @@ extension Train {
 
     func run(world: MPICommunicator?) throws {
         let settings = try settings()
+        if let needed = memoryNeeded(settings), needed > ProcessInfo.processInfo.physicalMemory {
+            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
+        } else if memoryNeeded(settings) == nil {
+            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) is too large to count", rank: world)
+        }
         Parallel.setThreadCount(threads ?? (world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount))
 
         let data: (train: Dataset, test: Dataset)
@@ -36,6 +41,9 @@ extension Train {
             let side = Int(Double(data.train.featureCount).squareRoot())
             guard side * side == data.train.featureCount else {
                 throw fail("--model cnn needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
+            }
+            guard side >= 4 else {
+                throw fail("--model cnn needs images of at least 4×4 pixels for its two 2×2 poolings; \(self.data) has \(side)×\(side)", rank: world)
             }
         }
         guard data.train.featureCount == settings.sizes[0] else {

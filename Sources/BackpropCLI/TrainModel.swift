@@ -71,6 +71,26 @@ extension Train {
         ])
     }
 
+    /// Bytes an MLP of `settings.sizes` needs while training, counted before anything is allocated: parameters,
+    /// gradients and up to three optimizer buffers (AMSGrad's), 4 bytes each, and the activations and their gradients
+    /// of a micro-batch (at most 4 096 rows) and of an evaluation batch. `nil` when the count overflows.
+    func memoryNeeded(_ settings: Settings) -> UInt64? {
+        let sizes = settings.sizes
+        var parameters = 0, activations = 0
+        for i in 0..<(sizes.count - 1) {
+            let (weights, o1) = (sizes[i] &+ 1).multipliedReportingOverflow(by: sizes[i + 1])
+            let (sum, o2) = parameters.addingReportingOverflow(weights)
+            let (units, o3) = activations.addingReportingOverflow(sizes[i + 1])
+            guard !o1 && !o2 && !o3 && sizes[i] < Int.max else { return nil }
+            (parameters, activations) = (sum, units)
+        }
+        let rows = UInt64(settings.batchSize == 0 ? 4096 : min(settings.batchSize, 4096)) + 256
+        let (a, o4) = UInt64(parameters).multipliedReportingOverflow(by: 20)
+        let (b, o5) = UInt64(activations).multipliedReportingOverflow(by: 8 * rows)
+        let (total, o6) = a.addingReportingOverflow(b)
+        return o4 || o5 || o6 ? nil : total
+    }
+
     func makeNetwork(_ settings: Settings) -> Network {
         if model == .cnn {
             let side = Int(Double(settings.sizes[0]).squareRoot())
@@ -91,3 +111,6 @@ extension Train {
         return Network(inputSize: sizes[0], layers: layers)
     }
 }
+
+/// `bytes` as "12.3 GB".
+func gigabytes(_ bytes: UInt64) -> String { String(format: "%.1f GB", Double(bytes) / 1e9) }

@@ -210,3 +210,71 @@ struct HostileFlagTests {
         #expect(!FileManager.default.fileExists(atPath: model))
     }
 }
+
+/// More hostile inputs of the reliability issue: empty data, tiny images for the CNN, models that cannot fit in
+/// memory, a class without test images, a checkpoint whose generator cannot draw.
+@Suite("The backprop command: hostile data and models")
+struct HostileDataTests {
+    /// A folder of `train` training and `test` test images (4×4, labels cycling through `classes`).
+    static func folder(_ folder: borrowing TemporaryFolder, train: Int, test: Int, classes: Int = 4, side: Int = 4) {
+        for (prefix, n) in [("train", train), ("t10k", test)] {
+            folder.write("\(prefix)-images-idx3-ubyte.gz", idx([n, side, side], (0..<(n * side * side)).map { UInt8($0 % 251) }))
+            folder.write("\(prefix)-labels-idx1-ubyte.gz", idx([n], (0..<n).map { UInt8($0 % classes) }))
+        }
+    }
+
+    @Test(arguments: [
+        (0, 10, ["train", "--layers", "16-4", "--epochs", "1"], "the data does not fit the network: expected at least one training sample, found none"),
+        (10, 0, ["train", "--layers", "16-4", "--epochs", "1"], "expected at least one sample to evaluate, found none"),
+    ])
+    func emptyDataIsAnError(_ train: Int, _ test: Int, _ arguments: [String], _ message: String) throws {
+        let folder = TemporaryFolder()
+        Self.folder(folder, train: train, test: test)
+        let result = try runBackprop(arguments + ["--data", folder.path])
+        #expect(result.status == 1 && result.stderr.contains(message) && result.stderr.split(separator: "\n").count == 1,
+                "\(result.status) \(result.stderr)")
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func theCNNRefusesImagesTooSmallForItsPoolings(_ side: Int) throws {
+        let folder = TemporaryFolder()
+        Self.folder(folder, train: 8, test: 8, side: side)
+        let result = try runBackprop(["train", "--data", folder.path, "--model", "cnn", "--layers", "\(side * side)-4", "--epochs", "1"])
+        #expect(result.status == 1 && result.stderr.contains("at least 4×4 pixels"), "\(result.status) \(result.stderr)")
+    }
+
+    @Test(arguments: [("784-100000000-10", "needs about"), ("784-9223372036854775807-10", "too large to count"),
+                      ("784-3000000-3000000-10", "needs about")])
+    func modelsThatCannotFitAreRefusedBeforeAllocating(_ layers: String, _ message: String) throws {
+        let start = Date()
+        let result = try runBackprop(["train", "--layers", layers, "--data", "/nonexistent"])
+        #expect(result.status == 1 && result.stderr.contains(message), "\(result.status) \(result.stderr)")
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
+    @Test func aClassWithoutTestImagesHasNullAccuracyInJSON() throws {
+        let folder = TemporaryFolder()
+        Self.folder(folder, train: 12, test: 9, classes: 3)  // 4 classes in the model, class 3 has no test image
+        let model = "\(folder.path)/m.safetensors"
+        try Network(sizes: [16, 4], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        let result = try runBackprop(["evaluate", "--model", model, "--data", folder.path, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let perClass = try #require(object["per_class_accuracy"] as? [Any])
+        #expect(perClass.count == 4 && perClass[3] is NSNull && perClass[0] is NSNumber, "\(result.stdout)")
+    }
+
+    @Test func aCheckpointWhoseGeneratorIsAllZerosIsRefused() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let checkpoint = "\(folder.path)/c.safetensors"
+        var result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1",
+                                      "--checkpoint-every", "1", "--checkpoint", checkpoint, "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        var file = try SafetensorsFile(contentsOf: checkpoint)
+        file.metadata[TrainingCheckpoint.Key.generator] = "0,0,0,0"
+        try file.write(to: checkpoint)
+        result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "2", "--resume", checkpoint])
+        #expect(result.status == 1 && result.stderr.contains("not all zero"), "\(result.status) \(result.stderr)")
+    }
+}

@@ -48,8 +48,8 @@ public enum TrainingCheckpoint {
         }
         let epoch = try number(Key.epoch, as: Int.self), steps = try number(Key.optimizerSteps, as: Int.self)
         let words = (file.metadata[Key.generator] ?? "").split(separator: ",").compactMap { UInt64($0) }
-        guard words.count == 4 else {
-            throw .invalidArchitecture(path: path, reason: "metadata '\(Key.generator)' is not four numbers")
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else {  // all zeros: xoshiro would draw 0 forever
+            throw .invalidArchitecture(path: path, reason: "metadata '\(Key.generator)' is not four numbers, not all zero")
         }
         var buffers: [String: Matrix] = [:]
         for (name, tensor) in file.tensors where name.hasPrefix(Key.optimizerTensorPrefix) {

@@ -32,6 +32,7 @@ public final class Evaluator {
     /// The mean loss, accuracy and confusion matrix of the network on `data`, in evaluation mode (changes nothing).
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
         try checkDataFits(data, network)
+        guard data.count > 0 else { throw .dataMismatch(expected: "at least one sample to evaluate", found: "none") }
         var lossSum = 0.0
         let classes = data.targetWidth
         for i in counts.indices { counts[i] = 0 }

@@ -189,6 +189,7 @@ public final class Trainer {
         on data: Dataset, onBatch: (_ done: Int, _ total: Int, _ meanLoss: Float) -> Void = { _, _, _ in }
     ) throws(TrainingError) -> EpochReport {
         try checkFits(data)
+        guard data.count > 0 else { throw .dataMismatch(expected: "at least one training sample", found: "none") }
         let start = monotonicSeconds()
         if order.count != data.count { order = [Int32](repeating: 0, count: data.count) }
         for i in order.indices { order[i] = Int32(i) }
