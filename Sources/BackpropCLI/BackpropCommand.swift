@@ -35,3 +35,29 @@ struct StandardError: TextOutputStream {
 }
 
 extension ActivationKind: ExpressibleByArgument {}
+
+/// Checks, before any work, that a file can be written at `path` (given by `flag`): a regular file that can be
+/// written, or a new file in a folder that exists and can be written. Anything else — an empty path, a folder, a
+/// device, a FIFO — is refused, so that nothing but a regular file is ever replaced.
+func checkOutputLocation(_ path: String, flag: String) throws {
+    guard !path.isEmpty else { throw fail("\(flag) is empty; give a file name") }
+    var info = stat()
+    if stat(path, &info) == 0 {
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("\(flag) \(path) exists and is not a regular file; only regular files are replaced") }
+        guard access(path, W_OK) == 0 else { throw fail("\(flag) \(path) cannot be written (permission denied)") }
+    } else {
+        let folder = (path as NSString).deletingLastPathComponent
+        var folderInfo = stat()
+        guard stat(folder.isEmpty ? "." : folder, &folderInfo) == 0, (folderInfo.st_mode & S_IFMT) == S_IFDIR else {
+            throw fail("\(flag) \(path): the folder does not exist")
+        }
+        guard access(folder.isEmpty ? "." : folder, W_OK) == 0 else { throw fail("\(flag) \(path): the folder cannot be written") }
+    }
+}
+
+/// Whether `a` and `b` name the same file (the same path, or the same existing file through another path).
+func sameFile(_ a: String, _ b: String) -> Bool {
+    if (a as NSString).standardizingPath == (b as NSString).standardizingPath { return true }
+    var x = stat(), y = stat()
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino
+}

@@ -111,7 +111,7 @@ struct RLTrain: ParsableCommand {
     func run() throws {
         Parallel.setThreadCount(threads)
         let environment = try EnvironmentName.make(env, seed: seed)
-        if let output { try checkWritable(output) }
+        if let output { try checkOutputLocation(output, flag: "--output") }
         let p = dropout ?? (algorithm == .reinforce ? 0.6 : 0)
         let policy = Network(inputSize: environment.observationSize, layers: [
             Dense(inputSize: environment.observationSize, outputSize: hidden), Dropout(probability: p, seed: seed &+ 1),
@@ -255,18 +255,6 @@ func drawCartPole(_ state: (Double, Double, Double, Double), episode: Int, step:
     }
     let header = String(format: "episode %d  step %3d  return %.0f  x %+.2f  θ %+.1f°", episode, step, total, state.0, state.2 * 180 / .pi)
     return (clear ? "\u{1B}[H\u{1B}[2J" : "") + header + "\n" + grid.map { String($0) }.joined(separator: "\n")
-}
-
-/// Checks before training that `path` can be written (a regular file or a new one in an existing folder).
-func checkWritable(_ path: String) throws {
-    var info = stat()
-    if stat(path, &info) == 0 {
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("\(path) exists and is not a regular file; choose another --output") }
-        guard access(path, W_OK) == 0 else { throw fail("\(path) cannot be written") }
-    } else {
-        let folder = (path as NSString).deletingLastPathComponent
-        guard access(folder.isEmpty ? "." : folder, W_OK) == 0 else { throw fail("\(path): the folder cannot be written or does not exist") }
-    }
 }
 
 extension PolicyGradientAlgorithm: ExpressibleByArgument {}

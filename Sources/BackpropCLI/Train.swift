@@ -20,6 +20,18 @@ extension Train {
 
     func run(world: MPICommunicator?) throws {
         let settings = try settings()
+        // Every output location is checked before the first epoch, so that no training is lost to a bad path.
+        if (world?.rank ?? 0) == 0 {
+            do {
+                if let output { try checkOutputLocation(output, flag: "--output") }
+                if let plot { try checkOutputLocation(plot, flag: "--plot") }
+                if checkpointEvery != nil { try checkOutputLocation(checkpoint, flag: "--checkpoint") }
+            }
+            if let output, checkpointEvery != nil, sameFile(output, checkpoint) {
+                throw fail("--output and --checkpoint name the same file (\(output)); the model would overwrite the checkpoint")
+            }
+            if let output, let plot, sameFile(output, plot) { throw fail("--output and --plot name the same file (\(output))") }
+        }
         if let needed = memoryNeeded(settings), needed > ProcessInfo.processInfo.physicalMemory {
             throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
         } else if memoryNeeded(settings) == nil {
@@ -118,8 +130,7 @@ extension Train {
             }
             reporter.note("weights bitwise identical on all \(world.size) ranks")
         }
-        do {
-            if let plot { try writeAtomically(Array(curves.svg().utf8), to: plot) }
+        do {  // the model first: a plot that fails must not lose it
             if let output, let last {
                 var metadata = metadata
                 metadata["train_loss"] = "\(last.report.trainLoss)"
@@ -128,6 +139,7 @@ extension Train {
                 try network.save(to: output, metadata: metadata)
                 reporter.note("saved the model to \(output)")
             }
+            if let plot { try writeAtomically(Array(curves.svg().utf8), to: plot) }
         } catch {
             throw fail(error.description)
         }

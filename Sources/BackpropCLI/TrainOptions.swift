@@ -200,6 +200,14 @@ struct Train: ParsableCommand {
             throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
         }
         guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
+        if model == .cnn {  // refuse what the CNN cannot honour rather than ignore it
+            if layers != nil && settings.sizes.count > 2 {
+                throw ValidationError("--model cnn has its own hidden layers; give --layers as INPUTS-CLASSES (e.g. 784-10), got '\(layers ?? "")'")
+            }
+            if batchNorm { throw ValidationError("--model cnn does not take --batch-norm") }
+            if dropout > 0 { throw ValidationError("--model cnn does not take --dropout") }
+            if residual { throw ValidationError("--model cnn does not take --residual") }
+        }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }

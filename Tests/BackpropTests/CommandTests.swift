@@ -278,3 +278,41 @@ struct HostileDataTests {
         #expect(result.status == 1 && result.stderr.contains("not all zero"), "\(result.status) \(result.stderr)")
     }
 }
+
+/// Output locations are checked before the first epoch, and only regular files are ever replaced.
+@Suite("The backprop command: output locations")
+struct OutputLocationTests {
+    @Test(arguments: [
+        (["--output", ""], "--output is empty"),
+        (["--output", "/dev/null"], "--output /dev/null exists and is not a regular file"),
+        (["--output", "FOLDER"], "exists and is not a regular file"),
+        (["--output", "FOLDER/missing/m.safetensors"], "the folder does not exist"),
+        (["--plot", "/dev/zero"], "--plot /dev/zero exists and is not a regular file"),
+        (["--checkpoint-every", "1", "--checkpoint", "FOLDER/nothing/c.safetensors"], "--checkpoint"),
+        (["--output", "FOLDER/same.safetensors", "--checkpoint-every", "1", "--checkpoint", "FOLDER/same.safetensors"], "name the same file"),
+        (["--model", "cnn", "--layers", "16-8-4"], "--model cnn has its own hidden layers"),
+        (["--model", "cnn", "--batch-norm"], "--model cnn does not take --batch-norm"),
+        (["--model", "cnn", "--dropout", "0.5"], "--model cnn does not take --dropout"),
+    ])
+    func badOutputsAreRefusedBeforeTraining(_ flags: [String], _ message: String) throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let arguments = ["train", "--data", folder.path, "--epochs", "1"] + (flags.contains("--model") ? [] : ["--layers", "16-4"])
+            + flags.map { $0.replacingOccurrences(of: "FOLDER", with: folder.path) }
+        let before = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        let result = try runBackprop(arguments)
+        #expect(result.status == 1 || result.status == 64, "\(flags): \(result.status)")
+        // One line: the error (a usage error, status 64, is followed by ArgumentParser's usage lines).
+        let first = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(first.contains(message) && (result.status == 64 || result.stderr.split(separator: "\n").count == 1), "\(flags): \(result.stderr)")
+        #expect(result.stdout.isEmpty, "\(flags): training started: \(result.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == before, "\(flags)")
+    }
+
+    @Test func theLibraryNeverReplacesAnythingButARegularFile() {
+        #expect(throws: CheckpointError.self) { try writeAtomically([1], to: "/dev/null") }
+        #expect(throws: CheckpointError.writeFailed(path: "", reason: "the path names no file")) { try writeAtomically([1], to: "") }
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR, "/dev/null is still a device")
+    }
+}

@@ -45,15 +45,22 @@ import Darwin
 /// to disk (`fsync`) and renamed over `path` (atomic within a file system), and the folder is flushed so that the
 /// rename is durable. A crash or kill at any moment leaves either the previous file or the complete new one at
 /// `path`, never a mixture; on an error the temporary file is removed and the previous file is left as it was.
-/// (A killed process cannot remove its temporary file: it is named `.NAME.tmp-PID-N` beside `path`.)
+/// (A killed process cannot remove its temporary file: it is named `.NAME.tmp-PID-N` beside `path`.) Only a
+/// regular file is ever replaced: a device, a FIFO or a folder at `path` is an error, and so is an empty path.
 @_spi(Internals) public func writeAtomically(
     to path: String, _ body: (inout AtomicFileWriter) throws(CheckpointError) -> Void
 ) throws(CheckpointError) {
+    guard !path.isEmpty, !path.hasSuffix("/") else { throw .writeFailed(path: path, reason: "the path names no file") }
+    var existing = stat()
+    if stat(path, &existing) == 0 && (existing.st_mode & S_IFMT) != S_IFREG {
+        throw .writeFailed(path: path, reason: "it exists and is not a regular file (only regular files are replaced)")
+    }
     let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[..<$0]) } ?? "."
+    let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
     let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
     var generator = SystemRandomNumberGenerator()
-    let temporary = "\(folder.isEmpty ? "" : folder + "/").\(name).tmp-\(getpid())-\(generator.next() % 1_000_000_000)"
+    // Beside the file, so that the rename stays within one file system (a file at the root: in the root).
+    let temporary = "\(folder == "/" ? "" : folder)/.\(name).tmp-\(getpid())-\(generator.next() % 1_000_000_000)"
     func failure(_ what: String) -> CheckpointError {
         .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
     }
@@ -74,6 +81,6 @@ import Darwin
         unlink(temporary)
         throw error
     }
-    let folderDescriptor = open(folder.isEmpty ? "/" : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    let folderDescriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if folderDescriptor >= 0 { fsync(folderDescriptor); close(folderDescriptor) }
 }

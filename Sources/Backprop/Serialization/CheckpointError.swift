@@ -42,7 +42,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .invalidArchitecture(let path, let reason): "\(path): not a Backprop model: \(reason)"
         case .unsupportedLayer(let type):
             "a \(type) layer cannot be saved in a checkpoint: make it a SavableLayer and register it with LayerRegistry.register(\(type).self)"
-        case .writeFailed(let path, let reason): "\(path): cannot be written: \(reason)"
+        case .writeFailed(let path, let reason): path.isEmpty ? "an empty path cannot be written" : "\(path): cannot be written: \(reason)"
         case .nonFiniteValues(let path, let tensor):
             "\(path): tensor '\(tensor)' holds NaN or infinite values (did training diverge?); such a model is not saved or loaded"
         case .stateDictMismatch(let path, let missing, let unexpected, let misshaped):
