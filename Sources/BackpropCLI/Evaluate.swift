@@ -26,7 +26,7 @@ struct ModelAndData {
             throw fail(error.description)
         }
         do {
-            test = try Dataset.mnist(directory: data, classCount: network.outputSize).test
+            test = try Dataset.mnistTest(directory: data, classCount: network.outputSize)
         } catch {
             throw fail(error.description)
         }

@@ -316,3 +316,18 @@ struct OutputLocationTests {
         #expect(stat("/dev/null", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR, "/dev/null is still a device")
     }
 }
+
+@Suite("The backprop command: test files only")
+struct TestFilesOnlyTests {
+    @Test func evaluateAndPredictNeedOnlyTheTestFiles() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 12, seed: 1)
+        for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] { try FileManager.default.removeItem(atPath: "\(folder.path)/\(name)") }
+        let model = "\(folder.path)/m.safetensors"
+        try Network(sizes: [16, 4], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path])
+        #expect(evaluate.status == 0 && evaluate.stdout.contains("12"), "\(evaluate.stdout) \(evaluate.stderr)")
+        let predict = try runBackprop(["predict", "--model", model, "--data", folder.path, "--index", "3"])
+        #expect(predict.status == 0 && predict.stdout.contains("test image 3"), "\(predict.stdout) \(predict.stderr)")
+    }
+}

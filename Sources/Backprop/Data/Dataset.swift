@@ -182,15 +182,22 @@ extension Dataset {
         directory: String = defaultDirectory, classCount: Int = 10
     ) throws(DataError) -> (train: Dataset, test: Dataset) {
         let files = standardFiles
-        let train = try load(images: locate(files.trainImages, in: directory),
-                             labels: locate(files.trainLabels, in: directory), classCount: classCount)
-        let test = try load(images: locate(files.testImages, in: directory),
-                            labels: locate(files.testLabels, in: directory), classCount: classCount)
+        let trainImages = locate(files.trainImages, in: directory), testImages = locate(files.testImages, in: directory)
+        let train = try load(images: trainImages, labels: locate(files.trainLabels, in: directory), classCount: classCount)
+        let test = try load(images: testImages, labels: locate(files.testLabels, in: directory), classCount: classCount)
         guard train.featureCount == test.featureCount else {
-            throw .mismatch(expected: "test images of \(train.featureCount) pixels like the training images",
+            throw .mismatch(expected: "test images (\(testImages)) of \(train.featureCount) pixels like the training images (\(trainImages))",
                             found: "\(test.featureCount) pixels")
         }
         return (train, test)
+    }
+
+    /// Loads only the test images and labels of an MNIST-format folder (for evaluating or predicting: the training
+    /// files need not be there).
+    public static func mnistTest(directory: String = defaultDirectory, classCount: Int = 10) throws(DataError) -> Dataset {
+        let files = standardFiles
+        return try load(images: locate(files.testImages, in: directory), labels: locate(files.testLabels, in: directory),
+                        classCount: classCount)
     }
 
     /// Loads one image file and its label file.
