@@ -161,6 +161,14 @@ extension Train {
         guard saved.architecture == architecture, saved.optimizer == settings.optimizer.rawValue else {
             throw fail("\(resume) was written by a \(saved.architecture ?? "?") network with \(saved.optimizer ?? "?"); resume with the same --layers and --optimizer (given: \(architecture), \(settings.optimizer.rawValue))")
         }
+        // The checkpoint is the authority on the model: a flag that would describe another one is an error.
+        let given = metadata(settings, schedule: makeSchedule(settings))
+        for (key, flag) in [("model", "--model"), ("activation", "--activation"), ("loss", "--loss"), ("dropout", "--dropout"),
+                            ("batch_norm", "--batch-norm"), ("residual", "--residual")] {
+            if let recorded = file.metadata[key], let value = given[key], recorded != value {
+                throw fail("\(flag) \(value) conflicts with \(resume), which was trained with \(key.replacingOccurrences(of: "_", with: "-")) \(recorded); resume with the same settings")
+            }
+        }
         return (network, file)
     }
 

@@ -331,3 +331,41 @@ struct TestFilesOnlyTests {
         #expect(predict.status == 0 && predict.stdout.contains("test image 3"), "\(predict.stdout) \(predict.stderr)")
     }
 }
+
+@Suite("The backprop command: resuming")
+struct ResumeConflictTests {
+    /// Trains one epoch with `flags` and a checkpoint; returns the folder's checkpoint path.
+    static func checkpoint(_ folder: borrowing TemporaryFolder, _ flags: [String]) throws -> String {
+        quadrantFolder(folder, count: 20, seed: 1)
+        let path = "\(folder.path)/c.safetensors"
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--epochs", "1", "--checkpoint-every", "1",
+                                      "--checkpoint", path, "--quiet"] + flags)
+        #expect(result.status == 0, "\(result.stderr)")
+        return path
+    }
+
+    @Test(arguments: [
+        (["--dropout", "0.2"], [], "--dropout 0.0 conflicts with"),
+        (["--activation", "tanh"], [], "--activation relu conflicts with"),
+        (["--batch-norm"], [], "--batch-norm false conflicts with"),
+        ([], ["--loss", "binary-cross-entropy"], "--loss binary-cross-entropy conflicts with"),
+    ])
+    func aFlagThatContradictsTheCheckpointIsAnError(_ first: [String], _ second: [String], _ message: String) throws {
+        let folder = TemporaryFolder()
+        let path = try Self.checkpoint(folder, first)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--epochs", "2", "--resume", path] + second)
+        #expect(result.status == 1 && result.stderr.contains(message) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "the checkpoint is untouched")
+    }
+
+    @Test func aNegativeEpochCountIsRefused() throws {
+        let folder = TemporaryFolder()
+        let path = try Self.checkpoint(folder, [])
+        var file = try SafetensorsFile(contentsOf: path)
+        file.metadata[TrainingCheckpoint.Key.epoch] = "-3"
+        try file.write(to: path)
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-8-4", "--epochs", "2", "--resume", path])
+        #expect(result.status == 1 && result.stderr.contains("neither can be negative"), "\(result.stderr)")
+    }
+}

@@ -47,6 +47,9 @@ public enum TrainingCheckpoint {
             return value
         }
         let epoch = try number(Key.epoch, as: Int.self), steps = try number(Key.optimizerSteps, as: Int.self)
+        guard epoch >= 0, steps >= 0 else {
+            throw .invalidArchitecture(path: path, reason: "the training state counts \(epoch) epochs and \(steps) optimizer steps; neither can be negative")
+        }
         let words = (file.metadata[Key.generator] ?? "").split(separator: ",").compactMap { UInt64($0) }
         guard words.count == 4, words.contains(where: { $0 != 0 }) else {  // all zeros: xoshiro would draw 0 forever
             throw .invalidArchitecture(path: path, reason: "metadata '\(Key.generator)' is not four numbers, not all zero")
