@@ -101,4 +101,23 @@ struct DataTests {
         for i in 0..<train.count { counts[train.label(at: i)] += 1 }
         #expect(counts == [Int](repeating: 6000, count: 10))
     }
+
+    /// A small gzip file that inflates far beyond what its header claims stops inflating at the claimed size: the
+    /// error comes after at most one more 1 MB chunk, not after 30 MB (or 30 GB) in memory.
+    @Test func aGzipBombStopsAtTheSizeItsHeaderClaims() throws {
+        let folder = TemporaryFolder()
+        let path = folder.write("bomb.gz", idx([10, 2, 2], [UInt8](repeating: 0, count: 30 << 20)))
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int) < 100_000)
+        #expect {
+            try IDXFile(contentsOf: path)
+        } throws: { error in
+            guard case .trailingBytes(path, 56, let found)? = error as? DataError else { return false }  // 4 + 12 header + 40
+            return found <= 2 << 20
+        }
+        // A gzip file whose header is not IDX stops at once too, and the header is what is reported.
+        let notIDX = folder.write("text.gz", [UInt8](repeating: 65, count: 10 << 20))
+        #expect(throws: DataError.badHeader(path: notIDX, offset: 0, expected: "magic bytes 00 00", found: "41 41")) {
+            try IDXFile(contentsOf: notIDX)
+        }
+    }
 }

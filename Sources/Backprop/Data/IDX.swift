@@ -23,7 +23,7 @@ public struct IDXFile: Sendable {
 
     /// Parses and validates an IDX file held in memory (gzip or raw); `path` is only for messages.
     public init(bytes: [UInt8], path: String) throws(DataError) {
-        let data = try decompressIfGzip(bytes, path: path)
+        let data = try decompressIfGzip(bytes, path: path, expectedSize: IDXFile.expectedSize)
         func byte(_ i: Int) -> Int { Int(data[i]) }
         guard data.count >= 4 else {
             throw .truncated(path: path, expectedBytes: 4, foundBytes: data.count)
@@ -69,6 +69,27 @@ public struct IDXFile: Sendable {
     }
 }
 
+extension IDXFile {
+    /// How long a decompressed IDX file must be, judged from its first bytes as they are inflated: unknown while the
+    /// header is incomplete, then the header's size plus the element count; `stop` for a header that cannot be
+    /// valid (inflating stops there and the parser reports the header).
+    static func expectedSize(_ data: [UInt8]) -> InflateLimit {
+        guard data.count >= 4 else { return .unknown }
+        guard data[0] == 0, data[1] == 0, data[2] == 0x08, data[3] >= 1 else { return .stop }
+        let headerSize = 4 + 4 * Int(data[3])
+        guard data.count >= headerSize else { return .unknown }
+        var count = 1
+        for d in 0..<Int(data[3]) {
+            let o = 4 + 4 * d
+            let size = Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3])
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow, product <= 1 << 40 else { return .stop }
+            count = product
+        }
+        return .size(headerSize + count)
+    }
+}
+
 extension String {
     fileprivate init(format2 a: UInt8, _ b: UInt8) {
         func hex(_ x: UInt8) -> String { (x < 16 ? "0" : "") + String(x, radix: 16, uppercase: true) }
@@ -76,12 +97,20 @@ extension String {
     }
 }
 
+/// What inflating may produce, as far as the bytes so far tell.
+enum InflateLimit { case unknown, stop, size(Int) }
+
 /// `raw`, decompressed if it starts with the gzip magic bytes `1F 8B` (`path` is only for messages).
 ///
 /// The gzip stream is inflated with zlib's `inflate` (not `gzread`, whose "transparent" mode would pass a corrupt
 /// stream through as if it were raw data), so a truncated or corrupt file is an error. Concatenated gzip members
 /// are read one after another, as `gunzip` does.
-func decompressIfGzip(_ raw: [UInt8], path: String) throws(DataError) -> [UInt8] {
+///
+/// With `expectedSize` (given the bytes inflated so far, the length the whole must have, once it can tell), inflating
+/// stops as soon as the output passes that length: a small file that would inflate to gigabytes is refused after the
+/// size its header claims (``DataError/trailingBytes(path:expectedBytes:foundBytes:)``, found = what was inflated
+/// when it stopped), never held whole in memory.
+func decompressIfGzip(_ raw: [UInt8], path: String, expectedSize: (([UInt8]) -> InflateLimit)? = nil) throws(DataError) -> [UInt8] {
     guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
     var stream = z_stream()
     guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -92,7 +121,7 @@ func decompressIfGzip(_ raw: [UInt8], path: String) throws(DataError) -> [UInt8]
     output.reserveCapacity(raw.count * 4)
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     var consumed = 0
-    var finished = false
+    var finished = false, stoppedEarly = false
     try raw.withUnsafeBufferPointer { (input) throws(DataError) in
         stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!)
         stream.avail_in = UInt32(input.count)
@@ -105,6 +134,14 @@ func decompressIfGzip(_ raw: [UInt8], path: String) throws(DataError) -> [UInt8]
             }
             output.append(contentsOf: chunk[0..<produced])
             consumed = input.count - Int(stream.avail_in)
+            switch expectedSize?(output) ?? .unknown {
+            case .unknown: break
+            case .stop:
+                stoppedEarly = true  // a header that cannot be valid: the parser reports it
+                return
+            case .size(let limit):
+                if output.count > limit { throw .trailingBytes(path: path, expectedBytes: limit, foundBytes: output.count) }
+            }
             switch status {
             case Z_STREAM_END:
                 finished = true
@@ -127,6 +164,7 @@ func decompressIfGzip(_ raw: [UInt8], path: String) throws(DataError) -> [UInt8]
             }
         }
     }
+    if stoppedEarly { return output }
     guard finished else {
         throw .unreadable(path: path, reason: "truncated gzip data: the stream ends without its end marker after \(raw.count) bytes")
     }
