@@ -39,8 +39,11 @@ let package = Package(
             name: "CSIMD"  // element-wise kernels compiled per ISA, prefetch, packed square root; no stable API
         ),
         .target(
+            name: "CSystem"  // async-signal-safe removal of a temporary file on SIGINT/SIGTERM; no stable API
+        ),
+        .target(
             name: "Backprop",
-            dependencies: ["CBLAS", "CZlib", "CSIMD"]
+            dependencies: ["CBLAS", "CZlib", "CSIMD", "CSystem"]
         ),
         .target(
             name: "BackpropMPI",

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Backprop
+@_spi(Internals) import Backprop
 import Foundation
 
 @main
@@ -9,6 +9,12 @@ struct BackpropCommand: ParsableCommand {
         abstract: "Train and evaluate neural networks with explicit backpropagation on OpenBLAS.",
         subcommands: [Train.self, Evaluate.self, Predict.self, RL.self],
         defaultSubcommand: nil)
+
+    /// Ctrl-C or SIGTERM during a save removes its temporary file; then parses the command line and runs.
+    static func main() {
+        installTemporaryFileCleanup()
+        main(nil)
+    }
 }
 
 /// Prints `message` to standard error as `backprop: error: message` and exits with status 1.

@@ -250,3 +250,39 @@ struct NonFiniteModelTests {
         #expect(throws: TrainingError.nonFiniteParameters(epoch: 1)) { try trainer.trainEpoch(on: data) }
     }
 }
+
+/// Ctrl-C or SIGTERM while `backprop train` saves: the temporary file is removed, nothing else is left.
+@Suite("Signals during a save")
+struct SignalDuringSaveTests {
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalDuringTheSaveLeavesNoTemporaryFile(_ signal: Int32) throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let process = Process()
+        process.executableURL = backpropExecutable
+        // About 36 MB of parameters: the save takes long enough to be caught in the middle.
+        process.arguments = ["train", "--data", folder.path, "--layers", "16-3000-3000-4", "--epochs", "1", "--threads", "1",
+                             "--output", "\(folder.path)/m.safetensors", "--quiet"]
+        try process.run()
+        var caughtMidSave = false
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            if names.contains(where: { $0.hasPrefix(".m.safetensors.tmp-") }) {
+                kill(process.processIdentifier, signal)
+                caughtMidSave = true
+                break
+            }
+            usleep(200)
+        }
+        process.waitUntilExit()
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(!left.contains(where: { $0.contains(".tmp-") }), "left behind: \(left)")
+        if caughtMidSave {
+            #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal)
+            // Either the save had finished (a complete, loadable model) or there is no model at all.
+            if left.contains("m.safetensors") { _ = try Network.load(from: "\(folder.path)/m.safetensors") }
+        }
+        print("signal \(signal): caught mid-save \(caughtMidSave), reason \(process.terminationReason.rawValue), status \(process.terminationStatus), left \(left)")
+    }
+}

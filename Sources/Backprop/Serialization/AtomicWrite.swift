@@ -3,6 +3,14 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSystem
+
+/// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the temporary file of a ``writeAtomically(to:_:)`` in progress
+/// before the process ends as the signal says (so Ctrl-C during a save leaves nothing behind). Call once, early, in
+/// a program that saves models; `backprop` does.
+@_spi(Internals) public func installTemporaryFileCleanup() {
+    bp_install_temporary_file_cleanup()
+}
 
 /// Writes `bytes` to `path` atomically (see ``writeAtomically(to:_:)``).
 @_spi(Internals) public func writeAtomically(_ bytes: [UInt8], to path: String) throws(CheckpointError) {
@@ -64,6 +72,8 @@ import Darwin
     func failure(_ what: String) -> CheckpointError {
         .writeFailed(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
     }
+    bp_temporary_file_begin(temporary)  // a signal from here on removes it (see installTemporaryFileCleanup())
+    defer { bp_temporary_file_end() }
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else { throw failure("cannot create \(temporary)") }
     var writer = AtomicFileWriter(descriptor: descriptor, temporaryPath: temporary, finalPath: path)
