@@ -67,3 +67,15 @@ func sameFile(_ a: String, _ b: String) -> Bool {
     var x = stat(), y = stat()
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino
 }
+
+/// The threads to use: `requested`, but no more than the CPUs this process may run on (more only wait for each other:
+/// a 1 000-thread team ran 20× slower); says so once on standard error unless `quiet`.
+func threadCount(_ requested: Int?, default fallback: Int, quiet: Bool) -> Int {
+    let available = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    guard let requested else { return min(fallback, available) }
+    if requested > available {
+        if !quiet { printError("backprop: note: using \(available) thread(s): more than the \(available) CPU(s) available cannot help") }
+        return available
+    }
+    return requested
+}

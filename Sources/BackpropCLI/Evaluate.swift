@@ -60,7 +60,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        Parallel.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        Parallel.setThreadCount(threadCount(threads, default: ProcessInfo.processInfo.activeProcessorCount, quiet: json))
         let loaded = try ModelAndData(options)
         let model = options.model, data = options.data
         let evaluation: Evaluation

@@ -37,7 +37,8 @@ extension Train {
         } else if memoryNeeded(settings) == nil {
             throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) is too large to count", rank: world)
         }
-        Parallel.setThreadCount(threads ?? (world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount))
+        Parallel.setThreadCount(threadCount(threads, default: world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount,
+                                            quiet: quiet || json))
 
         let data: (train: Dataset, test: Dataset)
         do {
@@ -211,4 +212,30 @@ struct EpochLine: Encodable {
     var update_ratios: [Double]?
     var ranks: Int?
     var allreduce_seconds_per_step: Double?
+
+    private enum CodingKeys: String, CodingKey {
+        case epoch, train_loss, test_loss, test_accuracy, epoch_seconds, samples_per_second, steps, learning_rate
+        case train_accuracy, grad_norms, update_ratios, ranks, allreduce_seconds_per_step
+    }
+
+    /// A value that is not finite (no accuracy, a loss that overflowed) is `null`: JSON has no NaN.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func number(_ value: Double, _ key: CodingKeys) throws {
+            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
+        }
+        try c.encode(epoch, forKey: .epoch)
+        try number(train_loss, .train_loss)
+        try number(test_loss, .test_loss)
+        try number(test_accuracy, .test_accuracy)
+        try number(epoch_seconds, .epoch_seconds)
+        try number(samples_per_second, .samples_per_second)
+        try c.encode(steps, forKey: .steps)
+        try number(learning_rate, .learning_rate)
+        try number(train_accuracy, .train_accuracy)
+        try c.encodeIfPresent(grad_norms?.map { $0.isFinite ? $0 : nil }, forKey: .grad_norms)
+        try c.encodeIfPresent(update_ratios?.map { $0.isFinite ? $0 : nil }, forKey: .update_ratios)
+        try c.encodeIfPresent(ranks, forKey: .ranks)
+        if let allreduce_seconds_per_step { try number(allreduce_seconds_per_step, .allreduce_seconds_per_step) }
+    }
 }

@@ -189,6 +189,17 @@ struct HostileFlagTests {
         #expect(result.stderr.contains(message) && !result.stderr.contains("Missing value"), "\(arguments): \(result.stderr)")
     }
 
+    @Test func moreThreadsThanCPUsAreCappedWithOneNote() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 40, seed: 1)
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "2", "--threads", "1000"])
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr == "backprop: note: using \(cpus) thread(s): more than the \(cpus) CPU(s) available cannot help\n",
+                "\(result.stderr)")
+        #expect(result.stdout.contains("\(cpus) thread(s)"))
+    }
+
     @Test func aHugeIndexIsOutsideTheImagesNotAnOverflow() throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 20, seed: 1)
