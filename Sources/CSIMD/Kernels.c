@@ -29,7 +29,7 @@ void bp_bytes_to_floats(float *restrict out, const uint8_t *restrict in, long co
 /// Σᵢ xᵢ (or Σᵢ xᵢ² with `squares`): in 32 float lanes over blocks of 4096 elements (128 additions per lane), the
 /// blocks added in double, so that long sums (a convolution's bias gradient adds 50 000 positions per channel, a
 /// gradient norm 100 000 parameters) stay within about 10⁻⁶ relative at vector speed. Inlined into each clone.
-static inline double bp_blockwise_sum(const float *restrict x, long count, int squares) {
+static inline __attribute__((always_inline)) double bp_blockwise_sum(const float *restrict x, long count, int squares) {
     double total = 0;
     for (long start = 0; start < count; start += 4096) {
         long end = start + 4096 < count ? start + 4096 : count;
