@@ -1,0 +1,67 @@
+@_spi(Internals) @testable import Backprop
+import BackpropTestSupport
+import Foundation
+import Testing
+
+/// The LSTM against torch.nn.LSTM (Tests/Fixtures/golden_lstm.py: outputs, h_n, c_n and every gradient, 1e-5) and
+/// against finite differences.
+@Suite("Recurrent layers")
+struct RecurrentTests {
+    static func lstm(returnsSequences: Bool) throws -> LSTM {
+        let network = Network(inputSize: 15, layers: [LSTM(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences)])
+        try network.loadStateDict([
+            "0.weight_ih_l0": .init(shape: [16, 3], values: GoldenLSTM.weight_ih_l0),
+            "0.weight_hh_l0": .init(shape: [16, 4], values: GoldenLSTM.weight_hh_l0),
+            "0.bias_ih_l0": .init(shape: [16], values: GoldenLSTM.bias_ih_l0),
+            "0.bias_hh_l0": .init(shape: [16], values: GoldenLSTM.bias_hh_l0),
+        ])
+        return network.layers[0] as! LSTM
+    }
+
+    @Test(arguments: [true, false])
+    func matchesPyTorch(returnsSequences: Bool) throws {
+        let layer = try Self.lstm(returnsSequences: returnsSequences)
+        let x = Matrix(rows: 2, columns: 15, values: GoldenLSTM.x)
+        let width = returnsSequences ? 20 : 4
+        let (golden, r): ([Double], [Float]) = returnsSequences ? (GoldenLSTM.Sequence.output, GoldenLSTM.Sequence.r)
+                                                               : (GoldenLSTM.Last.output, GoldenLSTM.Last.r)
+        let y = Matrix(rows: 2, columns: width), dy = Matrix(rows: 2, columns: width, values: r), dx = Matrix(rows: 2, columns: 15)
+        let context = LayerContext(mode: .training,
+                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
+        layer.forward(output: y, input: x, context: context)
+        expectClose(y.scalars, golden, "output")
+        for g in layer.parameterGradients { g.fill(0) }
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
+        let expected: [[Double]] = returnsSequences
+            ? [GoldenLSTM.Sequence.dx, GoldenLSTM.Sequence.d_weight_ih_l0, GoldenLSTM.Sequence.d_weight_hh_l0,
+               GoldenLSTM.Sequence.d_bias_ih_l0, GoldenLSTM.Sequence.d_bias_hh_l0]
+            : [GoldenLSTM.Last.dx, GoldenLSTM.Last.d_weight_ih_l0, GoldenLSTM.Last.d_weight_hh_l0,
+               GoldenLSTM.Last.d_bias_ih_l0, GoldenLSTM.Last.d_bias_hh_l0]
+        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"],
+                                               zip([dx] + layer.parameterGradients, expected)) {
+            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "\(name)")
+        }
+        // h_n is the last step's output.
+        let last = returnsSequences ? Array(y.scalars.enumerated().filter { ($0.offset % 20) >= 16 }.map(\.element)) : y.scalars
+        expectClose(last, GoldenLSTM.Sequence.hn, "h_n")
+    }
+
+    @Test(arguments: [true, false])
+    func passesTheGradientCheck(returnsSequences: Bool) {
+        let layer = LSTM(inputSize: 3, hiddenSize: 5, returnsSequences: returnsSequences, seed: 2)
+        let result = gradientCheck(layer, input: randomMatrix(4, 12, seed: 3, in: -1...1), epsilon: 1e-2)
+        #expect(result.passes(tolerance: 2e-2), "\(result)")
+    }
+
+    @Test func savesWithPyTorchsNamesAndLoads() throws {
+        let folder = TemporaryFolder()
+        let network = Network(inputSize: 28 * 28, layers: [LSTM(inputSize: 28, hiddenSize: 8, returnsSequences: false),
+                                                          Dense(inputSize: 8, outputSize: 10)], initializer: .pytorchDefault, seed: 1)
+        #expect(network.stateDict.map(\.name) == ["0.weight_ih_l0", "0.weight_hh_l0", "0.bias_ih_l0", "0.bias_hh_l0", "1.weight", "1.bias"])
+        let path = "\(folder.path)/lstm.safetensors"
+        try network.save(to: path)
+        let loaded = try Network.load(from: path)
+        let x = randomMatrix(3, 784, seed: 4)
+        #expect(loaded(x).scalars.map(\.bitPattern) == network(x).scalars.map(\.bitPattern))
+    }
+}
