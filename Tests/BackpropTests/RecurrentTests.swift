@@ -64,4 +64,38 @@ struct RecurrentTests {
         let x = randomMatrix(3, 784, seed: 4)
         #expect(loaded(x).scalars.map(\.bitPattern) == network(x).scalars.map(\.bitPattern))
     }
+
+    @Test(arguments: [true, false])
+    func theGRUMatchesPyTorch(returnsSequences: Bool) throws {
+        let network = Network(inputSize: 15, layers: [GRU(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences)])
+        try network.loadStateDict([
+            "0.weight_ih_l0": .init(shape: [12, 3], values: GoldenGRU.weight_ih_l0),
+            "0.weight_hh_l0": .init(shape: [12, 4], values: GoldenGRU.weight_hh_l0),
+            "0.bias_ih_l0": .init(shape: [12], values: GoldenGRU.bias_ih_l0),
+            "0.bias_hh_l0": .init(shape: [12], values: GoldenGRU.bias_hh_l0),
+        ])
+        let layer = network.layers[0] as! GRU
+        let x = Matrix(rows: 2, columns: 15, values: GoldenGRU.x)
+        let width = returnsSequences ? 20 : 4
+        let (golden, r): ([Double], [Float]) = returnsSequences ? (GoldenGRU.Sequence.output, GoldenGRU.Sequence.r)
+                                                               : (GoldenGRU.Last.output, GoldenGRU.Last.r)
+        let y = Matrix(rows: 2, columns: width), dy = Matrix(rows: 2, columns: width, values: r), dx = Matrix(rows: 2, columns: 15)
+        let context = LayerContext(mode: .training,
+                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
+        layer.forward(output: y, input: x, context: context)
+        expectClose(y.scalars, golden, "output")
+        for g in layer.parameterGradients { g.fill(0) }
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
+        let expected: [[Double]] = returnsSequences
+            ? [GoldenGRU.Sequence.dx, GoldenGRU.Sequence.d_weight_ih_l0, GoldenGRU.Sequence.d_weight_hh_l0,
+               GoldenGRU.Sequence.d_bias_ih_l0, GoldenGRU.Sequence.d_bias_hh_l0]
+            : [GoldenGRU.Last.dx, GoldenGRU.Last.d_weight_ih_l0, GoldenGRU.Last.d_weight_hh_l0,
+               GoldenGRU.Last.d_bias_ih_l0, GoldenGRU.Last.d_bias_hh_l0]
+        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"],
+                                               zip([dx] + layer.parameterGradients, expected)) {
+            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "GRU \(name)")
+        }
+        #expect(gradientCheck(GRU(inputSize: 3, hiddenSize: 5, returnsSequences: returnsSequences, seed: 2),
+                              input: randomMatrix(4, 12, seed: 3)).passes(tolerance: 2e-2))
+    }
 }
