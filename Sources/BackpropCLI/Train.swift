@@ -50,12 +50,12 @@ extension Train {
             }
             throw fail(message, rank: world)
         }
-        if model == .cnn {
+        if model != .mlp {
             let side = Int(Double(data.train.featureCount).squareRoot())
             guard side * side == data.train.featureCount else {
-                throw fail("--model cnn needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
+                throw fail("--model \(model.rawValue) needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
             }
-            guard side >= 4 else {
+            guard side >= 4 || model != .cnn else {
                 throw fail("--model cnn needs images of at least 4×4 pixels for its two 2×2 poolings; \(self.data) has \(side)×\(side)", rank: world)
             }
         }
@@ -177,7 +177,7 @@ extension Train {
     func summary(_ settings: Settings, loss: any Loss, schedule: any LearningRateSchedule,
                  data: (train: Dataset, test: Dataset), world: MPICommunicator?) -> String {
         """
-        backprop: \(model == .cnn ? "cnn (conv32-pool-conv64-pool-128-\(settings.sizes.last!))" : settings.sizes.map(String.init).joined(separator: "-")) \
+        backprop: \(modelDescription(settings)) \
         \(settings.activation.rawValue)\(batchNorm ? " + batch norm" : "")\(residual ? ", residual" : ""), \
         \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
         \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
@@ -186,6 +186,16 @@ extension Train {
         \(world.map { " on each of \($0.size) MPI ranks" } ?? ""); \
         \(data.train.count) training and \(data.test.count) test samples from \(self.data)
         """
+    }
+
+    /// The model in the summary line.
+    func modelDescription(_ settings: Settings) -> String {
+        let side = Int(Double(settings.sizes[0]).squareRoot())
+        return switch model {
+        case .mlp: settings.sizes.map(String.init).joined(separator: "-")
+        case .cnn: "cnn (conv32-pool-conv64-pool-128-\(settings.sizes.last!))"
+        case .lstm, .gru: "\(model.rawValue) (\(side) steps of \(side) → \(hidden) → \(settings.sizes.last!))"
+        }
     }
 
     /// JSON lines with `--json`, nothing but errors with `--quiet` (and on every rank but the first), a progress bar

@@ -68,10 +68,15 @@ struct Train: ParsableCommand {
     var dropout: Float = 0
 
     @Option(help: """
-        mlp (the --layers network) or cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
-        – flatten – dense 128 – activation – dense (classes), for square one-channel images. (default: mlp)
+        mlp (the --layers network); cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
+        – flatten – dense 128 – activation – dense (classes), for square one-channel images; lstm or gru: each image \
+        read row by row (28 steps of 28 pixels), the last step's hidden state (--hidden) into a dense layer, named \
+        rnn and head as in torch_rnn_rows.py. (default: mlp)
         """)
     var model: ModelKind = .mlp
+
+    @Option(parsing: .unconditional, help: "lstm and gru: the hidden state's size. (default: 128)")
+    var hidden: Int = 128
 
     @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
     var batchNorm = false
@@ -136,7 +141,7 @@ struct Train: ParsableCommand {
     var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, lstm, gru }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
     }
@@ -200,14 +205,15 @@ struct Train: ParsableCommand {
             throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
         }
         guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
-        if model == .cnn {  // refuse what the CNN cannot honour rather than ignore it
+        if model != .mlp {  // refuse what the CNN and the recurrent models cannot honour rather than ignore it
             if layers != nil && settings.sizes.count > 2 {
-                throw ValidationError("--model cnn has its own hidden layers; give --layers as INPUTS-CLASSES (e.g. 784-10), got '\(layers ?? "")'")
+                throw ValidationError("--model \(model.rawValue) has its own hidden layers; give --layers as INPUTS-CLASSES (e.g. 784-10), got '\(layers ?? "")'")
             }
-            if batchNorm { throw ValidationError("--model cnn does not take --batch-norm") }
-            if dropout > 0 { throw ValidationError("--model cnn does not take --dropout") }
-            if residual { throw ValidationError("--model cnn does not take --residual") }
+            if batchNorm { throw ValidationError("--model \(model.rawValue) does not take --batch-norm") }
+            if dropout > 0 { throw ValidationError("--model \(model.rawValue) does not take --dropout") }
+            if residual { throw ValidationError("--model \(model.rawValue) does not take --residual") }
         }
+        guard hidden >= 1 && hidden <= 1 << 16 else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }

@@ -62,3 +62,25 @@ struct RLCommandTests {
         #expect(result.status == 64, "\(flags): \(result.status) \(result.stderr)")
     }
 }
+
+/// `backprop train --model lstm|gru`: images read row by row, saved with torch_rnn_rows.py's names.
+@Suite("The backprop command: recurrent models")
+struct RecurrentCommandTests {
+    @Test(arguments: ["lstm", "gru"])
+    func trainsSavesWithPyTorchNamesAndEvaluates(_ cell: String) throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 64, seed: 1)
+        let model = "\(folder.path)/\(cell).safetensors"
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--model", cell, "--hidden", "6",
+                                      "--optimizer", "adam", "--learning-rate", "0.01", "--epochs", "3", "--output", model, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let file = try SafetensorsFile(contentsOf: model)
+        let gates = cell == "lstm" ? 24 : 18
+        #expect(file.tensors["rnn.weight_ih_l0"]?.shape == [gates, 4] && file.tensors["rnn.weight_hh_l0"]?.shape == [gates, 6])
+        #expect(Set(file.tensors.keys) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "head.weight", "head.bias"])
+        let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path, "--json"])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        let refused = try runBackprop(["train", "--data", folder.path, "--model", cell, "--dropout", "0.5", "--epochs", "1"])
+        #expect(refused.status == 64 && refused.stderr.contains("--model \(cell) does not take --dropout"))
+    }
+}

@@ -104,12 +104,17 @@ extension BatchNorm: SavableLayer {
 }
 
 extension Sequential: SavableLayer {
-    public struct Settings: Codable, Sendable { public var layers: [LayerDescription] }
+    public struct Settings: Codable, Sendable { public var layers: [LayerDescription]; public var names: [String]? }
     public static let typeName = "sequential"
-    public var settings: Settings { Settings(layers: layers.map(LayerDescription.init)) }
+    public var settings: Settings {
+        Settings(layers: layers.map(LayerDescription.init), names: names == layers.indices.map(String.init) ? nil : names)
+    }
     public init(settings: Settings) throws {
         try checkSetting(!settings.layers.isEmpty, "sequential: no layers")
-        self.init(settings.layers.map(\.layer))
+        if let names = settings.names {
+            try checkSetting(Self.areValid(names, count: settings.layers.count), "sequential: names \(names) do not name its \(settings.layers.count) layers")
+        }
+        self.init(settings.layers.map(\.layer), names: settings.names)
     }
 }
 

@@ -18,6 +18,8 @@ public enum Checkpoint {
     public enum Key {
         public static let layers = "backprop.layers"
         public static let inputSize = "backprop.input_size"
+        /// The top-level layers' names when they are not `0`, `1`, … (a JSON array of strings).
+        public static let layerNames = "backprop.layer_names"
         public static let format = "format"
     }
 
@@ -42,6 +44,9 @@ public enum Checkpoint {
         allMetadata[Key.format] = "pt"  // what safetensors.torch writes; PyTorch tooling expects it
         allMetadata[Key.inputSize] = String(network.inputSize)
         allMetadata[Key.layers] = String(decoding: layers, as: UTF8.self)
+        if network.body.names != network.layers.indices.map(String.init) {
+            allMetadata[Key.layerNames] = String(decoding: (try? encoder.encode(network.body.names)) ?? Data(), as: UTF8.self)
+        }
         return SafetensorsFile(metadata: allMetadata, tensors: tensors)
     }
 
@@ -91,7 +96,15 @@ public enum Checkpoint {
             }
             size = next
         }
-        let network = Network(inputSize: inputSize, layers: layers)
+        var names: [String]?
+        if let text = file.metadata[Key.layerNames] {
+            guard let decoded = try? JSONDecoder().decode([String].self, from: Data(text.utf8)),
+                  Sequential.areValid(decoded, count: layers.count) else {
+                throw .invalidArchitecture(path: path, reason: "'\(Key.layerNames)' is not \(layers.count) distinct names without '.'")
+            }
+            names = decoded
+        }
+        let network = Network(inputSize: inputSize, layers: layers, names: names)
         try network.loadStateDict(file.tensors, path: path, strict: false)  // refuses non-finite tensors too
         return (network, file.metadata)
     }

@@ -23,7 +23,7 @@ extension Network {
 
     /// The network's tensors (views) with their PyTorch names and shapes.
     var namedTensors: [(name: String, tensor: Matrix, shape: [Int], transposed: Bool, isParameter: Bool)] {
-        layers.enumerated().flatMap { index, layer in
+        zip(body.names, layers).flatMap { index, layer in
             let parameters = zip(layer.parameterNames, layer.parameters).map { name, tensor in
                 ("\(index).\(name.name)", tensor, name.shape, name.transposed, true)
             }

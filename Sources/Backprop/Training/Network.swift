@@ -29,7 +29,13 @@ public final class Network: Sendable {
     /// Builds a network taking `inputSize` features through `layers`, **copying** their current parameter values
     /// into the network's buffers (the layers passed in keep their own storage; the network's copies are
     /// ``layers``). To draw every parameter afresh from one seed, use ``init(inputSize:layers:initializer:seed:)``.
-    public init(inputSize: Int, layers: [any Layer]) {
+    public convenience init(inputSize: Int, layers: [any Layer]) {
+        self.init(inputSize: inputSize, layers: layers, names: nil)
+    }
+
+    /// A network whose layers are named `names` in its state dict (`rnn.weight_ih_l0`, `head.weight`: a PyTorch
+    /// module's attribute names) instead of `0`, `1`, …; the parameters are copied as ``init(inputSize:layers:)`` does.
+    public init(inputSize: Int, layers: [any Layer], names: [String]?) {
         precondition(inputSize > 0, "Network: the input size must be positive, got \(inputSize)")
         precondition(!layers.isEmpty, "Network: needs at least one layer")
         var sizes: [Int] = []
@@ -56,7 +62,7 @@ public final class Network: Sendable {
         }
         self.layerGradients = layerGradients
         self.inputSize = inputSize
-        self.body = Sequential(bound)
+        self.body = Sequential(bound, names: names)
         self.layerOutputSizes = sizes
         self.parameters = Matrix(rows: 1, columns: count, storage: parameterStorage, offset: 0)
         self.gradients = Matrix(rows: 1, columns: count, storage: gradientStorage, offset: 0)
@@ -66,8 +72,8 @@ public final class Network: Sendable {
     /// `initializer` from one generator seeded with `seed`: layer by layer, children in order, each tensor in
     /// row-major order (``initialize(_:seed:)``). The same layers, initializer and seed always give the same network,
     /// whatever the layers held before.
-    public convenience init(inputSize: Int, layers: [any Layer], initializer: Initializer, seed: UInt64) {
-        self.init(inputSize: inputSize, layers: layers)
+    public convenience init(inputSize: Int, layers: [any Layer], names: [String]? = nil, initializer: Initializer, seed: UInt64) {
+        self.init(inputSize: inputSize, layers: layers, names: names)
         initialize(initializer, seed: seed)
     }
 

@@ -8,11 +8,24 @@
 public struct Sequential: Layer {
     /// The layers, in order.
     public private(set) var layers: [any Layer]
+    /// Each layer's name in a state_dict: `0`, `1`, … unless given (a PyTorch module's attribute names, such as
+    /// `rnn` and `head`).
+    public let names: [String]
 
-    /// A sequence of `layers` (at least one).
-    public init(_ layers: [any Layer]) {
+    /// A sequence of `layers` (at least one), named `0`, `1`, … or by `names` (one each, distinct, non-empty,
+    /// without `.`).
+    public init(_ layers: [any Layer], names: [String]? = nil) {
         precondition(!layers.isEmpty, "Sequential: needs at least one layer")
+        let names = names ?? layers.indices.map(String.init)
+        precondition(Self.areValid(names, count: layers.count),
+                     "Sequential: needs \(layers.count) distinct, non-empty names without '.', got \(names)")
         self.layers = layers
+        self.names = names
+    }
+
+    /// Whether `names` can name `count` children.
+    static func areValid(_ names: [String], count: Int) -> Bool {
+        names.count == count && Set(names).count == count && names.allSatisfy { !$0.isEmpty && !$0.contains(".") }
     }
 
     /// The number of features after each layer, for `inputSize` input features.
@@ -30,7 +43,7 @@ public struct Sequential: Layer {
         return size
     }
 
-    public var children: [(name: String, layer: any Layer)] { layers.enumerated().map { (String($0.offset), $0.element) } }
+    public var children: [(name: String, layer: any Layer)] { Array(zip(names, layers)) }
 
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         precondition(parameters.count == gradients.count, "Sequential.bind: \(parameters.count) parameters, \(gradients.count) gradients")
