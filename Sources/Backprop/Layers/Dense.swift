@@ -25,7 +25,7 @@ public struct Dense: Layer {
 
     /// A layer with weights (and bias) drawn by `initializer` from a generator seeded with `seed`. Without a seed,
     /// each layer takes the next seed of a process-wide sequence, so two layers never start alike; give a seed (or
-    /// build the network with ``Network/init(inputSize:layers:initializer:seed:)``) to reproduce a network.
+    /// build the network with ``Network/init(inputSize:layers:names:initializer:seed:)``) to reproduce a network.
     public init(inputSize: Int, outputSize: Int, initializer: Initializer = .xavierUniform, seed: UInt64? = nil) {
         var generator = SeededGenerator(seed: seed ?? LayerSeeds.next())
         self.init(inputSize: inputSize, outputSize: outputSize, initializer: initializer, generator: &generator)

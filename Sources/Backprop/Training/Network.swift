@@ -28,7 +28,7 @@ public final class Network: Sendable {
 
     /// Builds a network taking `inputSize` features through `layers`, **copying** their current parameter values
     /// into the network's buffers (the layers passed in keep their own storage; the network's copies are
-    /// ``layers``). To draw every parameter afresh from one seed, use ``init(inputSize:layers:initializer:seed:)``.
+    /// ``layers``). To draw every parameter afresh from one seed, use ``init(inputSize:layers:names:initializer:seed:)``.
     public convenience init(inputSize: Int, layers: [any Layer]) {
         self.init(inputSize: inputSize, layers: layers, names: nil)
     }

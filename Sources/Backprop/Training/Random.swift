@@ -84,7 +84,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
 
 /// Seeds for layers built without one: a process-wide sequence, so that two layers built without a seed never start
 /// alike (the first is 0x5EED_0001, then …02, …). To reproduce a network, give every layer a seed, or draw them all
-/// from one seed with ``Network/init(inputSize:layers:initializer:seed:)``.
+/// from one seed with ``Network/init(inputSize:layers:names:initializer:seed:)``.
 enum LayerSeeds {
     private static let counter = Atomic<UInt64>(0x5EED_0000)
     /// The next seed of the sequence.
