@@ -18,36 +18,32 @@ import Darwin
 /// the input side gets `[dr̂ dẑ dn̂]`, the hidden side `[dr̂ dẑ dn̂ ∘ r]`, and `dhₜ₋₁ += (hidden side)·W_hh`. Weight
 /// gradients are one GEMM each over all steps.
 public struct GRU: Layer {
+    /// The parameters and what the recurrent layers share.
+    private var weights: RecurrentParameters
     /// `F`, the features of one step.
-    public let inputSize: Int
+    public var inputSize: Int { weights.inputSize }
     /// `H`, the hidden state's size.
-    public let hiddenSize: Int
-    /// Whether the output is every step's hidden state or only the last one's.
+    public var hiddenSize: Int { weights.hiddenSize }
+    /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
     public let returnsSequences: Bool
-    public private(set) var weightIH: Matrix, weightHH: Matrix, biasIH: Matrix, biasHH: Matrix
-    public private(set) var weightIHGradient: Matrix, weightHHGradient: Matrix, biasIHGradient: Matrix, biasHHGradient: Matrix
+    /// `W_ih` (`3H × F`), `W_hh` (`3H × H`), `b_ih`, `b_hh` (`1 × 3H`), and their gradients.
+    public var weightIH: Matrix { weights.weightIH }
+    public var weightHH: Matrix { weights.weightHH }
+    public var biasIH: Matrix { weights.biasIH }
+    public var biasHH: Matrix { weights.biasHH }
+    public var weightIHGradient: Matrix { weights.weightIHGradient }
+    public var weightHHGradient: Matrix { weights.weightHHGradient }
+    public var biasIHGradient: Matrix { weights.biasIHGradient }
+    public var biasHHGradient: Matrix { weights.biasHHGradient }
 
-    /// A GRU from `inputSize` features per step to `hiddenSize`, parameters from `U(−1/√H, 1/√H)` (seeded as ``LSTM``).
+    /// A GRU from `inputSize` features per step to `hiddenSize`, its parameters drawn from `U(−1/√H, 1/√H)` with a
+    /// generator seeded with `seed` (without one, the next seed of a process-wide sequence, as for ``Dense``).
     public init(inputSize: Int, hiddenSize: Int, returnsSequences: Bool = true, seed: UInt64? = nil) {
-        precondition(inputSize > 0 && hiddenSize > 0, "GRU: sizes must be positive, got \(inputSize) → \(hiddenSize)")
-        self.inputSize = inputSize
-        self.hiddenSize = hiddenSize
+        weights = RecurrentParameters(inputSize: inputSize, hiddenSize: hiddenSize, gates: 3, seed: seed, layer: "GRU")
         self.returnsSequences = returnsSequences
-        let g = 3 * hiddenSize, count = g * (inputSize + hiddenSize + 2)
-        let values = MatrixStorage(count: count), gradients = MatrixStorage(count: count)
-        func views(_ storage: MatrixStorage) -> (Matrix, Matrix, Matrix, Matrix) {
-            (Matrix(rows: g, columns: inputSize, storage: storage, offset: 0),
-             Matrix(rows: g, columns: hiddenSize, storage: storage, offset: g * inputSize),
-             Matrix(rows: 1, columns: g, storage: storage, offset: g * (inputSize + hiddenSize)),
-             Matrix(rows: 1, columns: g, storage: storage, offset: g * (inputSize + hiddenSize + 1)))
-        }
-        (weightIH, weightHH, biasIH, biasHH) = views(values)
-        (weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient) = views(gradients)
-        var generator = SeededGenerator(seed: seed ?? LayerSeeds.next())
-        initialize(.pytorchDefault, using: &generator)
     }
 
-    func steps(_ inputSize: Int) -> Int? { inputSize > 0 && inputSize % self.inputSize == 0 ? inputSize / self.inputSize : nil }
+    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
 
     public func outputSize(forInputSize inputSize: Int) -> Int {
         guard let t = steps(inputSize) else {
@@ -60,34 +56,18 @@ public struct GRU: Layer {
         steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
     }
 
-    public var parameters: [Matrix] { [weightIH, weightHH, biasIH, biasHH] }
-    public var parameterGradients: [Matrix] { [weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient] }
-    public var parameterNames: [TensorName] {
-        let g = 3 * hiddenSize
-        return [TensorName("weight_ih_l0", shape: [g, inputSize]), TensorName("weight_hh_l0", shape: [g, hiddenSize]),
-                TensorName("bias_ih_l0", shape: [g]), TensorName("bias_hh_l0", shape: [g])]
-    }
+    public var parameters: [Matrix] { weights.parameters }
+    public var parameterGradients: [Matrix] { weights.gradients }
+    public var parameterNames: [TensorName] { weights.names }
 
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
-        precondition(parameters.count == 4 && gradients.count == 4, "GRU.bind: needs [W_ih, W_hh, b_ih, b_hh] twice")
-        for (new, old) in zip(parameters, self.parameters) { new.assign(old) }
-        (weightIH, weightHH, biasIH, biasHH) = (parameters[0], parameters[1], parameters[2], parameters[3])
-        (weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient) = (gradients[0], gradients[1], gradients[2], gradients[3])
+        weights.bind(parameters: parameters, gradients: gradients, layer: "GRU")
     }
 
-    /// As ``LSTM/initialize(_:using:)``.
+    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
+    /// initializer draws the weights with fan-in `F` (or `H`) and fan-out `3H`, and zero biases.
     public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
-        if initializer == .pytorchDefault {
-            let a = 1 / Double(hiddenSize).squareRoot()
-            for tensor in parameters {
-                tensor.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = Float((2 * generator.nextUniform() - 1) * a) } }
-            }
-        } else {
-            initializer.fill(weightIH, fanIn: inputSize, fanOut: 3 * hiddenSize, using: &generator)
-            initializer.fill(weightHH, fanIn: hiddenSize, fanOut: 3 * hiddenSize, using: &generator)
-            biasIH.fill(0)
-            biasHH.fill(0)
-        }
+        weights.initialize(initializer, using: &generator)
     }
 
     private struct Buffers {
@@ -157,14 +137,7 @@ public struct GRU: Layer {
                 }
             }
         }
-        let out = output.pointer, hidden = b.hidden.pointer
-        for s in 0..<n {
-            if returnsSequences {
-                for step in 0..<t { (out + (s * t + step) * h).update(from: hidden + (step * n + s) * h, count: h) }
-            } else {
-                (out + s * h).update(from: hidden + ((t - 1) * n + s) * h, count: h)
-            }
-        }
+        weights.writeOutput(output, hidden: b.hidden, sequences: n, steps: t, every: returnsSequences)
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
@@ -178,17 +151,10 @@ public struct GRU: Layer {
                      "GRU.backward: needs the scratch its forward pass filled, planned with backward: true (\(Buffers.count(n: n, t: t, h: h, backward: true)) floats), was given \(context.scratch.count)")
         if let dInput { precondition(sameShape: dInput, input, "GRU.backward (dInput, input)") }
         let b = Buffers(context, n: n, t: t, h: h, backward: true)
-        let dh = b.hiddenGradient.pointer, carried = b.carried.pointer, dOut = dOutput.pointer
+        let dh = b.hiddenGradient.pointer, carried = b.carried.pointer
         b.hiddenGradient.fill(0)
         for step in stride(from: t - 1, through: 0, by: -1) {
-            for s in 0..<n {
-                if returnsSequences {
-                    let source = dOut + (s * t + step) * h
-                    for j in 0..<h { dh[s * h + j] += source[j] }
-                } else if step == t - 1 {
-                    for j in 0..<h { dh[s * h + j] += dOut[s * h + j] }
-                }
-            }
+            weights.addOutputGradient(dh, dOutput: dOutput, step: step, sequences: n, steps: t, every: returnsSequences)
             let gates = b.gates.pointer + step * n * g, hn = b.hiddenN.pointer + step * n * h
             let hPrevious = step == 0 ? b.zeros.pointer : b.hidden.pointer + (step - 1) * n * h
             let inputSide = b.inputSide.pointer + step * n * g, hiddenSide = b.hiddenSide.pointer + step * n * g
@@ -212,15 +178,8 @@ public struct GRU: Layer {
         if t > 1 {
             gemm(weightHHGradient, b.hiddenSide.rows(n..<(t * n)), b.hidden.rows(0..<((t - 1) * n)), transposeA: true, beta: 1)
         }
-        addColumnSums(biasIHGradient, of: b.inputSide)
         addColumnSums(biasHHGradient, of: b.hiddenSide)
-        let batchMajor = b.projected, source = b.inputSide.pointer
-        for s in 0..<n {
-            for step in 0..<t { (batchMajor.pointer + (s * t + step) * g).update(from: source + (step * n + s) * g, count: g) }
-        }
-        let x = input.reshaped(rows: n * t, columns: inputSize)
-        gemm(weightIHGradient, batchMajor, x, transposeA: true, beta: 1)
-        if let dInput { gemm(dInput.reshaped(rows: n * t, columns: inputSize), batchMajor, weightIH) }
+        weights.backwardInputSide(b.inputSide, batchMajor: b.projected, input: input, dInput: dInput, sequences: n, steps: t)
     }
 }
 
