@@ -10,11 +10,30 @@ struct BackpropCommand: ParsableCommand {
         subcommands: [Train.self, Evaluate.self, Predict.self, RL.self],
         defaultSubcommand: nil)
 
-    /// Ctrl-C or SIGTERM during a save removes its temporary file; then parses the command line and runs.
+    /// Ctrl-C or SIGTERM during a save removes its temporary file; then parses the command line and runs. A usage
+    /// error is one line on standard error and exit status 64 (ArgumentParser would add the usage text after it).
     static func main() {
         installTemporaryFileCleanup()
-        main(nil)
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                printError("backprop: error: \(message(for: error)) (see 'backprop\(subcommandPath()) --help')")
+                Foundation.exit(code.rawValue)
+            }
+            exit(withError: error)
+        }
     }
+}
+
+/// The subcommands named at the start of the command line (` rl train`), for a help hint.
+func subcommandPath() -> String {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    guard let first = arguments.first, ["train", "evaluate", "predict", "rl"].contains(first) else { return "" }
+    if first == "rl", arguments.count > 1, ["train", "play"].contains(arguments[1]) { return " rl \(arguments[1])" }
+    return " \(first)"
 }
 
 /// Prints `message` to standard error as `backprop: error: message` and exits with status 1.

@@ -187,6 +187,7 @@ struct HostileFlagTests {
         let result = try runBackprop(arguments)
         #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
         #expect(result.stderr.contains(message) && !result.stderr.contains("Missing value"), "\(arguments): \(result.stderr)")
+        #expect(result.stderr.hasPrefix("backprop: error: ") && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
     }
 
     @Test func moreThreadsThanCPUsAreCappedWithOneNote() throws {
@@ -313,9 +314,8 @@ struct OutputLocationTests {
         let before = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         let result = try runBackprop(arguments)
         #expect(result.status == 1 || result.status == 64, "\(flags): \(result.status)")
-        // One line: the error (a usage error, status 64, is followed by ArgumentParser's usage lines).
-        let first = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
-        #expect(first.contains(message) && (result.status == 64 || result.stderr.split(separator: "\n").count == 1), "\(flags): \(result.stderr)")
+        #expect(result.stderr.hasPrefix("backprop: error: ") && result.stderr.contains(message)
+                && result.stderr.split(separator: "\n").count == 1, "\(flags): \(result.stderr)")
         #expect(result.stdout.isEmpty, "\(flags): training started: \(result.stdout)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == before, "\(flags)")
     }
