@@ -194,7 +194,7 @@ extension Train {
         return switch model {
         case .mlp: settings.sizes.map(String.init).joined(separator: "-")
         case .cnn: "cnn (conv32-pool-conv64-pool-128-\(settings.sizes.last!))"
-        case .lstm, .gru: "\(model.rawValue) (\(side) steps of \(side) → \(hidden) → \(settings.sizes.last!))"
+        case .rnn, .lstm, .gru: "\(model.rawValue) (\(side) steps of \(side) → \(hidden) → \(settings.sizes.last!))"
         }
     }
 

@@ -95,10 +95,13 @@ extension Train {
         let side = Int(Double(settings.sizes[0]).squareRoot())
         switch model {
         case .cnn: return makeCNN(settings, side: side)
-        case .lstm, .gru:
+        case .rnn, .lstm, .gru:
             // torch_rnn_rows.py's module: rnn (28 → H, batch_first) and head (H → classes), PyTorch's default init.
-            let rnn: any Layer = model == .lstm ? LSTM(inputSize: side, hiddenSize: hidden, returnsSequences: false)
-                                                 : GRU(inputSize: side, hiddenSize: hidden, returnsSequences: false)
+            let rnn: any Layer = switch model {
+            case .lstm: LSTM(inputSize: side, hiddenSize: hidden, returnsSequences: false)
+            case .gru: GRU(inputSize: side, hiddenSize: hidden, returnsSequences: false)
+            default: RNN(inputSize: side, hiddenSize: hidden, returnsSequences: false)
+            }
             return Network(inputSize: side * side, layers: [rnn, Dense(inputSize: hidden, outputSize: settings.sizes.last!)],
                            names: ["rnn", "head"], initializer: .pytorchDefault, seed: seed)
         case .mlp: break

@@ -69,13 +69,13 @@ struct Train: ParsableCommand {
 
     @Option(help: """
         mlp (the --layers network); cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
-        – flatten – dense 128 – activation – dense (classes), for square one-channel images; lstm or gru: each image \
+        – flatten – dense 128 – activation – dense (classes), for square one-channel images; rnn, lstm or gru: each image \
         read row by row (28 steps of 28 pixels), the last step's hidden state (--hidden) into a dense layer, named \
         rnn and head as in torch_rnn_rows.py. (default: mlp)
         """)
     var model: ModelKind = .mlp
 
-    @Option(parsing: .unconditional, help: "lstm and gru: the hidden state's size. (default: 128)")
+    @Option(parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)")
     var hidden: Int = 128
 
     @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
@@ -141,7 +141,7 @@ struct Train: ParsableCommand {
     var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, lstm, gru }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, rnn, lstm, gru }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
     }

@@ -66,7 +66,7 @@ struct RLCommandTests {
 /// `backprop train --model lstm|gru`: images read row by row, saved with torch_rnn_rows.py's names.
 @Suite("The backprop command: recurrent models")
 struct RecurrentCommandTests {
-    @Test(arguments: ["lstm", "gru"])
+    @Test(arguments: ["rnn", "lstm", "gru"])
     func trainsSavesWithPyTorchNamesAndEvaluates(_ cell: String) throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 64, seed: 1)
@@ -75,7 +75,7 @@ struct RecurrentCommandTests {
                                       "--optimizer", "adam", "--learning-rate", "0.01", "--epochs", "3", "--output", model, "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let file = try SafetensorsFile(contentsOf: model)
-        let gates = cell == "lstm" ? 24 : 18
+        let gates = cell == "lstm" ? 24 : cell == "gru" ? 18 : 6
         #expect(file.tensors["rnn.weight_ih_l0"]?.shape == [gates, 4] && file.tensors["rnn.weight_hh_l0"]?.shape == [gates, 6])
         #expect(Set(file.tensors.keys) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "head.weight", "head.bias"])
         let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path, "--json"])

@@ -98,4 +98,33 @@ struct RecurrentTests {
         #expect(gradientCheck(GRU(inputSize: 3, hiddenSize: 5, returnsSequences: returnsSequences, seed: 2),
                               input: randomMatrix(4, 12, seed: 3)).passes(tolerance: 2e-2))
     }
+
+    @Test(arguments: [RNN.Nonlinearity.tanh, .relu])
+    func theRNNMatchesPyTorch(_ nonlinearity: RNN.Nonlinearity) throws {
+        typealias G = (x: [Float], r: [Float], w: [[Float]], output: [Double], grads: [[Double]])
+        let g: G = nonlinearity == .tanh
+            ? (GoldenRNN.Tanh.x, GoldenRNN.Tanh.r, [GoldenRNN.Tanh.weight_ih_l0, GoldenRNN.Tanh.weight_hh_l0, GoldenRNN.Tanh.bias_ih_l0, GoldenRNN.Tanh.bias_hh_l0],
+               GoldenRNN.Tanh.output, [GoldenRNN.Tanh.dx, GoldenRNN.Tanh.d_weight_ih_l0, GoldenRNN.Tanh.d_weight_hh_l0, GoldenRNN.Tanh.d_bias_ih_l0, GoldenRNN.Tanh.d_bias_hh_l0])
+            : (GoldenRNN.Relu.x, GoldenRNN.Relu.r, [GoldenRNN.Relu.weight_ih_l0, GoldenRNN.Relu.weight_hh_l0, GoldenRNN.Relu.bias_ih_l0, GoldenRNN.Relu.bias_hh_l0],
+               GoldenRNN.Relu.output, [GoldenRNN.Relu.dx, GoldenRNN.Relu.d_weight_ih_l0, GoldenRNN.Relu.d_weight_hh_l0, GoldenRNN.Relu.d_bias_ih_l0, GoldenRNN.Relu.d_bias_hh_l0])
+        let network = Network(inputSize: 15, layers: [RNN(inputSize: 3, hiddenSize: 4, nonlinearity: nonlinearity)])
+        try network.loadStateDict(["0.weight_ih_l0": .init(shape: [4, 3], values: g.w[0]), "0.weight_hh_l0": .init(shape: [4, 4], values: g.w[1]),
+                                   "0.bias_ih_l0": .init(shape: [4], values: g.w[2]), "0.bias_hh_l0": .init(shape: [4], values: g.w[3])])
+        let layer = network.layers[0] as! RNN
+        let x = Matrix(rows: 2, columns: 15, values: g.x)
+        let y = Matrix(rows: 2, columns: 20), dy = Matrix(rows: 2, columns: 20, values: g.r), dx = Matrix(rows: 2, columns: 15)
+        let context = LayerContext(mode: .training,
+                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
+        layer.forward(output: y, input: x, context: context)
+        expectClose(y.scalars, g.output, "\(nonlinearity) output")
+        for gradient in layer.parameterGradients { gradient.fill(0) }
+        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
+        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"], zip([dx] + layer.parameterGradients, g.grads)) {
+            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "\(nonlinearity) \(name)")
+        }
+        // (ReLU has a kink at 0: ε small enough that no pre-activation crosses it.)
+        let check = gradientCheck(RNN(inputSize: 3, hiddenSize: 5, nonlinearity: nonlinearity, seed: 2),
+                                  input: randomMatrix(4, 12, seed: 5), epsilon: nonlinearity == .relu ? 1e-3 : 1e-2)
+        #expect(check.passes(tolerance: 2e-2), "\(check)")
+    }
 }
