@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BackpropTests",
-            dependencies: ["Backprop", "BackpropTestSupport", "CZlib"]
+            dependencies: ["Backprop", "BackpropTestSupport", "CZlib", "CSIMD"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -252,6 +252,38 @@ double bp_binary_cross_entropy(const float *restrict z, const float *restrict t,
     return total;
 }
 
+/// tanh x: Cephes' polynomial x + x³P(x²) below |x| = 0.625, else 1 − 2/(e^{2|x|} + 1) with x's sign (about 2 ulp;
+/// both branches written so that loops over it vectorise).
+static inline float bp_tanh(float x) {
+    float a = x < 0 ? -x : x, z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                   - 3.33332819422e-1f) * z * x + x;
+    float large = 1.0f - 2.0f / (bp_exp(2.0f * a) + 1.0f);
+    return a < 0.625f ? small : (x < 0 ? -large : large);
+}
+
+/// One LSTM step over `n` rows of `h` units: `gates` (n × 4h, the pre-activations of i, f, g, o, summed) becomes the
+/// activated gates; `c = f∘cPrevious + i∘g`, `cellTanh = tanh(c)`, `hidden = o∘cellTanh` (each n × h).
+BP_CLONES
+void bp_lstm_step(float *restrict gates, const float *restrict cPrevious, float *restrict c, float *restrict cellTanh,
+                  float *restrict hidden, long n, long h) {
+    for (long s = 0; s < n; s++) {
+        float *row = gates + s * 4 * h;
+        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-row[j]));  // i, f
+        for (long j = 2 * h; j < 3 * h; j++) row[j] = bp_tanh(row[j]);  // g
+        for (long j = 3 * h; j < 4 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-row[j]));  // o
+        const float *cp = cPrevious + s * h;
+        float *cs = c + s * h, *ts = cellTanh + s * h, *hs = hidden + s * h;
+        for (long j = 0; j < h; j++) {
+            float cell = row[h + j] * cp[j] + row[j] * row[2 * h + j];
+            float t = bp_tanh(cell);
+            cs[j] = cell;
+            ts[j] = t;
+            hs[j] = row[3 * h + j] * t;
+        }
+    }
+}
+
 BP_CLONES
 void bp_sigmoid_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long count) {
     for (long i = 0; i < count; i++) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));

@@ -34,6 +34,8 @@ double bp_sum_of_squares(const float *x, long count);
 void bp_add_column_sums(float *sums, const float *x, long rows, long columns);
 /// Σᵢ xᵢ, blockwise (float lanes, blocks of 4096 added in double).
 double bp_sum(const float *x, long count);
+/// One LSTM step: activates the gates (n × 4h, i f g o) in place and writes c, tanh(c) and h (n × h each).
+void bp_lstm_step(float *gates, const float *cPrevious, float *c, float *cellTanh, float *hidden, long n, long h);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSIMD
 
 /// A long short-term memory layer (Hochreiter & Schmidhuber, 1997), one layer, one direction, with PyTorch's
 /// equations and parameter layout. PyTorch: `nn.LSTM(inputSize, hiddenSize, batch_first=True)`.
@@ -135,22 +136,14 @@ public struct LSTM: Layer {
             let previousHidden = step == 0 ? b.zeros : b.hidden.rows(((step - 1) * n)..<(step * n))
             let previousCell = step == 0 ? b.zeros : b.cells.rows(((step - 1) * n)..<(step * n))
             gemm(b.recurrent, previousHidden, weightHH, transposeB: true)  // N × 4H
+            // The summed pre-activations of this step into its rows of `gates`, then the cell (`bp_lstm_step`).
             let gates = b.gates.pointer + step * n * g, recurrent = b.recurrent.pointer, projected = b.projected.pointer
-            let c = b.cells.pointer + step * n * h, tc = b.cellTanh.pointer + step * n * h, hh = b.hidden.pointer + step * n * h
-            let cPrevious = previousCell.pointer
             for s in 0..<n {
                 let row = gates + s * g, pre = projected + (s * t + step) * g, rec = recurrent + s * g
-                for j in 0..<h {
-                    let i = sigmoid(pre[j] + rec[j]), f = sigmoid(pre[h + j] + rec[h + j])
-                    let gg = tanhf(pre[2 * h + j] + rec[2 * h + j]), o = sigmoid(pre[3 * h + j] + rec[3 * h + j])
-                    (row[j], row[h + j], row[2 * h + j], row[3 * h + j]) = (i, f, gg, o)
-                    let cell = f * cPrevious[s * h + j] + i * gg
-                    let cellTanh = tanhf(cell)
-                    c[s * h + j] = cell
-                    tc[s * h + j] = cellTanh
-                    hh[s * h + j] = o * cellTanh
-                }
+                for j in 0..<g { row[j] = pre[j] + rec[j] }
             }
+            bp_lstm_step(gates, previousCell.pointer, b.cells.pointer + step * n * h, b.cellTanh.pointer + step * n * h,
+                         b.hidden.pointer + step * n * h, n, h)
         }
         weights.writeOutput(output, hidden: b.hidden, sequences: n, steps: t, every: returnsSequences)
     }
