@@ -4,47 +4,56 @@ import CSIMD
 import Foundation
 import Testing
 
-/// The LSTM against torch.nn.LSTM (Tests/Fixtures/golden_lstm.py: outputs, h_n, c_n and every gradient, 1e-5) and
-/// against finite differences.
+/// RNN, LSTM and GRU against torch.nn.RNN, nn.LSTM and nn.GRU (Tests/Fixtures/golden_*.py: outputs and every
+/// gradient, 1e-5) and against finite differences.
 @Suite("Recurrent layers")
 struct RecurrentTests {
-    static func lstm(returnsSequences: Bool) throws -> LSTM {
-        let network = Network(inputSize: 15, layers: [LSTM(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences)])
-        try network.loadStateDict([
-            "0.weight_ih_l0": .init(shape: [16, 3], values: GoldenLSTM.weight_ih_l0),
-            "0.weight_hh_l0": .init(shape: [16, 4], values: GoldenLSTM.weight_hh_l0),
-            "0.bias_ih_l0": .init(shape: [16], values: GoldenLSTM.bias_ih_l0),
-            "0.bias_hh_l0": .init(shape: [16], values: GoldenLSTM.bias_hh_l0),
-        ])
-        return network.layers[0] as! LSTM
+    /// PyTorch's reference for one recurrent layer: its parameters (PyTorch's layout), the input, `R` of the loss
+    /// `Σ output ∘ R`, the output, and the gradients of `x`, `W_ih`, `W_hh`, `b_ih`, `b_hh`.
+    struct Reference {
+        var parameters: [[Float]], x: [Float], r: [Float], output: [Double], gradients: [[Double]]
+    }
+
+    /// Loads `reference.parameters` into `layer` (2 sequences of 5 steps of 3 features), runs both passes directly,
+    /// and compares the output and every gradient with PyTorch's to 1e-5. Returns the output.
+    @discardableResult
+    static func expectMatches(_ layer: some RecurrentLayer, _ reference: Reference, _ label: String,
+                              sourceLocation: SourceLocation = #_sourceLocation) throws -> Matrix {
+        let network = Network(inputSize: 15, layers: [layer])
+        let g = layer.weights.gates * layer.hiddenSize, h = layer.hiddenSize
+        try network.loadStateDict(Dictionary(uniqueKeysWithValues: zip(["0.weight_ih_l0", "0.weight_hh_l0", "0.bias_ih_l0", "0.bias_hh_l0"],
+            zip([[g, 3], [g, h], [g], [g]], reference.parameters).map { SafetensorsFile.Tensor(shape: $0.0, values: $0.1) })))
+        let loaded = network.layers[0] as! any RecurrentLayer
+        let width = reference.output.count / 2
+        let x = Matrix(rows: 2, columns: 15, values: reference.x)
+        let y = Matrix(rows: 2, columns: width), dy = Matrix(rows: 2, columns: width, values: reference.r), dx = Matrix(rows: 2, columns: 15)
+        let context = LayerContext(mode: .training,
+                                   scratch: Matrix(rows: 1, columns: loaded.scratchCount(rows: 2, inputSize: 15, backward: true)))
+        loaded.forward(output: y, input: x, context: context)
+        expectClose(y.scalars, reference.output, "\(label) output", sourceLocation: sourceLocation)
+        for gradient in loaded.parameterGradients { gradient.fill(0) }
+        loaded.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
+        for (name, (actual, expected)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"],
+                                               zip([dx] + loaded.parameterGradients, reference.gradients)) {
+            expectClose(actual.scalars, expected, relative: 1e-5, absolute: 1e-6, "\(label) \(name)", sourceLocation: sourceLocation)
+        }
+        return y
     }
 
     @Test(arguments: [true, false])
     func matchesPyTorch(returnsSequences: Bool) throws {
-        let layer = try Self.lstm(returnsSequences: returnsSequences)
-        let x = Matrix(rows: 2, columns: 15, values: GoldenLSTM.x)
-        let width = returnsSequences ? 20 : 4
-        let (golden, r): ([Double], [Float]) = returnsSequences ? (GoldenLSTM.Sequence.output, GoldenLSTM.Sequence.r)
-                                                               : (GoldenLSTM.Last.output, GoldenLSTM.Last.r)
-        let y = Matrix(rows: 2, columns: width), dy = Matrix(rows: 2, columns: width, values: r), dx = Matrix(rows: 2, columns: 15)
-        let context = LayerContext(mode: .training,
-                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
-        layer.forward(output: y, input: x, context: context)
-        expectClose(y.scalars, golden, "output")
-        for g in layer.parameterGradients { g.fill(0) }
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
-        let expected: [[Double]] = returnsSequences
-            ? [GoldenLSTM.Sequence.dx, GoldenLSTM.Sequence.d_weight_ih_l0, GoldenLSTM.Sequence.d_weight_hh_l0,
-               GoldenLSTM.Sequence.d_bias_ih_l0, GoldenLSTM.Sequence.d_bias_hh_l0]
-            : [GoldenLSTM.Last.dx, GoldenLSTM.Last.d_weight_ih_l0, GoldenLSTM.Last.d_weight_hh_l0,
-               GoldenLSTM.Last.d_bias_ih_l0, GoldenLSTM.Last.d_bias_hh_l0]
-        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"],
-                                               zip([dx] + layer.parameterGradients, expected)) {
-            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "\(name)")
-        }
+        typealias S = GoldenLSTM.Sequence
+        typealias L = GoldenLSTM.Last
+        let parameters = [GoldenLSTM.weight_ih_l0, GoldenLSTM.weight_hh_l0, GoldenLSTM.bias_ih_l0, GoldenLSTM.bias_hh_l0]
+        let reference = returnsSequences
+            ? Reference(parameters: parameters, x: GoldenLSTM.x, r: S.r, output: S.output,
+                        gradients: [S.dx, S.d_weight_ih_l0, S.d_weight_hh_l0, S.d_bias_ih_l0, S.d_bias_hh_l0])
+            : Reference(parameters: parameters, x: GoldenLSTM.x, r: L.r, output: L.output,
+                        gradients: [L.dx, L.d_weight_ih_l0, L.d_weight_hh_l0, L.d_bias_ih_l0, L.d_bias_hh_l0])
+        let y = try Self.expectMatches(LSTM(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences), reference, "LSTM")
         // h_n is the last step's output.
         let last = returnsSequences ? Array(y.scalars.enumerated().filter { ($0.offset % 20) >= 16 }.map(\.element)) : y.scalars
-        expectClose(last, GoldenLSTM.Sequence.hn, "h_n")
+        expectClose(last, S.hn, "h_n")
     }
 
     @Test(arguments: [true, false])
@@ -68,61 +77,29 @@ struct RecurrentTests {
 
     @Test(arguments: [true, false])
     func theGRUMatchesPyTorch(returnsSequences: Bool) throws {
-        let network = Network(inputSize: 15, layers: [GRU(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences)])
-        try network.loadStateDict([
-            "0.weight_ih_l0": .init(shape: [12, 3], values: GoldenGRU.weight_ih_l0),
-            "0.weight_hh_l0": .init(shape: [12, 4], values: GoldenGRU.weight_hh_l0),
-            "0.bias_ih_l0": .init(shape: [12], values: GoldenGRU.bias_ih_l0),
-            "0.bias_hh_l0": .init(shape: [12], values: GoldenGRU.bias_hh_l0),
-        ])
-        let layer = network.layers[0] as! GRU
-        let x = Matrix(rows: 2, columns: 15, values: GoldenGRU.x)
-        let width = returnsSequences ? 20 : 4
-        let (golden, r): ([Double], [Float]) = returnsSequences ? (GoldenGRU.Sequence.output, GoldenGRU.Sequence.r)
-                                                               : (GoldenGRU.Last.output, GoldenGRU.Last.r)
-        let y = Matrix(rows: 2, columns: width), dy = Matrix(rows: 2, columns: width, values: r), dx = Matrix(rows: 2, columns: 15)
-        let context = LayerContext(mode: .training,
-                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
-        layer.forward(output: y, input: x, context: context)
-        expectClose(y.scalars, golden, "output")
-        for g in layer.parameterGradients { g.fill(0) }
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
-        let expected: [[Double]] = returnsSequences
-            ? [GoldenGRU.Sequence.dx, GoldenGRU.Sequence.d_weight_ih_l0, GoldenGRU.Sequence.d_weight_hh_l0,
-               GoldenGRU.Sequence.d_bias_ih_l0, GoldenGRU.Sequence.d_bias_hh_l0]
-            : [GoldenGRU.Last.dx, GoldenGRU.Last.d_weight_ih_l0, GoldenGRU.Last.d_weight_hh_l0,
-               GoldenGRU.Last.d_bias_ih_l0, GoldenGRU.Last.d_bias_hh_l0]
-        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"],
-                                               zip([dx] + layer.parameterGradients, expected)) {
-            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "GRU \(name)")
-        }
+        typealias S = GoldenGRU.Sequence
+        typealias L = GoldenGRU.Last
+        let parameters = [GoldenGRU.weight_ih_l0, GoldenGRU.weight_hh_l0, GoldenGRU.bias_ih_l0, GoldenGRU.bias_hh_l0]
+        let reference = returnsSequences
+            ? Reference(parameters: parameters, x: GoldenGRU.x, r: S.r, output: S.output,
+                        gradients: [S.dx, S.d_weight_ih_l0, S.d_weight_hh_l0, S.d_bias_ih_l0, S.d_bias_hh_l0])
+            : Reference(parameters: parameters, x: GoldenGRU.x, r: L.r, output: L.output,
+                        gradients: [L.dx, L.d_weight_ih_l0, L.d_weight_hh_l0, L.d_bias_ih_l0, L.d_bias_hh_l0])
+        try Self.expectMatches(GRU(inputSize: 3, hiddenSize: 4, returnsSequences: returnsSequences), reference, "GRU")
         #expect(gradientCheck(GRU(inputSize: 3, hiddenSize: 5, returnsSequences: returnsSequences, seed: 2),
                               input: randomMatrix(4, 12, seed: 3)).passes(tolerance: 2e-2))
     }
 
     @Test(arguments: [RNN.Nonlinearity.tanh, .relu])
     func theRNNMatchesPyTorch(_ nonlinearity: RNN.Nonlinearity) throws {
-        typealias G = (x: [Float], r: [Float], w: [[Float]], output: [Double], grads: [[Double]])
-        let g: G = nonlinearity == .tanh
-            ? (GoldenRNN.Tanh.x, GoldenRNN.Tanh.r, [GoldenRNN.Tanh.weight_ih_l0, GoldenRNN.Tanh.weight_hh_l0, GoldenRNN.Tanh.bias_ih_l0, GoldenRNN.Tanh.bias_hh_l0],
-               GoldenRNN.Tanh.output, [GoldenRNN.Tanh.dx, GoldenRNN.Tanh.d_weight_ih_l0, GoldenRNN.Tanh.d_weight_hh_l0, GoldenRNN.Tanh.d_bias_ih_l0, GoldenRNN.Tanh.d_bias_hh_l0])
-            : (GoldenRNN.Relu.x, GoldenRNN.Relu.r, [GoldenRNN.Relu.weight_ih_l0, GoldenRNN.Relu.weight_hh_l0, GoldenRNN.Relu.bias_ih_l0, GoldenRNN.Relu.bias_hh_l0],
-               GoldenRNN.Relu.output, [GoldenRNN.Relu.dx, GoldenRNN.Relu.d_weight_ih_l0, GoldenRNN.Relu.d_weight_hh_l0, GoldenRNN.Relu.d_bias_ih_l0, GoldenRNN.Relu.d_bias_hh_l0])
-        let network = Network(inputSize: 15, layers: [RNN(inputSize: 3, hiddenSize: 4, nonlinearity: nonlinearity)])
-        try network.loadStateDict(["0.weight_ih_l0": .init(shape: [4, 3], values: g.w[0]), "0.weight_hh_l0": .init(shape: [4, 4], values: g.w[1]),
-                                   "0.bias_ih_l0": .init(shape: [4], values: g.w[2]), "0.bias_hh_l0": .init(shape: [4], values: g.w[3])])
-        let layer = network.layers[0] as! RNN
-        let x = Matrix(rows: 2, columns: 15, values: g.x)
-        let y = Matrix(rows: 2, columns: 20), dy = Matrix(rows: 2, columns: 20, values: g.r), dx = Matrix(rows: 2, columns: 15)
-        let context = LayerContext(mode: .training,
-                                   scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 2, inputSize: 15, backward: true)))
-        layer.forward(output: y, input: x, context: context)
-        expectClose(y.scalars, g.output, "\(nonlinearity) output")
-        for gradient in layer.parameterGradients { gradient.fill(0) }
-        layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
-        for (name, (actual, reference)) in zip(["dx", "dW_ih", "dW_hh", "db_ih", "db_hh"], zip([dx] + layer.parameterGradients, g.grads)) {
-            expectClose(actual.scalars, reference, relative: 1e-5, absolute: 1e-6, "\(nonlinearity) \(name)")
-        }
+        typealias T = GoldenRNN.Tanh
+        typealias R = GoldenRNN.Relu
+        let reference = nonlinearity == .tanh
+            ? Reference(parameters: [T.weight_ih_l0, T.weight_hh_l0, T.bias_ih_l0, T.bias_hh_l0], x: T.x, r: T.r, output: T.output,
+                        gradients: [T.dx, T.d_weight_ih_l0, T.d_weight_hh_l0, T.d_bias_ih_l0, T.d_bias_hh_l0])
+            : Reference(parameters: [R.weight_ih_l0, R.weight_hh_l0, R.bias_ih_l0, R.bias_hh_l0], x: R.x, r: R.r, output: R.output,
+                        gradients: [R.dx, R.d_weight_ih_l0, R.d_weight_hh_l0, R.d_bias_ih_l0, R.d_bias_hh_l0])
+        try Self.expectMatches(RNN(inputSize: 3, hiddenSize: 4, nonlinearity: nonlinearity), reference, "RNN \(nonlinearity)")
         // (ReLU has a kink at 0: ε small enough that no pre-activation crosses it.)
         let check = gradientCheck(RNN(inputSize: 3, hiddenSize: 5, nonlinearity: nonlinearity, seed: 2),
                                   input: randomMatrix(4, 12, seed: 5), epsilon: nonlinearity == .relu ? 1e-3 : 1e-2)

@@ -2,7 +2,7 @@
 
     ~/peers/bin/python Tests/Fixtures/golden_rnn.py > Tests/BackpropTests/GoldenRNN.swift
 
-As golden_lstm.py: 2 sequences × 5 steps × 3 features → 4 hidden, parameters from torch.manual_seed(0), loss
+As golden_gated.py: 2 sequences × 5 steps × 3 features → 4 hidden, parameters from torch.manual_seed(0), loss
 Σ output ∘ R on every step's output; the outputs and every gradient.
 """
 import math, torch

@@ -17,24 +17,11 @@ import Darwin
 /// pre-activations' gradients `dn̂ = dn ∘ (1 − n²)`, `dr̂ = dn̂ ∘ (W_hn hₜ₋₁ + b_hn) ∘ r(1 − r)`, `dẑ = dz ∘ z(1 − z)`;
 /// the input side gets `[dr̂ dẑ dn̂]`, the hidden side `[dr̂ dẑ dn̂ ∘ r]`, and `dhₜ₋₁ += (hidden side)·W_hh`. Weight
 /// gradients are one GEMM each over all steps.
-public struct GRU: Layer {
-    /// The parameters and what the recurrent layers share.
-    private var weights: RecurrentParameters
-    /// `F`, the features of one step.
-    public var inputSize: Int { weights.inputSize }
-    /// `H`, the hidden state's size.
-    public var hiddenSize: Int { weights.hiddenSize }
+public struct GRU: RecurrentLayer {
+    /// The parameters, in PyTorch's layout (see ``RecurrentLayer`` for the views of them).
+    public private(set) var weights: RecurrentParameters
     /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
     public let returnsSequences: Bool
-    /// `W_ih` (`3H × F`), `W_hh` (`3H × H`), `b_ih`, `b_hh` (`1 × 3H`), and their gradients.
-    public var weightIH: Matrix { weights.weightIH }
-    public var weightHH: Matrix { weights.weightHH }
-    public var biasIH: Matrix { weights.biasIH }
-    public var biasHH: Matrix { weights.biasHH }
-    public var weightIHGradient: Matrix { weights.weightIHGradient }
-    public var weightHHGradient: Matrix { weights.weightHHGradient }
-    public var biasIHGradient: Matrix { weights.biasIHGradient }
-    public var biasHHGradient: Matrix { weights.biasHHGradient }
 
     /// A GRU from `inputSize` features per step to `hiddenSize`, its parameters drawn from `U(−1/√H, 1/√H)` with a
     /// generator seeded with `seed` (without one, the next seed of a process-wide sequence, as for ``Dense``).
@@ -43,33 +30,11 @@ public struct GRU: Layer {
         self.returnsSequences = returnsSequences
     }
 
-    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
-
-    public func outputSize(forInputSize inputSize: Int) -> Int {
-        guard let t = steps(inputSize) else {
-            preconditionFailure("GRU: an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
-        }
-        return returnsSequences ? t * hiddenSize : hiddenSize
-    }
-
-    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
-        steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
-    }
-
-    public var parameters: [Matrix] { weights.parameters }
-    public var parameterGradients: [Matrix] { weights.gradients }
-    public var parameterNames: [TensorName] { weights.names }
-
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         weights.bind(parameters: parameters, gradients: gradients, layer: "GRU")
     }
 
-    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
-    /// initializer draws the weights with fan-in `F` (or `H`) and fan-out `3H`, and zero biases.
-    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
-        weights.initialize(initializer, using: &generator)
-    }
-
+    /// Where each buffer lies in the scratch space for `n` sequences of `t` steps.
     private struct Buffers {
         let projected: Matrix  // N·T × 3H batch-major: x·W_ihᵀ + b_ih; in the backward pass, the input side's gradient
         let gates: Matrix  // T·N × 3H time-major: r, z, n after their nonlinearities

@@ -27,24 +27,11 @@ import CSIMD
 ///
 /// The scratch space keeps, per step, the activated gates, `cₜ`, `tanh(cₜ)` and `hₜ` (time-major: step `t` of
 /// sample `n` at row `t·N + n`), so the backward pass recomputes nothing.
-public struct LSTM: Layer {
-    /// The parameters and what the recurrent layers share.
-    private var weights: RecurrentParameters
-    /// `F`, the features of one step.
-    public var inputSize: Int { weights.inputSize }
-    /// `H`, the hidden state's size.
-    public var hiddenSize: Int { weights.hiddenSize }
+public struct LSTM: RecurrentLayer {
+    /// The parameters, in PyTorch's layout (see ``RecurrentLayer`` for the views of them).
+    public private(set) var weights: RecurrentParameters
     /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
     public let returnsSequences: Bool
-    /// `W_ih` (`4H × F`), `W_hh` (`4H × H`), `b_ih`, `b_hh` (`1 × 4H`), and their gradients.
-    public var weightIH: Matrix { weights.weightIH }
-    public var weightHH: Matrix { weights.weightHH }
-    public var biasIH: Matrix { weights.biasIH }
-    public var biasHH: Matrix { weights.biasHH }
-    public var weightIHGradient: Matrix { weights.weightIHGradient }
-    public var weightHHGradient: Matrix { weights.weightHHGradient }
-    public var biasIHGradient: Matrix { weights.biasIHGradient }
-    public var biasHHGradient: Matrix { weights.biasHHGradient }
 
     /// An LSTM from `inputSize` features per step to `hiddenSize`, its parameters drawn from `U(−1/√H, 1/√H)` with a
     /// generator seeded with `seed` (without one, the next seed of a process-wide sequence, as for ``Dense``).
@@ -53,33 +40,11 @@ public struct LSTM: Layer {
         self.returnsSequences = returnsSequences
     }
 
-    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
-
-    public func outputSize(forInputSize inputSize: Int) -> Int {
-        guard let t = steps(inputSize) else {
-            preconditionFailure("LSTM: an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
-        }
-        return returnsSequences ? t * hiddenSize : hiddenSize
-    }
-
-    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
-        steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
-    }
-
-    public var parameters: [Matrix] { weights.parameters }
-    public var parameterGradients: [Matrix] { weights.gradients }
-    public var parameterNames: [TensorName] { weights.names }
-
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         weights.bind(parameters: parameters, gradients: gradients, layer: "LSTM")
     }
 
-    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
-    /// initializer draws the weights with fan-in `F` (or `H`) and fan-out `4H`, and zero biases.
-    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
-        weights.initialize(initializer, using: &generator)
-    }
-
+    /// Where each buffer lies in the scratch space for `n` sequences of `t` steps.
     private struct Buffers {
         let projected: Matrix  // N·T × 4H, batch-major: x·W_ihᵀ + b_ih + b_hh; in the backward pass, dG batch-major
         let gates: Matrix  // T·N × 4H, time-major: i, f, g, o after their nonlinearities

@@ -13,28 +13,16 @@ import Darwin
 /// Backward through time, the text's δ recurrence itself: `δₜ = dhₜ ∘ φ′`, `dhₜ₋₁ = δₜ·W_hh` (plus the output's
 /// gradient at `t − 1`): each step multiplies the gradient by `W_hh` and by `φ′ ≤ 1`, which is why it vanishes or
 /// explodes over long sequences (see <doc:VanishingGradients>).
-public struct RNN: Layer {
+public struct RNN: RecurrentLayer {
     /// The nonlinearity `φ`.
     public enum Nonlinearity: String, Sendable, Codable { case tanh, relu }
 
-    private var weights: RecurrentParameters
-    /// `F`, the features of one step.
-    public var inputSize: Int { weights.inputSize }
-    /// `H`, the hidden state's size.
-    public var hiddenSize: Int { weights.hiddenSize }
+    /// The parameters, in PyTorch's layout (see ``RecurrentLayer`` for the views of them).
+    public private(set) var weights: RecurrentParameters
     /// `φ`.
     public let nonlinearity: Nonlinearity
-    /// Whether the output is every step's hidden state or only the last one's.
+    /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
     public let returnsSequences: Bool
-    /// `W_ih` (`H × F`), `W_hh` (`H × H`), `b_ih`, `b_hh` (`1 × H`), and their gradients.
-    public var weightIH: Matrix { weights.weightIH }
-    public var weightHH: Matrix { weights.weightHH }
-    public var biasIH: Matrix { weights.biasIH }
-    public var biasHH: Matrix { weights.biasHH }
-    public var weightIHGradient: Matrix { weights.weightIHGradient }
-    public var weightHHGradient: Matrix { weights.weightHHGradient }
-    public var biasIHGradient: Matrix { weights.biasIHGradient }
-    public var biasHHGradient: Matrix { weights.biasHHGradient }
 
     /// An RNN from `inputSize` features per step to `hiddenSize`, parameters from `U(−1/√H, 1/√H)` (seeded as
     /// ``LSTM``).
@@ -45,30 +33,8 @@ public struct RNN: Layer {
         self.returnsSequences = returnsSequences
     }
 
-    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
-
-    public func outputSize(forInputSize inputSize: Int) -> Int {
-        guard let t = steps(inputSize) else {
-            preconditionFailure("RNN: an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
-        }
-        return returnsSequences ? t * hiddenSize : hiddenSize
-    }
-
-    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
-        steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
-    }
-
-    public var parameters: [Matrix] { weights.parameters }
-    public var parameterGradients: [Matrix] { weights.gradients }
-    public var parameterNames: [TensorName] { weights.names }
-
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         weights.bind(parameters: parameters, gradients: gradients, layer: "RNN")
-    }
-
-    /// As ``LSTM/initialize(_:using:)``.
-    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
-        weights.initialize(initializer, using: &generator)
     }
 
     /// `N·T × H` batch-major projection (then the batch-major `δ` for the input side), `T·N × H` hidden states,

@@ -1,10 +1,13 @@
 /// The parameters of a one-layer, one-direction recurrent layer as PyTorch keeps them — `W_ih` (`G·H × F`), `W_hh`
-/// (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`) for `G` gates — their gradients, and what ``LSTM`` and ``GRU`` share:
-/// names, binding, initialisation, and the steps of a batch-first input.
-struct RecurrentParameters: Sendable {
-    let inputSize: Int, hiddenSize: Int, gates: Int
-    private(set) var weightIH: Matrix, weightHH: Matrix, biasIH: Matrix, biasHH: Matrix
-    private(set) var weightIHGradient: Matrix, weightHHGradient: Matrix, biasIHGradient: Matrix, biasHHGradient: Matrix
+/// (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`) for `G` gates (LSTM 4, GRU 3, RNN 1) — their gradients, and what the
+/// recurrent layers share: names, binding, initialisation, the steps of a batch-first input.
+public struct RecurrentParameters: Sendable {
+    /// `F`, the features of one step; `H`, the hidden state's size; `G`, the number of gates.
+    public let inputSize: Int, hiddenSize: Int, gates: Int
+    /// `W_ih`, `W_hh`, `b_ih`, `b_hh`.
+    public private(set) var weightIH: Matrix, weightHH: Matrix, biasIH: Matrix, biasHH: Matrix
+    /// Their gradients, accumulated by the backward pass.
+    public private(set) var weightIHGradient: Matrix, weightHHGradient: Matrix, biasIHGradient: Matrix, biasHHGradient: Matrix
 
     init(inputSize: Int, hiddenSize: Int, gates: Int, seed: UInt64?, layer: String) {
         precondition(inputSize > 0 && hiddenSize > 0, "\(layer): sizes must be positive, got \(inputSize) → \(hiddenSize)")
@@ -92,4 +95,55 @@ struct RecurrentParameters: Sendable {
         gemm(weightIHGradient, batchMajor, x, transposeA: true, beta: 1)
         if let dInput { gemm(dInput.reshaped(rows: n * t, columns: inputSize), batchMajor, weightIH) }
     }
+}
+
+/// A recurrent layer over batch-first sequences (`N × T·F` in, `N × T·H` or `N × H` out) whose parameters are
+/// ``RecurrentParameters``: ``RNN``, ``LSTM``, ``GRU``. Everything but the step itself is shared here.
+public protocol RecurrentLayer: Layer {
+    /// The parameters, in PyTorch's layout.
+    var weights: RecurrentParameters { get }
+    /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
+    var returnsSequences: Bool { get }
+}
+
+extension RecurrentLayer {
+    /// `F`, the features of one step.
+    public var inputSize: Int { weights.inputSize }
+    /// `H`, the hidden state's size.
+    public var hiddenSize: Int { weights.hiddenSize }
+    /// `W_ih` (`G·H × F`), `W_hh` (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`), and their gradients.
+    public var weightIH: Matrix { weights.weightIH }
+    public var weightHH: Matrix { weights.weightHH }
+    public var biasIH: Matrix { weights.biasIH }
+    public var biasHH: Matrix { weights.biasHH }
+    public var weightIHGradient: Matrix { weights.weightIHGradient }
+    public var weightHHGradient: Matrix { weights.weightHHGradient }
+    public var biasIHGradient: Matrix { weights.biasIHGradient }
+    public var biasHHGradient: Matrix { weights.biasHHGradient }
+
+    public var parameters: [Matrix] { weights.parameters }
+    public var parameterGradients: [Matrix] { weights.gradients }
+    /// `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, as in PyTorch's state_dict.
+    public var parameterNames: [TensorName] { weights.names }
+
+    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
+    /// initializer draws the weights with fan-in `F` (or `H`) and fan-out `G·H`, and zero biases.
+    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
+        weights.initialize(initializer, using: &generator)
+    }
+
+    /// `T·H` for an input of `T` whole steps (`H` with only the last step's output); stops otherwise.
+    public func outputSize(forInputSize inputSize: Int) -> Int {
+        guard let size = outputSizeIfAccepted(forInputSize: inputSize) else {
+            preconditionFailure("\(Self.self): an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
+        }
+        return size
+    }
+
+    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
+        weights.steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
+    }
+
+    /// The number of steps in an input of `inputSize` features.
+    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
 }
