@@ -94,7 +94,7 @@ struct PolicyGradientTests {
     }
 
     static func policy(seed: UInt64, dropout: Float = 0) -> Network {
-        Network(inputSize: 4, layers: [Dense(inputSize: 4, outputSize: 32), Dropout(probability: dropout), ReLU(),
+        Network(inputSize: 4, layers: [Dense(inputSize: 4, outputSize: 32), Dropout(probability: dropout, seed: seed &+ 1), ReLU(),
                                        Dense(inputSize: 32, outputSize: 2)], initializer: .pytorchDefault, seed: seed)
     }
 

@@ -82,14 +82,10 @@ public struct LSTM: RecurrentLayer {
     }
 
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
-        guard let t = steps(input.columns) else {
-            preconditionFailure("LSTM.forward: input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        let (n, t) = checkedShape(input: input, output: output, context: context, backward: false) {
+            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
         }
-        let n = input.rows, h = hiddenSize, g = 4 * h
-        precondition(output.rows == n && output.columns == (returnsSequences ? t * h : h),
-                     "LSTM.forward: output \(output.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
-        precondition(context.scratch.count >= Buffers.count(n: n, t: t, h: h, backward: false),
-                     "LSTM.forward: needs \(Buffers.count(n: n, t: t, h: h, backward: false)) floats of scratch, was given \(context.scratch.count)")
+        let h = hiddenSize, g = 4 * h
         let b = Buffers(context, n: n, t: t, h: h, backward: context.scratchIncludesBackward)
         // The input projection of every step at once: rows of X (n·T + t) as N·T × F.
         let x = input.reshaped(rows: n * t, columns: inputSize)
@@ -114,15 +110,10 @@ public struct LSTM: RecurrentLayer {
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
-        guard let t = steps(input.columns) else {
-            preconditionFailure("LSTM.backward: input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput, context: context, backward: true) {
+            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
         }
-        let n = input.rows, h = hiddenSize, g = 4 * h
-        precondition(dOutput.rows == n && dOutput.columns == (returnsSequences ? t * h : h),
-                     "LSTM.backward: dOutput \(dOutput.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
-        precondition(context.scratchIncludesBackward && context.scratch.count >= Buffers.count(n: n, t: t, h: h, backward: true),
-                     "LSTM.backward: needs the scratch its forward pass filled, planned with backward: true (\(Buffers.count(n: n, t: t, h: h, backward: true)) floats), was given \(context.scratch.count)")
-        if let dInput { precondition(sameShape: dInput, input, "LSTM.backward (dInput, input)") }
+        let h = hiddenSize, g = 4 * h
         let b = Buffers(context, n: n, t: t, h: h, backward: true)
         let dh = b.hiddenGradient.pointer, dc = b.cellGradient.pointer
         b.hiddenGradient.fill(0)

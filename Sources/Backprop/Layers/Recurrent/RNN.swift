@@ -61,14 +61,10 @@ public struct RNN: RecurrentLayer {
     }
 
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
-        guard let t = steps(input.columns) else {
-            preconditionFailure("RNN.forward: input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        let (n, t) = checkedShape(input: input, output: output, context: context, backward: false) {
+            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
         }
-        let n = input.rows, h = hiddenSize
-        precondition(output.rows == n && output.columns == (returnsSequences ? t * h : h),
-                     "RNN.forward: output \(output.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
-        precondition(context.scratch.count >= Buffers.count(n: n, t: t, h: h, backward: false),
-                     "RNN.forward: needs \(Buffers.count(n: n, t: t, h: h, backward: false)) floats of scratch, was given \(context.scratch.count)")
+        let h = hiddenSize
         let b = Buffers(context, n: n, t: t, h: h, backward: context.scratchIncludesBackward)
         broadcastRows(b.projected, row: biasIH)
         gemm(b.projected, input.reshaped(rows: n * t, columns: inputSize), weightIH, transposeB: true, beta: 1)
@@ -91,15 +87,10 @@ public struct RNN: RecurrentLayer {
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
-        guard let t = steps(input.columns) else {
-            preconditionFailure("RNN.backward: input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput, context: context, backward: true) {
+            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
         }
-        let n = input.rows, h = hiddenSize
-        precondition(dOutput.rows == n && dOutput.columns == (returnsSequences ? t * h : h),
-                     "RNN.backward: dOutput \(dOutput.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
-        precondition(context.scratchIncludesBackward && context.scratch.count >= Buffers.count(n: n, t: t, h: h, backward: true),
-                     "RNN.backward: needs the scratch its forward pass filled, planned with backward: true (\(Buffers.count(n: n, t: t, h: h, backward: true)) floats), was given \(context.scratch.count)")
-        if let dInput { precondition(sameShape: dInput, input, "RNN.backward (dInput, input)") }
+        let h = hiddenSize
         let b = Buffers(context, n: n, t: t, h: h, backward: true)
         let dh = b.hiddenGradient.pointer
         b.hiddenGradient.fill(0)

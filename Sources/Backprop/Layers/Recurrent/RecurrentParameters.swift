@@ -146,4 +146,23 @@ extension RecurrentLayer {
 
     /// The number of steps in an input of `inputSize` features.
     func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
+
+    /// The sequences `N` and steps `T` of a pass, after checking the shapes it is given: `input`, `output` (or, in
+    /// the backward pass, `dOutput`; and `dInput`), and that `context` holds `scratchCount(T, backward)` floats (and,
+    /// in the backward pass, was planned for it). Stops with the shapes in the message otherwise.
+    func checkedShape(input: Matrix, output: Matrix, dInput: Matrix? = nil, context: LayerContext, backward: Bool,
+                      scratchCount: (_ steps: Int, _ backward: Bool) -> Int) -> (n: Int, t: Int) {
+        let pass = "\(Self.self).\(backward ? "backward" : "forward")"
+        guard let t = steps(input.columns) else {
+            preconditionFailure("\(pass): input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        }
+        let n = input.rows, h = hiddenSize
+        precondition(output.rows == n && output.columns == (returnsSequences ? t * h : h),
+                     "\(pass): \(backward ? "dOutput" : "output") \(output.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
+        let needed = scratchCount(t, backward)
+        precondition((!backward || context.scratchIncludesBackward) && context.scratch.count >= needed,
+                     "\(pass): needs \(backward ? "the scratch its forward pass filled, planned with backward: true, " : "")\(needed) floats of scratch, was given \(context.scratch.count)")
+        if let dInput { precondition(sameShape: dInput, input, "\(pass) (dInput, input)") }
+        return (n, t)
+    }
 }
