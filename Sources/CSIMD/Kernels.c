@@ -284,6 +284,92 @@ void bp_lstm_step(float *restrict gates, const float *restrict cPrevious, float 
     }
 }
 
+/// The backward pass of one LSTM step over `n` rows of `h` units. In: `gates` (activated i f g o, n × 4h),
+/// `cellTanh`, `cPrevious`, `dh` (∂L/∂hₜ) and `dc` (∂L/∂cₜ from step t+1), each n × h. Out: `dGates`, the
+/// pre-activation gradients (n × 4h), and `dc` becomes ∂L/∂cₜ₋₁ = dC∘f, with dC = dc + dh∘o∘(1 − tanh²c).
+BP_CLONES
+void bp_lstm_step_backward(float *restrict dGates, float *restrict dc, const float *restrict dh,
+                           const float *restrict gates, const float *restrict cellTanh,
+                           const float *restrict cPrevious, long n, long h) {
+    for (long s = 0; s < n; s++) {
+        const float *row = gates + s * 4 * h, *ts = cellTanh + s * h, *cp = cPrevious + s * h, *dhs = dh + s * h;
+        float *dRow = dGates + s * 4 * h, *dcs = dc + s * h;
+        for (long j = 0; j < h; j++) {
+            float i = row[j], f = row[h + j], g = row[2 * h + j], o = row[3 * h + j], t = ts[j], dH = dhs[j];
+            float dC = dcs[j] + dH * o * (1.0f - t * t);
+            dRow[j] = dC * g * i * (1.0f - i);
+            dRow[h + j] = dC * cp[j] * f * (1.0f - f);
+            dRow[2 * h + j] = dC * i * (1.0f - g * g);
+            dRow[3 * h + j] = dH * t * o * (1.0f - o);
+            dcs[j] = dC * f;
+        }
+    }
+}
+
+/// One GRU step over `n` rows of `h` units. In: `gates` (n × 3h) holding the input side xₜ·W_ihᵀ + b_ih of r, z, n;
+/// `recurrent` (n × 3h), hₜ₋₁·W_hhᵀ + b_hh; `hPrevious` (n × h). Out: `gates` becomes the activated r, z, n;
+/// `hiddenN` = the n part of `recurrent` (W_hn·hₜ₋₁ + b_hn, kept for the backward pass); `hidden` = (1 − z)∘n + z∘hₜ₋₁.
+BP_CLONES
+void bp_gru_step(float *restrict gates, const float *restrict recurrent, const float *restrict hPrevious,
+                 float *restrict hiddenN, float *restrict hidden, long n, long h) {
+    for (long s = 0; s < n; s++) {
+        float *row = gates + s * 3 * h, *hn = hiddenN + s * h, *hs = hidden + s * h;
+        const float *rec = recurrent + s * 3 * h, *hp = hPrevious + s * h;
+        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + rec[j])));
+        for (long j = 0; j < h; j++) {
+            float r = row[j], z = row[h + j], recN = rec[2 * h + j];
+            float nGate = bp_tanh(row[2 * h + j] + r * recN);
+            row[2 * h + j] = nGate;
+            hn[j] = recN;
+            hs[j] = (1.0f - z) * nGate + z * hp[j];
+        }
+    }
+}
+
+/// The backward pass of one GRU step. In: `gates` (activated r, z, n), `hiddenN`, `hPrevious`, and `dh` (∂L/∂hₜ).
+/// Out: `dInputSide` (n × 3h: ∂L/∂ of the input side's r, z, n pre-activations), `dHiddenSide` (the same for the
+/// recurrent side: r, z, and dN∘r for W_hn·h + b_hn), and `dh` becomes the direct path dh∘z (the caller adds
+/// dHiddenSide·W_hh).
+BP_CLONES
+void bp_gru_step_backward(float *restrict dInputSide, float *restrict dHiddenSide, float *restrict dh,
+                          const float *restrict gates, const float *restrict hiddenN,
+                          const float *restrict hPrevious, long n, long h) {
+    for (long s = 0; s < n; s++) {
+        const float *row = gates + s * 3 * h, *hn = hiddenN + s * h, *hp = hPrevious + s * h;
+        float *dx = dInputSide + s * 3 * h, *dhh = dHiddenSide + s * 3 * h, *dhs = dh + s * h;
+        for (long j = 0; j < h; j++) {
+            float r = row[j], z = row[h + j], nGate = row[2 * h + j], dH = dhs[j];
+            float dN = dH * (1.0f - z) * (1.0f - nGate * nGate);
+            float dZ = dH * (hp[j] - nGate) * z * (1.0f - z);
+            float dR = dN * hn[j] * r * (1.0f - r);
+            dx[j] = dR; dx[h + j] = dZ; dx[2 * h + j] = dN;
+            dhh[j] = dR; dhh[h + j] = dZ; dhh[2 * h + j] = dN * r;
+            dhs[j] = dH * z;
+        }
+    }
+}
+
+/// One Elman RNN step's activation, in place over `count` pre-activations: tanh (`relu` 0) or ReLU (`relu` 1).
+BP_CLONES
+void bp_rnn_step(float *restrict hidden, long count, int relu) {
+    if (relu) {
+        for (long i = 0; i < count; i++) hidden[i] = hidden[i] > 0 ? hidden[i] : 0.0f;
+    } else {
+        for (long i = 0; i < count; i++) hidden[i] = bp_tanh(hidden[i]);
+    }
+}
+
+/// δ = dh∘φ′ for an RNN step from its output hₜ = φ(·): tanh′ = 1 − h², ReLU′ = [h > 0].
+BP_CLONES
+void bp_rnn_step_backward(float *restrict delta, const float *restrict dh, const float *restrict hidden, long count,
+                          int relu) {
+    if (relu) {
+        for (long i = 0; i < count; i++) delta[i] = hidden[i] > 0 ? dh[i] : 0.0f;
+    } else {
+        for (long i = 0; i < count; i++) delta[i] = dh[i] * (1.0f - hidden[i] * hidden[i]);
+    }
+}
+
 BP_CLONES
 void bp_sigmoid_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long count) {
     for (long i = 0; i < count; i++) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));

@@ -44,13 +44,19 @@ public struct Dropout: Layer {
         for i in 0..<dInput.count { dx[i] = keeps(first + i, index, threshold) ? dy[i] * scale : 0 }
     }
 
-    /// Whether element `i` survives under mask `index`: a SplitMix64 hash of (seed, index, i) compared with `p·2³²`.
     @inline(__always)
     private func keeps(_ i: Int, _ index: UInt64, _ threshold: UInt32) -> Bool {
-        var z = seed &+ index &* 0xD1B5_4A32_D192_ED03 &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return UInt32(truncatingIfNeeded: z >> 32) >= threshold
+        dropoutKeeps(seed: seed, index: index, element: i, threshold: threshold)
     }
+}
+
+/// Whether element `element` survives dropout mask `index`: a SplitMix64 hash of (seed, index, element) compared with
+/// `p·2³²` (`threshold`).
+@inline(__always)
+func dropoutKeeps(seed: UInt64, index: UInt64, element: Int, threshold: UInt32) -> Bool {
+    var z = seed &+ index &* 0xD1B5_4A32_D192_ED03 &+ UInt64(element) &* 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    z ^= z >> 31
+    return UInt32(truncatingIfNeeded: z >> 32) >= threshold
 }

@@ -1,12 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// An Elman recurrent layer, one layer, one direction, with PyTorch's equations and parameter layout. PyTorch:
-/// `nn.RNN(inputSize, hiddenSize, nonlinearity='tanh'|'relu', batch_first=True)`. Shapes as ``LSTM``'s: input
-/// `N × (T·F)`, output `N × (T·H)` or `N × H`, state from zero.
+/// An Elman recurrent layer with PyTorch's equations and parameter layout. PyTorch: `nn.RNN(inputSize, hiddenSize,
+/// numLayers, nonlinearity='tanh'|'relu', batch_first=True, bidirectional=…)`. Shapes and state as ``LSTM``'s, without
+/// a cell state.
 ///
 /// Per step: `hₜ = φ(xₜ·W_ihᵀ + b_ih + hₜ₋₁·W_hhᵀ + b_hh)` with `φ` = tanh or ReLU; `W_ih` is `H × F`, `W_hh` is
 /// `H × H`, named `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, drawn from `U(−1/√H, 1/√H)`.
@@ -17,115 +11,65 @@ public struct RNN: RecurrentLayer {
     /// The nonlinearity `φ`.
     public enum Nonlinearity: String, Sendable, Codable { case tanh, relu }
 
-    /// The parameters, in PyTorch's layout (see ``RecurrentLayer`` for the views of them).
-    public private(set) var weights: RecurrentParameters
+    /// The layers, directions and parameters.
+    public private(set) var stack: RecurrentStack
     /// `φ`.
-    public let nonlinearity: Nonlinearity
-    /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
-    public let returnsSequences: Bool
+    public var nonlinearity: Nonlinearity { stack.cell == .rnnReLU ? .relu : .tanh }
 
-    /// An RNN from `inputSize` features per step to `hiddenSize`, parameters from `U(−1/√H, 1/√H)` (seeded as
-    /// ``LSTM``).
-    public init(inputSize: Int, hiddenSize: Int, nonlinearity: Nonlinearity = .tanh, returnsSequences: Bool = true,
-                seed: UInt64? = nil) {
-        weights = RecurrentParameters(inputSize: inputSize, hiddenSize: hiddenSize, gates: 1, seed: seed, layer: "RNN")
-        self.nonlinearity = nonlinearity
-        self.returnsSequences = returnsSequences
+    /// `numLayers` stacked layers (each above the first reads the one below's hidden states, with `dropout` between
+    /// them in training), each over the sequence forwards and, when `bidirectional`, also backwards; the parameters
+    /// drawn from `U(−1/√H, 1/√H)` with a generator seeded with `seed` (without one, the next seed of a process-wide
+    /// sequence, as for ``Dense``). PyTorch: `nn.RNN(inputSize, hiddenSize, numLayers, batch_first=True, dropout=dropout,
+    /// bidirectional=bidirectional)`.
+    public init(inputSize: Int, hiddenSize: Int, nonlinearity: Nonlinearity = .tanh, numLayers: Int = 1,
+                bidirectional: Bool = false, dropout: Float = 0, returnsSequences: Bool = true, seed: UInt64? = nil) {
+        stack = RecurrentStack(cell: nonlinearity == .relu ? .rnnReLU : .rnnTanh, inputSize: inputSize, hiddenSize: hiddenSize,
+                               numLayers: numLayers, bidirectional: bidirectional, dropout: dropout,
+                               returnsSequences: returnsSequences, seed: seed)
     }
 
     public mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
-        weights.bind(parameters: parameters, gradients: gradients, layer: "RNN")
-    }
-
-    /// `N·T × H` batch-major projection (then the batch-major `δ` for the input side), `T·N × H` hidden states,
-    /// `N × H` zeros; backward: `T·N × H` `δ`, `N × H` `dh`.
-    private struct Buffers {
-        let projected: Matrix, hidden: Matrix, zeros: Matrix, deltas: Matrix, hiddenGradient: Matrix
-        static func count(n: Int, t: Int, h: Int, backward: Bool) -> Int {
-            2 * n * t * h + n * h + (backward ? n * t * h + n * h : 0)
-        }
-        init(_ context: LayerContext, n: Int, t: Int, h: Int, backward: Bool) {
-            var offset = 0
-            func take(_ rows: Int, _ columns: Int) -> Matrix {
-                defer { offset += rows * columns }
-                return context.scratch(rows: rows, columns: columns, offset: offset)
-            }
-            (projected, hidden, zeros) = (take(n * t, h), take(n * t, h), take(n, h))
-            (deltas, hiddenGradient) = backward ? (take(n * t, h), take(n, h)) : (take(0, h), take(0, h))
-        }
-    }
-
-    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
-        guard let t = steps(inputSize) else { return 0 }
-        return Buffers.count(n: rows, t: t, h: hiddenSize, backward: backward)
-    }
-
-    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
-        let (n, t) = checkedShape(input: input, output: output, context: context, backward: false) {
-            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
-        }
-        let h = hiddenSize
-        let b = Buffers(context, n: n, t: t, h: h, backward: context.scratchIncludesBackward)
-        broadcastRows(b.projected, row: biasIH)
-        gemm(b.projected, input.reshaped(rows: n * t, columns: inputSize), weightIH, transposeB: true, beta: 1)
-        b.zeros.fill(0)
-        for step in 0..<t {
-            let previous = step == 0 ? b.zeros : b.hidden.rows(((step - 1) * n)..<(step * n))
-            let current = b.hidden.rows((step * n)..<((step + 1) * n))
-            broadcastRows(current, row: biasHH)
-            gemm(current, previous, weightHH, transposeB: true, beta: 1)
-            let hh = current.pointer
-            for s in 0..<n {
-                let pre = b.projected.pointer + (s * t + step) * h
-                for j in 0..<h {
-                    let z = hh[s * h + j] + pre[j]
-                    hh[s * h + j] = nonlinearity == .tanh ? tanhf(z) : max(0, z)
-                }
-            }
-        }
-        weights.writeOutput(output, hidden: b.hidden, sequences: n, steps: t, every: returnsSequences)
-    }
-
-    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
-        let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput, context: context, backward: true) {
-            Buffers.count(n: input.rows, t: $0, h: hiddenSize, backward: $1)
-        }
-        let h = hiddenSize
-        let b = Buffers(context, n: n, t: t, h: h, backward: true)
-        let dh = b.hiddenGradient.pointer
-        b.hiddenGradient.fill(0)
-        for step in stride(from: t - 1, through: 0, by: -1) {
-            weights.addOutputGradient(dh, dOutput: dOutput, step: step, sequences: n, steps: t, every: returnsSequences)
-            let hh = b.hidden.pointer + step * n * h, delta = b.deltas.pointer + step * n * h
-            for i in 0..<(n * h) {  // δₜ = dhₜ ∘ φ′, from hₜ = φ(·): tanh′ = 1 − h², ReLU′ = [h > 0]
-                delta[i] = dh[i] * (nonlinearity == .tanh ? 1 - hh[i] * hh[i] : (hh[i] > 0 ? 1 : 0))
-            }
-            gemm(b.hiddenGradient, b.deltas.rows((step * n)..<((step + 1) * n)), weightHH)  // dhₜ₋₁ = δₜ·W_hh
-        }
-        if t > 1 {
-            gemm(weightHHGradient, b.deltas.rows(n..<(t * n)), b.hidden.rows(0..<((t - 1) * n)), transposeA: true, beta: 1)
-        }
-        addColumnSums(biasHHGradient, of: b.deltas)
-        weights.backwardInputSide(b.deltas, batchMajor: b.projected, input: input, dInput: dInput, sequences: n, steps: t)
+        stack.bind(parameters: parameters, gradients: gradients)
     }
 }
 
 extension RNN: SavableLayer {
     public struct Settings: Codable, Sendable, Equatable {
-        public var inputSize: Int, hiddenSize: Int, nonlinearity: Nonlinearity, returnsSequences: Bool
+        public var inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, dropout: Float, returnsSequences: Bool, nonlinearity: Nonlinearity
     }
     public static let typeName = "rnn"
     public var settings: Settings {
-        Settings(inputSize: inputSize, hiddenSize: hiddenSize, nonlinearity: nonlinearity, returnsSequences: returnsSequences)
+        Settings(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, bidirectional: bidirectional, dropout: dropout,
+                 returnsSequences: returnsSequences, nonlinearity: nonlinearity)
     }
     public static func parameterCount(for s: Settings) -> Int? {
-        guard s.inputSize >= 0, s.hiddenSize >= 0, s.inputSize <= 1 << 24, s.hiddenSize <= 1 << 24 else { return Int.max }
-        return s.hiddenSize * (s.inputSize + s.hiddenSize + 2)
+        guard (0...(1 << 24)).contains(s.inputSize), (0...(1 << 24)).contains(s.hiddenSize), (1...1024).contains(s.numLayers) else {
+            return Int.max
+        }
+        return RecurrentStack.parameterCount(cell: s.nonlinearity == .relu ? .rnnReLU : .rnnTanh, inputSize: s.inputSize, hiddenSize: s.hiddenSize,
+                                             numLayers: s.numLayers, directions: s.bidirectional ? 2 : 1)
     }
     public init(settings: Settings) throws {
         try checkSize(settings.inputSize, "inputSize", in: "rnn")
         try checkSize(settings.hiddenSize, "hiddenSize", in: "rnn")
-        self.init(inputSize: settings.inputSize, hiddenSize: settings.hiddenSize, nonlinearity: settings.nonlinearity,
-                  returnsSequences: settings.returnsSequences, seed: 0)
+        try checkSetting((1...1024).contains(settings.numLayers), "rnn: numLayers \(settings.numLayers) is not in 1...1024")
+        try checkSetting(settings.dropout >= 0 && settings.dropout < 1, "rnn: dropout \(settings.dropout) is not in [0, 1)")
+        self.init(inputSize: settings.inputSize, hiddenSize: settings.hiddenSize, nonlinearity: settings.nonlinearity, numLayers: settings.numLayers,
+                  bidirectional: settings.bidirectional, dropout: settings.dropout, returnsSequences: settings.returnsSequences, seed: 0)
+    }
+}
+
+extension RNN.Settings {
+    enum CodingKeys: String, CodingKey { case inputSize, hiddenSize, numLayers, bidirectional, dropout, returnsSequences, nonlinearity }
+    /// Reads settings saved before stacking and directions existed as one layer, one direction, no dropout.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        inputSize = try c.decode(Int.self, forKey: .inputSize)
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        numLayers = try c.decodeIfPresent(Int.self, forKey: .numLayers) ?? 1
+        bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
+        returnsSequences = try c.decode(Bool.self, forKey: .returnsSequences)
+        nonlinearity = try c.decode(RNN.Nonlinearity.self, forKey: .nonlinearity)
     }
 }

@@ -1,18 +1,19 @@
-/// The parameters of a one-layer, one-direction recurrent layer as PyTorch keeps them — `W_ih` (`G·H × F`), `W_hh`
-/// (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`) for `G` gates (LSTM 4, GRU 3, RNN 1) — their gradients, and what the
-/// recurrent layers share: names, binding, initialisation, the steps of a batch-first input.
+/// The parameters of one layer and one direction of a recurrent layer as PyTorch keeps them — `W_ih` (`G·H × F`),
+/// `W_hh` (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`) for `G` gates (LSTM 4, GRU 3, RNN 1) — and their gradients. `F` is
+/// the step's features for the first layer and `D·H` (the directions' outputs side by side) above it.
 public struct RecurrentParameters: Sendable {
-    /// `F`, the features of one step; `H`, the hidden state's size; `G`, the number of gates.
+    /// `F`, the features of one step of this layer's input; `H`, the hidden state's size; `G`, the number of gates.
     public let inputSize: Int, hiddenSize: Int, gates: Int
+    /// The layer `k` (0 first) and whether this is its reverse direction: PyTorch's name suffix `_l{k}[_reverse]`.
+    public let layer: Int, reverse: Bool
     /// `W_ih`, `W_hh`, `b_ih`, `b_hh`.
     public private(set) var weightIH: Matrix, weightHH: Matrix, biasIH: Matrix, biasHH: Matrix
     /// Their gradients, accumulated by the backward pass.
     public private(set) var weightIHGradient: Matrix, weightHHGradient: Matrix, biasIHGradient: Matrix, biasHHGradient: Matrix
 
-    init(inputSize: Int, hiddenSize: Int, gates: Int, seed: UInt64?, layer: String) {
-        precondition(inputSize > 0 && hiddenSize > 0, "\(layer): sizes must be positive, got \(inputSize) → \(hiddenSize)")
-        (self.inputSize, self.hiddenSize, self.gates) = (inputSize, hiddenSize, gates)
-        let g = gates * hiddenSize, count = g * (inputSize + hiddenSize + 2)
+    init(inputSize: Int, hiddenSize: Int, gates: Int, layer: Int, reverse: Bool) {
+        (self.inputSize, self.hiddenSize, self.gates, self.layer, self.reverse) = (inputSize, hiddenSize, gates, layer, reverse)
+        let g = gates * hiddenSize, count = Self.count(inputSize: inputSize, hiddenSize: hiddenSize, gates: gates)
         func views(_ storage: MatrixStorage) -> (Matrix, Matrix, Matrix, Matrix) {
             (Matrix(rows: g, columns: inputSize, storage: storage, offset: 0),
              Matrix(rows: g, columns: hiddenSize, storage: storage, offset: g * inputSize),
@@ -21,23 +22,21 @@ public struct RecurrentParameters: Sendable {
         }
         (weightIH, weightHH, biasIH, biasHH) = views(MatrixStorage(count: count))
         (weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient) = views(MatrixStorage(count: count))
-        var generator = SeededGenerator(seed: seed ?? LayerSeeds.next())
-        initialize(.pytorchDefault, using: &generator)
     }
+
+    /// `G·H·(F + H + 2)`.
+    static func count(inputSize: Int, hiddenSize: Int, gates: Int) -> Int { gates * hiddenSize * (inputSize + hiddenSize + 2) }
 
     var parameters: [Matrix] { [weightIH, weightHH, biasIH, biasHH] }
     var gradients: [Matrix] { [weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient] }
+    /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (with `_reverse` for the reverse direction).
     var names: [TensorName] {
-        let g = gates * hiddenSize
-        return [TensorName("weight_ih_l0", shape: [g, inputSize]), TensorName("weight_hh_l0", shape: [g, hiddenSize]),
-                TensorName("bias_ih_l0", shape: [g]), TensorName("bias_hh_l0", shape: [g])]
+        let g = gates * hiddenSize, suffix = "_l\(layer)" + (reverse ? "_reverse" : "")
+        return [TensorName("weight_ih" + suffix, shape: [g, inputSize]), TensorName("weight_hh" + suffix, shape: [g, hiddenSize]),
+                TensorName("bias_ih" + suffix, shape: [g]), TensorName("bias_hh" + suffix, shape: [g])]
     }
 
-    /// The number of steps in an input of `width` features, if whole.
-    func steps(_ width: Int) -> Int? { width > 0 && width % inputSize == 0 ? width / inputSize : nil }
-
-    mutating func bind(parameters: [Matrix], gradients: [Matrix], layer: String) {
-        precondition(parameters.count == 4 && gradients.count == 4, "\(layer).bind: needs [W_ih, W_hh, b_ih, b_hh] twice")
+    mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
         for (new, old) in zip(parameters, self.parameters) { new.assign(old) }
         (weightIH, weightHH, biasIH, biasHH) = (parameters[0], parameters[1], parameters[2], parameters[3])
         (weightIHGradient, weightHHGradient, biasIHGradient, biasHHGradient) = (gradients[0], gradients[1], gradients[2], gradients[3])
@@ -58,111 +57,65 @@ public struct RecurrentParameters: Sendable {
             biasHH.fill(0)
         }
     }
+}
 
-    /// Copies the hidden states (time-major, `T·N × H`: step `t` of sequence `s` at row `t·N + s`) into `output`:
-    /// every step's, batch-first (`N × T·H`), or the last step's (`N × H`).
-    func writeOutput(_ output: Matrix, hidden: Matrix, sequences n: Int, steps t: Int, every: Bool) {
-        let h = hiddenSize, out = output.pointer, source = hidden.pointer
-        for s in 0..<n {
-            if every {
-                for step in 0..<t { (out + (s * t + step) * h).update(from: source + (step * n + s) * h, count: h) }
-            } else {
-                (out + s * h).update(from: source + ((t - 1) * n + s) * h, count: h)
-            }
-        }
+/// The state a recurrent layer carries between steps, in PyTorch's layout: `hidden` is `h_n` (`L·D·N × H`: the
+/// `N × H` block `k·D + d` is layer `k`, direction `d`, as PyTorch's `(L·D, N, H)`), and `cell` is an LSTM's `c_n`
+/// (the same shape; `nil` for RNN and GRU).
+///
+/// Passed in, it is the state before the first step (``RecurrentLayer/forward(output:finalState:input:initialState:context:)``);
+/// no state means zeros, and gives exactly what explicit zeros give. Passed out, it is the state after the last
+/// step — after step `T − 1` for the forward direction and after step 0 for the reverse direction — and carrying it
+/// into the next chunk of a long sequence, without its gradient, is truncated backpropagation through time.
+public struct RecurrentState: Sendable {
+    /// `h`, `L·D·N × H`.
+    public var hidden: Matrix
+    /// An LSTM's `c`, `L·D·N × H`; `nil` for RNN and GRU.
+    public var cell: Matrix?
+
+    public init(hidden: Matrix, cell: Matrix? = nil) {
+        self.hidden = hidden
+        self.cell = cell
     }
 
-    /// Adds `∂L/∂hₜ` from the output at `step` to `dh` (`N × H`).
-    func addOutputGradient(_ dh: UnsafeMutablePointer<Float>, dOutput: Matrix, step: Int, sequences n: Int, steps t: Int, every: Bool) {
-        let h = hiddenSize, dOut = dOutput.pointer
-        if every {
-            for s in 0..<n { let source = dOut + (s * t + step) * h; for j in 0..<h { dh[s * h + j] += source[j] } }
-        } else if step == t - 1 {
-            for i in 0..<(n * h) { dh[i] += dOut[i] }
-        }
+    /// A zero state for `sequences` sequences of `layer` (allocates).
+    public init(zerosFor layer: some RecurrentLayer, sequences: Int) {
+        let rows = layer.numLayers * layer.directions * sequences
+        hidden = Matrix(rows: rows, columns: layer.hiddenSize)
+        cell = layer.stack.cell == .lstm ? Matrix(rows: rows, columns: layer.hiddenSize) : nil
     }
 
-    /// The input side of the backward pass from the pre-activation gradients `dG` (time-major, `T·N × G·H`):
-    /// `db_ih += Σ dG`, `dW_ih += dGᵀ·X` and `dX = dG·W_ih`, with `dG` first copied into `batchMajor` (`N·T × G·H`) to
-    /// follow the input's rows.
-    func backwardInputSide(_ dG: Matrix, batchMajor: Matrix, input: Matrix, dInput: Matrix?, sequences n: Int, steps t: Int) {
-        let g = gates * hiddenSize, source = dG.pointer
-        addColumnSums(biasIHGradient, of: dG)
-        for s in 0..<n {
-            for step in 0..<t { (batchMajor.pointer + (s * t + step) * g).update(from: source + (step * n + s) * g, count: g) }
-        }
-        let x = input.reshaped(rows: n * t, columns: inputSize)
-        gemm(weightIHGradient, batchMajor, x, transposeA: true, beta: 1)
-        if let dInput { gemm(dInput.reshaped(rows: n * t, columns: inputSize), batchMajor, weightIH) }
+    /// Copies another state's values into this one (same shapes).
+    public func assign(_ other: RecurrentState) {
+        hidden.assign(other.hidden)
+        if let cell, let otherCell = other.cell { cell.assign(otherCell) }
+    }
+
+    /// Sets every value to zero.
+    public func fill(_ value: Float) {
+        hidden.fill(value)
+        cell?.fill(value)
     }
 }
 
-/// A recurrent layer over batch-first sequences (`N × T·F` in, `N × T·H` or `N × H` out) whose parameters are
-/// ``RecurrentParameters``: ``RNN``, ``LSTM``, ``GRU``. Everything but the step itself is shared here.
-public protocol RecurrentLayer: Layer {
-    /// The parameters, in PyTorch's layout.
-    var weights: RecurrentParameters { get }
-    /// Whether the output is every step's hidden state (`N × T·H`) or only the last one's (`N × H`).
-    var returnsSequences: Bool { get }
-}
+/// The recurrent cells: the step that ``RNN``, ``LSTM`` and ``GRU`` put in ``RecurrentStack``.
+public enum RecurrentCell: String, Sendable, Codable {
+    case rnnTanh, rnnReLU, lstm, gru
 
-extension RecurrentLayer {
-    /// `F`, the features of one step.
-    public var inputSize: Int { weights.inputSize }
-    /// `H`, the hidden state's size.
-    public var hiddenSize: Int { weights.hiddenSize }
-    /// `W_ih` (`G·H × F`), `W_hh` (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`), and their gradients.
-    public var weightIH: Matrix { weights.weightIH }
-    public var weightHH: Matrix { weights.weightHH }
-    public var biasIH: Matrix { weights.biasIH }
-    public var biasHH: Matrix { weights.biasHH }
-    public var weightIHGradient: Matrix { weights.weightIHGradient }
-    public var weightHHGradient: Matrix { weights.weightHHGradient }
-    public var biasIHGradient: Matrix { weights.biasIHGradient }
-    public var biasHHGradient: Matrix { weights.biasHHGradient }
-
-    public var parameters: [Matrix] { weights.parameters }
-    public var parameterGradients: [Matrix] { weights.gradients }
-    /// `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, as in PyTorch's state_dict.
-    public var parameterNames: [TensorName] { weights.names }
-
-    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
-    /// initializer draws the weights with fan-in `F` (or `H`) and fan-out `G·H`, and zero biases.
-    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
-        weights.initialize(initializer, using: &generator)
-    }
-
-    /// `T·H` for an input of `T` whole steps (`H` with only the last step's output); stops otherwise.
-    public func outputSize(forInputSize inputSize: Int) -> Int {
-        guard let size = outputSizeIfAccepted(forInputSize: inputSize) else {
-            preconditionFailure("\(Self.self): an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
+    /// `G`: LSTM 4 (i, f, g, o), GRU 3 (r, z, n), RNN 1.
+    public var gates: Int {
+        switch self {
+        case .lstm: 4
+        case .gru: 3
+        case .rnnTanh, .rnnReLU: 1
         }
-        return size
     }
 
-    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
-        weights.steps(inputSize).map { returnsSequences ? $0 * hiddenSize : hiddenSize }
-    }
-
-    /// The number of steps in an input of `inputSize` features.
-    func steps(_ inputSize: Int) -> Int? { weights.steps(inputSize) }
-
-    /// The sequences `N` and steps `T` of a pass, after checking the shapes it is given: `input`, `output` (or, in
-    /// the backward pass, `dOutput`; and `dInput`), and that `context` holds `scratchCount(T, backward)` floats (and,
-    /// in the backward pass, was planned for it). Stops with the shapes in the message otherwise.
-    func checkedShape(input: Matrix, output: Matrix, dInput: Matrix? = nil, context: LayerContext, backward: Bool,
-                      scratchCount: (_ steps: Int, _ backward: Bool) -> Int) -> (n: Int, t: Int) {
-        let pass = "\(Self.self).\(backward ? "backward" : "forward")"
-        guard let t = steps(input.columns) else {
-            preconditionFailure("\(pass): input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+    var typeName: String {
+        switch self {
+        case .lstm: "LSTM"
+        case .gru: "GRU"
+        case .rnnTanh, .rnnReLU: "RNN"
         }
-        let n = input.rows, h = hiddenSize
-        precondition(output.rows == n && output.columns == (returnsSequences ? t * h : h),
-                     "\(pass): \(backward ? "dOutput" : "output") \(output.shapeDescription) does not fit \(n) sequences of \(t) steps of \(h)")
-        let needed = scratchCount(t, backward)
-        precondition((!backward || context.scratchIncludesBackward) && context.scratch.count >= needed,
-                     "\(pass): needs \(backward ? "the scratch its forward pass filled, planned with backward: true, " : "")\(needed) floats of scratch, was given \(context.scratch.count)")
-        if let dInput { precondition(sameShape: dInput, input, "\(pass) (dInput, input)") }
-        return (n, t)
     }
 }

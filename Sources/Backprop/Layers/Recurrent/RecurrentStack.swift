@@ -1,0 +1,560 @@
+import CSIMD
+
+/// Everything ``RNN``, ``LSTM`` and ``GRU`` share: `L` stacked layers of one or two directions of a cell, their
+/// parameters in PyTorch's order and names, and backpropagation through time over batch-first sequences.
+///
+/// Shapes: `N` sequences of `T` steps of `F` features are `N × (T·F)` (row `n` holds step 0's features, then step
+/// 1's, …). Layer 0 reads them; layer `k > 0` reads layer `k − 1`'s hidden states, the directions side by side
+/// (`D·H` features per step), with dropout between layers in training. The output is the top layer's hidden
+/// states, `N × (T·D·H)` (every step: at step `t`, the forward direction's `hₜ` then the reverse direction's),
+/// or only step `T − 1`'s, `N × D·H` — PyTorch's `output[:, -1]`. The reverse direction runs from step `T − 1`
+/// down to 0.
+///
+/// How it runs, as the fast CPU implementations do: the input is laid out time-major once (step `t` of sequence
+/// `s` at row `t·N + s`); the input projection of all steps is one GEMM per layer and direction; each step one
+/// recurrent GEMM and one vectorised C kernel for its gates; backward, each step one kernel and one GEMM
+/// (`dhₜ₋₁ = dGₜ·W_hh`), and each weight gradient one GEMM over all steps (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H₋₁`).
+/// The scratch space keeps every step's gates and states, so the backward pass recomputes nothing, and holds the
+/// state before the first step beside them, so a non-zero initial state needs no special case.
+public struct RecurrentStack: Sendable {
+    /// The cell.
+    public let cell: RecurrentCell
+    /// `F`, the features of one input step; `H`, the hidden state's size.
+    public let inputSize: Int, hiddenSize: Int
+    /// `L`, the stacked layers.
+    public let numLayers: Int
+    /// Whether each layer also runs over the sequence backwards (`D` = 2).
+    public let bidirectional: Bool
+    /// The probability of dropping each output of a layer below the top one, in training (0: none).
+    public let dropout: Float
+    /// Seeds the dropout masks (as ``Dropout``'s `seed`).
+    public let dropoutSeed: UInt64
+    /// Whether the output is every step's hidden state (`N × T·D·H`) or only the last step's (`N × D·H`).
+    public let returnsSequences: Bool
+    /// The parameters of every layer and direction, in PyTorch's order: layer 0, layer 0 reverse, layer 1, …
+    public private(set) var layers: [RecurrentParameters]
+
+    /// `D`, 1 or 2.
+    public var directions: Int { bidirectional ? 2 : 1 }
+
+    init(cell: RecurrentCell, inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, dropout: Float,
+         returnsSequences: Bool, seed: UInt64?) {
+        let name = cell.typeName
+        precondition(inputSize > 0 && hiddenSize > 0, "\(name): sizes must be positive, got \(inputSize) → \(hiddenSize)")
+        precondition(numLayers >= 1, "\(name): numLayers must be at least 1, got \(numLayers)")
+        precondition(dropout >= 0 && dropout < 1, "\(name): dropout must be in [0, 1), got \(dropout)")
+        (self.cell, self.inputSize, self.hiddenSize, self.numLayers) = (cell, inputSize, hiddenSize, numLayers)
+        (self.bidirectional, self.dropout, self.returnsSequences) = (bidirectional, dropout, returnsSequences)
+        let seed = seed ?? LayerSeeds.next(), d = bidirectional ? 2 : 1
+        dropoutSeed = seed &+ 0x5851_F42D_4C95_7F2D
+        layers = (0..<numLayers).flatMap { k in
+            (0..<d).map { direction in
+                RecurrentParameters(inputSize: k == 0 ? inputSize : d * hiddenSize, hiddenSize: hiddenSize,
+                                    gates: cell.gates, layer: k, reverse: direction == 1)
+            }
+        }
+        var generator = SeededGenerator(seed: seed)
+        initialize(.pytorchDefault, using: &generator)
+    }
+
+    /// The number of parameters of a stack of this shape.
+    static func parameterCount(cell: RecurrentCell, inputSize: Int, hiddenSize: Int, numLayers: Int, directions: Int) -> Int {
+        (0..<numLayers).reduce(0) { total, k in
+            total + directions * RecurrentParameters.count(inputSize: k == 0 ? inputSize : directions * hiddenSize,
+                                                            hiddenSize: hiddenSize, gates: cell.gates)
+        }
+    }
+
+    var parameters: [Matrix] { layers.flatMap(\.parameters) }
+    var gradients: [Matrix] { layers.flatMap(\.gradients) }
+    var names: [TensorName] { layers.flatMap(\.names) }
+
+    mutating func bind(parameters: [Matrix], gradients: [Matrix]) {
+        precondition(parameters.count == 4 * layers.count && gradients.count == 4 * layers.count,
+                     "\(cell.typeName).bind: needs [W_ih, W_hh, b_ih, b_hh] for each of \(layers.count) layers and directions, twice; got \(parameters.count) and \(gradients.count)")
+        for index in layers.indices {
+            let range = (4 * index)..<(4 * index + 4)
+            layers[index].bind(parameters: Array(parameters[range]), gradients: Array(gradients[range]))
+        }
+    }
+
+    func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
+        for layer in layers { layer.initialize(initializer, using: &generator) }
+    }
+
+    /// The number of steps in an input of `width` features, if whole.
+    func steps(_ width: Int) -> Int? { width > 0 && width % inputSize == 0 ? width / inputSize : nil }
+
+    func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? {
+        steps(inputSize).map { (returnsSequences ? $0 : 1) * directions * hiddenSize }
+    }
+
+    // MARK: The scratch space
+
+    /// Where each buffer lies in the scratch space for `n` sequences of `t` steps. Per layer and direction (a
+    /// "record"): `hidden` (`(T+1)·N × H`: block `b` is rows `b·N..<(b+1)·N`; the forward direction keeps its
+    /// initial state in block 0 and step `t` in block `t + 1`, the reverse direction step `t` in block `t` and its
+    /// initial state in block `T`, so step `t`'s previous state is always the neighbouring block), and for an LSTM
+    /// `gates` (`T·N × 4H`), `cells` (like `hidden`), `cellTanh` (`T·N × H`); for a GRU `gates` (`T·N × 3H`) and
+    /// `hiddenN` (`T·N × H`).
+    struct Buffers {
+        let base: Int, n: Int, t: Int, h: Int, g: Int, cell: RecurrentCell
+        let context: LayerContext
+        let recordSize: Int
+        let input: Matrix  // T·N × F, time-major
+        let layerInputs: Int  // offset of (L − 1) buffers T·N × D·H (when `ownInputs`)
+        let ownInputs: Bool
+        let recurrent: Matrix  // N × 3H (GRU)
+        let gateGradients: Matrix, hiddenSideGradients: Matrix  // T·N × G·H (backward; the second for a GRU)
+        let hiddenGradient: Matrix, cellGradient: Matrix  // N × H (backward)
+        let sequenceGradients: (Matrix, Matrix)  // T·N × D·H (backward, L > 1)
+        let inputGradient: Matrix  // T·N × F (backward)
+        let count: Int
+
+        init(_ stack: RecurrentStack, _ context: LayerContext?, n: Int, t: Int, backward: Bool) {
+            let h = stack.hiddenSize, g = stack.cell.gates * h, nt = n * t, dh = stack.directions * h
+            (self.n, self.t, self.h, self.g, self.cell) = (n, t, h, g, stack.cell)
+            self.context = context ?? LayerContext()
+            base = 0
+            switch stack.cell {
+            case .lstm: recordSize = (nt + n) * h * 2 + nt * g + nt * h
+            case .gru: recordSize = (nt + n) * h + nt * g + nt * h
+            case .rnnTanh, .rnnReLU: recordSize = (nt + n) * h
+            }
+            var offset = recordSize * stack.layers.count
+            let scratch = context
+            func take(_ rows: Int, _ columns: Int) -> Matrix {
+                defer { offset += rows * columns }
+                guard let scratch else { return LayerContext.noScratch }
+                return scratch.scratch(rows: rows, columns: columns, offset: offset)
+            }
+            input = take(nt, stack.inputSize)
+            ownInputs = stack.numLayers > 1 && (stack.bidirectional || stack.dropout > 0)
+            layerInputs = offset
+            offset += ownInputs ? (stack.numLayers - 1) * nt * dh : 0
+            recurrent = take(stack.cell == .gru ? n : 0, g)
+            gateGradients = take(backward ? nt : 0, g)
+            hiddenSideGradients = take(backward && stack.cell == .gru ? nt : 0, g)
+            (hiddenGradient, cellGradient) = (take(backward ? n : 0, h), take(backward ? n : 0, h))
+            let sequences = backward && stack.numLayers > 1 ? nt : 0
+            sequenceGradients = (take(sequences, dh), take(sequences, dh))
+            inputGradient = take(backward ? nt : 0, stack.inputSize)
+            count = offset
+        }
+
+        /// The buffers of layer `k`, direction `d`.
+        func record(_ index: Int) -> Record {
+            var offset = index * recordSize
+            func take(_ rows: Int, _ columns: Int) -> Matrix {
+                defer { offset += rows * columns }
+                return context.scratch(rows: rows, columns: columns, offset: offset)
+            }
+            let nt = n * t
+            switch cell {
+            case .lstm:
+                return Record(n: n, hidden: take(nt + n, h), gates: take(nt, g), cells: take(nt + n, h), cellTanh: take(nt, h),
+                              hiddenN: LayerContext.noScratch)
+            case .gru:
+                return Record(n: n, hidden: take(nt + n, h), gates: take(nt, g), cells: LayerContext.noScratch,
+                              cellTanh: LayerContext.noScratch, hiddenN: take(nt, h))
+            case .rnnTanh, .rnnReLU:
+                return Record(n: n, hidden: take(nt + n, h), gates: LayerContext.noScratch, cells: LayerContext.noScratch,
+                              cellTanh: LayerContext.noScratch, hiddenN: LayerContext.noScratch)
+            }
+        }
+
+        /// Layer `k`'s own input buffer (`T·N × D·H`), for `k ≥ 1` when `ownInputs`.
+        func layerInput(_ k: Int, width: Int) -> Matrix {
+            context.scratch(rows: n * t, columns: width, offset: layerInputs + (k - 1) * n * t * width)
+        }
+    }
+
+    /// One layer and direction's buffers (see ``Buffers``).
+    struct Record {
+        let n: Int
+        let hidden: Matrix, gates: Matrix, cells: Matrix, cellTanh: Matrix, hiddenN: Matrix
+
+        /// Block `b` (`N × H`) of a `(T+1)·N × H` buffer.
+        func block(_ matrix: Matrix, _ b: Int) -> Matrix { matrix.rows((b * n)..<((b + 1) * n)) }
+        /// Rows of step `t` (`N × columns`) of a `T·N` buffer.
+        func step(_ matrix: Matrix, _ t: Int) -> Matrix { matrix.rows((t * n)..<((t + 1) * n)) }
+    }
+
+    /// The block of step `step`'s state and of the state before it, for direction `d`, in a record's `hidden` and
+    /// `cells`.
+    @inline(__always) static func blocks(step: Int, direction d: Int) -> (current: Int, previous: Int) {
+        d == 0 ? (step + 1, step) : (step, step + 1)
+    }
+
+    func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
+        guard let t = steps(inputSize) else { return 0 }
+        return Buffers(self, nil, n: rows, t: t, backward: backward).count
+    }
+
+    /// Layer `k`'s input: the time-major input for `k = 0`; above, its own buffer, or layer `k − 1`'s hidden states
+    /// themselves when one direction and no dropout leave nothing to combine.
+    func layerInput(_ k: Int, _ b: Buffers) -> Matrix {
+        if k == 0 { return b.input }
+        if b.ownInputs { return b.layerInput(k, width: directions * hiddenSize) }
+        return b.record(k - 1).hidden.rows(b.n..<((b.t + 1) * b.n))
+    }
+
+    // MARK: The passes
+
+    /// Checks the shapes a pass is given and returns the sequences `N` and steps `T`; stops with the shapes in the
+    /// message otherwise.
+    func checkedShape(input: Matrix, output: Matrix?, dInput: Matrix?, states: [(String, RecurrentState?)],
+                      context: LayerContext, backward: Bool) -> (n: Int, t: Int) {
+        let pass = "\(cell.typeName).\(backward ? "backward" : "forward")"
+        guard let t = steps(input.columns) else {
+            preconditionFailure("\(pass): input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        }
+        let n = input.rows, width = directions * hiddenSize
+        if let output {
+            precondition(output.rows == n && output.columns == (returnsSequences ? t * width : width),
+                         "\(pass): \(backward ? "dOutput" : "output") \(output.shapeDescription) does not fit \(n) sequences of \(returnsSequences ? "\(t) steps of " : "")\(width)")
+        }
+        let needed = Buffers(self, nil, n: n, t: t, backward: backward).count
+        precondition((!backward || context.scratchIncludesBackward) && context.scratch.count >= needed,
+                     "\(pass): needs \(backward ? "the scratch its forward pass filled, planned with backward: true, " : "")\(needed) floats of scratch, was given \(context.scratch.count)")
+        if let dInput { precondition(sameShape: dInput, input, "\(pass) (dInput, input)") }
+        let rows = numLayers * directions * n
+        for (name, state) in states {
+            guard let state else { continue }
+            precondition(state.hidden.rows == rows && state.hidden.columns == hiddenSize,
+                         "\(pass): \(name).hidden \(state.hidden.shapeDescription) is not \(rows)×\(hiddenSize) (layers·directions·sequences × hidden)")
+            if cell == .lstm {
+                precondition(state.cell.map { $0.rows == rows && $0.columns == hiddenSize } ?? false,
+                             "\(pass): an LSTM's \(name).cell must be \(rows)×\(hiddenSize), got \(state.cell?.shapeDescription ?? "none")")
+            }
+        }
+        return (n, t)
+    }
+
+    func forward(output: Matrix, finalState: RecurrentState?, input: Matrix, initialState: RecurrentState?,
+                 context: LayerContext) {
+        let (n, t) = checkedShape(input: input, output: output, dInput: nil,
+                                  states: [("initialState", initialState), ("finalState", finalState)],
+                                  context: context, backward: false)
+        let b = Buffers(self, context, n: n, t: t, backward: context.scratchIncludesBackward)
+        let h = hiddenSize, f = inputSize
+        for s in 0..<n {  // time-major: step t of sequence s at row t·N + s
+            for step in 0..<t { (b.input.pointer + (step * n + s) * f).update(from: input.pointer + (s * t + step) * f, count: f) }
+        }
+        for k in 0..<numLayers {
+            let x = layerInput(k, b)
+            for d in 0..<directions {
+                let index = k * directions + d, r = b.record(index), p = layers[index]
+                let initialBlock = d == 0 ? 0 : t, finalBlock = d == 0 ? t : 0
+                if let initialState {
+                    r.block(r.hidden, initialBlock).assign(initialState.hidden.rows((index * n)..<((index + 1) * n)))
+                    if let cell = initialState.cell, self.cell == .lstm {
+                        r.block(r.cells, initialBlock).assign(cell.rows((index * n)..<((index + 1) * n)))
+                    }
+                } else {
+                    r.block(r.hidden, initialBlock).fill(0)
+                    if cell == .lstm { r.block(r.cells, initialBlock).fill(0) }
+                }
+                forwardSteps(r, p, x: x, recurrent: b.recurrent, n: n, t: t, direction: d)
+                if let finalState {
+                    finalState.hidden.rows((index * n)..<((index + 1) * n)).assign(r.block(r.hidden, finalBlock))
+                    if let cell = finalState.cell, self.cell == .lstm {
+                        cell.rows((index * n)..<((index + 1) * n)).assign(r.block(r.cells, finalBlock))
+                    }
+                }
+            }
+            if k + 1 < numLayers && b.ownInputs {
+                let next = b.layerInput(k + 1, width: directions * h)
+                for d in 0..<directions {
+                    let r = b.record(k * directions + d)
+                    for step in 0..<t {
+                        let source = r.block(r.hidden, Self.blocks(step: step, direction: d).current).pointer
+                        for s in 0..<n { (next.pointer + (step * n + s) * directions * h + d * h).update(from: source + s * h, count: h) }
+                    }
+                }
+                if context.isTraining && dropout > 0 { applyDropout(next, layer: k, n: n, t: t, context: context) }
+            }
+        }
+        writeOutput(output, b, n: n, t: t)
+    }
+
+    /// One layer and direction's steps: the input projection of every step (one GEMM), then per step the recurrent
+    /// GEMM and the cell's kernel.
+    private func forwardSteps(_ r: Record, _ p: RecurrentParameters, x: Matrix, recurrent: Matrix, n: Int, t: Int, direction d: Int) {
+        let h = hiddenSize
+        switch cell {
+        case .lstm:
+            broadcastRows(r.gates, row: p.biasIH, plus: p.biasHH)
+            gemm(r.gates, x, p.weightIH, transposeB: true, beta: 1)
+            for i in 0..<t {
+                let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
+                let gates = r.step(r.gates, step)
+                gemm(gates, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
+                bp_lstm_step(gates.pointer, r.block(r.cells, previous).pointer, r.block(r.cells, current).pointer,
+                             r.step(r.cellTanh, step).pointer, r.block(r.hidden, current).pointer, n, h)
+            }
+        case .gru:
+            broadcastRows(r.gates, row: p.biasIH)
+            gemm(r.gates, x, p.weightIH, transposeB: true, beta: 1)
+            for i in 0..<t {
+                let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
+                broadcastRows(recurrent, row: p.biasHH)
+                gemm(recurrent, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
+                bp_gru_step(r.step(r.gates, step).pointer, recurrent.pointer, r.block(r.hidden, previous).pointer,
+                            r.step(r.hiddenN, step).pointer, r.block(r.hidden, current).pointer, n, h)
+            }
+        case .rnnTanh, .rnnReLU:
+            let steps = r.hidden.rows(d == 0 ? n..<((t + 1) * n) : 0..<(t * n))
+            broadcastRows(steps, row: p.biasIH, plus: p.biasHH)
+            gemm(steps, x, p.weightIH, transposeB: true, beta: 1)
+            for i in 0..<t {
+                let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
+                let hidden = r.block(r.hidden, current)
+                gemm(hidden, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
+                bp_rnn_step(hidden.pointer, n * h, cell == .rnnReLU ? 1 : 0)
+            }
+        }
+    }
+
+    /// The top layer's hidden states into `output`, batch-first: every step's (`N × T·D·H`) or step `T − 1`'s.
+    private func writeOutput(_ output: Matrix, _ b: Buffers, n: Int, t: Int) {
+        let h = hiddenSize, width = directions * h, top = (numLayers - 1) * directions
+        for d in 0..<directions {
+            let r = b.record(top + d)
+            for step in (returnsSequences ? 0 : t - 1)..<t {
+                let source = r.block(r.hidden, Self.blocks(step: step, direction: d).current).pointer
+                let column = (returnsSequences ? step * width : 0) + d * h
+                for s in 0..<n {
+                    (output.pointer + s * output.columns + column).update(from: source + s * h, count: h)
+                }
+            }
+        }
+    }
+
+    /// Inverted dropout on layer `k`'s output (time-major `T·N × D·H`), in place; the mask of element `(s, t, j)` is
+    /// a hash of (seed, layer, the context's random index, its position in the whole batch), as ``Dropout`` draws.
+    private func applyDropout(_ values: Matrix, layer k: Int, n: Int, t: Int, context: LayerContext) {
+        let width = values.columns, scale = 1 / (1 - dropout), p = values.pointer
+        let threshold = UInt32(Double(dropout) * 4_294_967_296.0), seed = dropoutSeed &+ UInt64(k)
+        for step in 0..<t {
+            for s in 0..<n {
+                let row = p + (step * n + s) * width, first = ((context.rowOffset + s) * t + step) * width
+                for j in 0..<width {
+                    row[j] = dropoutKeeps(seed: seed, index: context.randomIndex, element: first + j, threshold: threshold)
+                        ? row[j] * scale : 0
+                }
+            }
+        }
+    }
+
+    /// Where the gradient of a layer's output comes from: the whole layer's `dOutput` (batch-first, every step or
+    /// the last), the layer above (time-major `T·N × D·H`), or nowhere (a loss on the final state only).
+    private enum SequenceGradient {
+        case none, batchFirst(Matrix), timeMajor(Matrix)
+    }
+
+    /// Adds `∂L/∂hₜ` of direction `d` at `step` from `source` to `dh` (`N × H`).
+    private func addSequenceGradient(_ dh: Matrix, _ source: SequenceGradient, step: Int, direction d: Int, n: Int, t: Int) {
+        let h = hiddenSize, width = directions * h, target = dh.pointer
+        let from: (Int) -> UnsafeMutablePointer<Float>
+        switch source {
+        case .none: return
+        case .batchFirst(let m):
+            if returnsSequences {
+                from = { s in m.pointer + s * t * width + step * width + d * h }
+            } else {
+                guard step == t - 1 else { return }
+                from = { s in m.pointer + s * width + d * h }
+            }
+        case .timeMajor(let m):
+            from = { s in m.pointer + (step * n + s) * width + d * h }
+        }
+        for s in 0..<n {
+            let row = from(s), out = target + s * h
+            for j in 0..<h { out[j] += row[j] }
+        }
+    }
+
+    func backward(dInput: Matrix?, dInitialState: RecurrentState?, dOutput: Matrix?, dFinalState: RecurrentState?,
+                  input: Matrix, context: LayerContext) {
+        let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput,
+                                  states: [("dInitialState", dInitialState), ("dFinalState", dFinalState)],
+                                  context: context, backward: true)
+        let b = Buffers(self, context, n: n, t: t, backward: true)
+        let h = hiddenSize, dh = b.hiddenGradient, dc = b.cellGradient
+        var source: SequenceGradient = dOutput.map { .batchFirst($0) } ?? .none
+        for k in stride(from: numLayers - 1, through: 0, by: -1) {
+            let x = layerInput(k, b)
+            let dX: Matrix? = k == 0 ? (dInput == nil ? nil : b.inputGradient)
+                : (k % 2 == 0 ? b.sequenceGradients.0 : b.sequenceGradients.1)
+            for d in 0..<directions {
+                let index = k * directions + d, r = b.record(index), p = layers[index]
+                if let dFinalState {
+                    dh.assign(dFinalState.hidden.rows((index * n)..<((index + 1) * n)))
+                    if cell == .lstm, let cellGradient = dFinalState.cell { dc.assign(cellGradient.rows((index * n)..<((index + 1) * n))) }
+                } else {
+                    dh.fill(0)
+                }
+                if cell == .lstm && dFinalState?.cell == nil { dc.fill(0) }
+                for i in 0..<t {
+                    let step = d == 0 ? t - 1 - i : i, (current, previous) = Self.blocks(step: step, direction: d)
+                    let needsPrevious = i < t - 1 || dInitialState != nil
+                    addSequenceGradient(dh, source, step: step, direction: d, n: n, t: t)
+                    let dG = r.step(b.gateGradients, step)
+                    switch cell {
+                    case .lstm:
+                        bp_lstm_step_backward(dG.pointer, dc.pointer, dh.pointer, r.step(r.gates, step).pointer,
+                                              r.step(r.cellTanh, step).pointer, r.block(r.cells, previous).pointer, n, h)
+                        if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = dGₜ·W_hh
+                    case .gru:
+                        let dHiddenSide = r.step(b.hiddenSideGradients, step)
+                        bp_gru_step_backward(dG.pointer, dHiddenSide.pointer, dh.pointer, r.step(r.gates, step).pointer,
+                                             r.step(r.hiddenN, step).pointer, r.block(r.hidden, previous).pointer, n, h)
+                        if needsPrevious { gemm(dh, dHiddenSide, p.weightHH, beta: 1) }  // dhₜ₋₁ = dhₜ∘z + (·)·W_hh
+                    case .rnnTanh, .rnnReLU:
+                        bp_rnn_step_backward(dG.pointer, dh.pointer, r.block(r.hidden, current).pointer, n * h,
+                                             cell == .rnnReLU ? 1 : 0)
+                        if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = δₜ·W_hh
+                    }
+                }
+                if let dInitialState {
+                    dInitialState.hidden.rows((index * n)..<((index + 1) * n)).assign(dh)
+                    if cell == .lstm, let cellGradient = dInitialState.cell { cellGradient.rows((index * n)..<((index + 1) * n)).assign(dc) }
+                }
+                // The weight gradients of all steps: W_hh against each step's previous state (the initial state too).
+                let hiddenSide = cell == .gru ? b.hiddenSideGradients : b.gateGradients
+                let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n))
+                gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
+                addColumnSums(p.biasHHGradient, of: hiddenSide)
+                addColumnSums(p.biasIHGradient, of: b.gateGradients)
+                gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
+                if let dX { gemm(dX, b.gateGradients, p.weightIH, beta: d == 0 ? 0 : 1) }
+            }
+            if k > 0, let dX {
+                if context.isTraining && dropout > 0 && b.ownInputs { applyDropout(dX, layer: k - 1, n: n, t: t, context: context) }
+                source = .timeMajor(dX)
+            }
+        }
+        if let dInput {
+            let f = inputSize
+            for s in 0..<n {
+                for step in 0..<t {
+                    (dInput.pointer + (s * t + step) * f).update(from: b.inputGradient.pointer + (step * n + s) * f, count: f)
+                }
+            }
+        }
+    }
+}
+
+/// Copies `a + b` (two `1 × n` rows) into every row of `output`.
+private func broadcastRows(_ output: Matrix, row a: Matrix, plus b: Matrix) {
+    guard output.rows > 0 else { return }
+    let first = output.rows(0..<1)
+    for j in 0..<a.columns { first.pointer[j] = a.pointer[j] + b.pointer[j] }
+    for i in 1..<output.rows { (output.pointer + i * output.columns).update(from: first.pointer, count: output.columns) }
+}
+
+/// A recurrent layer over batch-first sequences whose machinery is a ``RecurrentStack``: ``RNN``, ``LSTM``, ``GRU``.
+/// Everything but the cell is shared here: the ``Layer`` passes (`N × T·F` in, `N × T·D·H` or `N × D·H` out, the
+/// state starting at zero), the passes with an explicit state, parameters and names.
+public protocol RecurrentLayer: Layer {
+    /// The layers, directions and parameters.
+    var stack: RecurrentStack { get }
+}
+
+extension RecurrentLayer {
+    /// `F`, the features of one step.
+    public var inputSize: Int { stack.inputSize }
+    /// `H`, the hidden state's size.
+    public var hiddenSize: Int { stack.hiddenSize }
+    /// `L`, the stacked layers.
+    public var numLayers: Int { stack.numLayers }
+    /// Whether each layer also runs backwards over the sequence.
+    public var bidirectional: Bool { stack.bidirectional }
+    /// `D`: 2 when bidirectional, else 1.
+    public var directions: Int { stack.directions }
+    /// The probability of dropping each output of a layer below the top one, in training.
+    public var dropout: Float { stack.dropout }
+    /// Whether the output is every step's hidden state (`N × T·D·H`) or only the last step's (`N × D·H`).
+    public var returnsSequences: Bool { stack.returnsSequences }
+    /// The first layer's forward-direction parameters (all of them: ``RecurrentStack/layers``).
+    public var weights: RecurrentParameters { stack.layers[0] }
+    /// The first layer's forward-direction `W_ih` (`G·H × F`), `W_hh` (`G·H × H`), `b_ih`, `b_hh` (`1 × G·H`), and
+    /// their gradients.
+    public var weightIH: Matrix { weights.weightIH }
+    public var weightHH: Matrix { weights.weightHH }
+    public var biasIH: Matrix { weights.biasIH }
+    public var biasHH: Matrix { weights.biasHH }
+    public var weightIHGradient: Matrix { weights.weightIHGradient }
+    public var weightHHGradient: Matrix { weights.weightHHGradient }
+    public var biasIHGradient: Matrix { weights.biasIHGradient }
+    public var biasHHGradient: Matrix { weights.biasHHGradient }
+
+    public var parameters: [Matrix] { stack.parameters }
+    public var parameterGradients: [Matrix] { stack.gradients }
+    /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (and `…_l{k}_reverse`) for each layer, as in
+    /// PyTorch's state_dict.
+    public var parameterNames: [TensorName] { stack.names }
+
+    /// PyTorch's default (and ``Initializer/pytorchDefault``): every parameter from `U(−1/√H, 1/√H)`. Another
+    /// initializer draws the weights with fan-in `F` (or `D·H`, or `H`) and fan-out `G·H`, and zero biases.
+    public func initialize(_ initializer: Initializer, using generator: inout SeededGenerator) {
+        stack.initialize(initializer, using: &generator)
+    }
+
+    /// `T·D·H` for an input of `T` whole steps (`D·H` with only the last step's output); stops otherwise.
+    public func outputSize(forInputSize inputSize: Int) -> Int {
+        guard let size = outputSizeIfAccepted(forInputSize: inputSize) else {
+            preconditionFailure("\(Self.self): an input of \(inputSize) features is not a whole number of steps of \(self.inputSize)")
+        }
+        return size
+    }
+
+    public func outputSizeIfAccepted(forInputSize inputSize: Int) -> Int? { stack.outputSizeIfAccepted(forInputSize: inputSize) }
+
+    public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
+        stack.scratchCount(rows: rows, inputSize: inputSize, backward: backward)
+    }
+
+    /// The output from a zero state (see ``forward(output:finalState:input:initialState:context:)``).
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
+        stack.forward(output: output, finalState: nil, input: input, initialState: nil, context: context)
+    }
+
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        stack.backward(dInput: dInput, dInitialState: nil, dOutput: dOutput, dFinalState: nil, input: input, context: context)
+    }
+
+    /// The forward pass with an explicit state: from `initialState` (`nil`: zeros) writes `output` (`N × T·D·H`, or
+    /// `N × D·H`) and, if given, the state after the last step into `finalState` (see ``RecurrentState`` for the
+    /// shapes). `context` as for ``Layer/forward(output:input:context:)``.
+    public func forward(output: Matrix, finalState: RecurrentState?, input: Matrix, initialState: RecurrentState?,
+                        context: LayerContext) {
+        stack.forward(output: output, finalState: finalState, input: input, initialState: initialState, context: context)
+    }
+
+    /// The backward pass with an explicit state, after that forward pass with the same `context`: from the gradient
+    /// of the output (`dOutput`; `nil` when the loss does not use it) and of the final state (`dFinalState`; `nil`
+    /// when the loss does not use it), adds every parameter's gradient and writes `dInput` and `dInitialState`
+    /// (each when given). A chunk of truncated backpropagation through time passes `dInitialState: nil`: the
+    /// gradient stops at the carried state.
+    public func backward(dInput: Matrix?, dInitialState: RecurrentState?, dOutput: Matrix?, dFinalState: RecurrentState?,
+                         input: Matrix, context: LayerContext) {
+        stack.backward(dInput: dInput, dInitialState: dInitialState, dOutput: dOutput, dFinalState: dFinalState,
+                       input: input, context: context)
+    }
+
+    /// `(output, state) = layer(input, state)` in evaluation mode: runs `input` (`N × T·F`) from `state` (`nil`:
+    /// zeros) and returns the output and the state after the last step. Allocates its results and scratch; a loop
+    /// that runs many batches should use ``forward(output:finalState:input:initialState:context:)`` with its own.
+    public func callAsFunction(_ input: Matrix, _ state: RecurrentState? = nil) -> (output: Matrix, state: RecurrentState) {
+        precondition(outputSizeIfAccepted(forInputSize: input.columns) != nil,
+                     "\(Self.self): input \(input.shapeDescription) is not a whole number of steps of \(inputSize) features")
+        let output = Matrix(rows: input.rows, columns: outputSize(forInputSize: input.columns))
+        let final = RecurrentState(zerosFor: self, sequences: input.rows)
+        let scratch = Matrix(rows: 1, columns: scratchCount(rows: input.rows, inputSize: input.columns, backward: false))
+        forward(output: output, finalState: final, input: input, initialState: state,
+                context: LayerContext(mode: .evaluation, scratch: scratch, scratchIncludesBackward: false))
+        return (output, final)
+    }
+}
