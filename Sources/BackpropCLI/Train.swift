@@ -165,7 +165,8 @@ extension Train {
         // The checkpoint is the authority on the model: a flag that would describe another one is an error.
         let given = metadata(settings, schedule: makeSchedule(settings))
         for (key, flag) in [("model", "--model"), ("activation", "--activation"), ("loss", "--loss"), ("dropout", "--dropout"),
-                            ("batch_norm", "--batch-norm"), ("residual", "--residual")] {
+                            ("batch_norm", "--batch-norm"), ("residual", "--residual"), ("hidden", "--hidden"),
+                            ("num_layers", "--num-layers"), ("bidirectional", "--bidirectional")] {
             if let recorded = file.metadata[key], let value = given[key], recorded != value {
                 throw fail("\(flag) \(value) conflicts with \(resume), which was trained with \(key.replacingOccurrences(of: "_", with: "-")) \(recorded); resume with the same settings")
             }
@@ -194,7 +195,9 @@ extension Train {
         return switch model {
         case .mlp: settings.sizes.map(String.init).joined(separator: "-")
         case .cnn: "cnn (conv32-pool-conv64-pool-128-\(settings.sizes.last!))"
-        case .rnn, .lstm, .gru: "\(model.rawValue) (\(side) steps of \(side) → \(hidden) → \(settings.sizes.last!))"
+        case .rnn, .lstm, .gru:
+            "\(model.rawValue) (\(side) steps of \(side) → \(numLayers > 1 ? "\(numLayers)×" : "")\(hidden)\(bidirectional ? " bidirectional" : "")"
+                + "\(dropout > 0 ? ", dropout \(dropout) between layers" : "") → \(settings.sizes.last!))"
         }
     }
 

@@ -45,6 +45,9 @@ extension Train {
             "batch_norm": "\(batchNorm)",
             "residual": "\(residual)",
             "model": model.rawValue,
+            "hidden": "\(hidden)",
+            "num_layers": "\(numLayers)",
+            "bidirectional": "\(bidirectional)",
             "data": data,
             "written_by": "backprop train",
         ]
@@ -97,12 +100,16 @@ extension Train {
         case .cnn: return makeCNN(settings, side: side)
         case .rnn, .lstm, .gru:
             // torch_rnn_rows.py's module: rnn (28 → H, batch_first) and head (H → classes), PyTorch's default init.
-            let rnn: any Layer = switch model {
-            case .lstm: LSTM(inputSize: side, hiddenSize: hidden, returnsSequences: false)
-            case .gru: GRU(inputSize: side, hiddenSize: hidden, returnsSequences: false)
-            default: RNN(inputSize: side, hiddenSize: hidden, returnsSequences: false)
+            let rnn: any RecurrentLayer = switch model {
+            case .lstm: LSTM(inputSize: side, hiddenSize: hidden, numLayers: numLayers, bidirectional: bidirectional,
+                             dropout: dropout, returnsSequences: false)
+            case .gru: GRU(inputSize: side, hiddenSize: hidden, numLayers: numLayers, bidirectional: bidirectional,
+                           dropout: dropout, returnsSequences: false)
+            default: RNN(inputSize: side, hiddenSize: hidden, numLayers: numLayers, bidirectional: bidirectional,
+                         dropout: dropout, returnsSequences: false)
             }
-            return Network(inputSize: side * side, layers: [rnn, Dense(inputSize: hidden, outputSize: settings.sizes.last!)],
+            let width = rnn.directions * hidden
+            return Network(inputSize: side * side, layers: [rnn, Dense(inputSize: width, outputSize: settings.sizes.last!)],
                            names: ["rnn", "head"], initializer: .pytorchDefault, seed: seed)
         case .mlp: break
         }

@@ -78,6 +78,15 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)")
     var hidden: Int = 128
 
+    @Option(parsing: .unconditional, help: """
+        rnn, lstm and gru: stacked recurrent layers, each above the first reading the one below's hidden states \
+        (--dropout between them). (default: 1)
+        """)
+    var numLayers: Int = 1
+
+    @Flag(help: "rnn, lstm and gru: each layer also reads the rows bottom to top; the head reads both directions' last step.")
+    var bidirectional = false
+
     @Flag(help: "Batch normalization (nn.BatchNorm1d) after each hidden dense layer, before its activation.")
     var batchNorm = false
 
@@ -118,7 +127,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
     var checkpointEvery: Int?
 
-    @Option(help: "Where --checkpoint-every writes. (default: checkpoint.safetensors)")
+    @Option(help: "Where --checkpoint-every writes.")
     var checkpoint: String = "checkpoint.safetensors"
 
     @Option(help: "Continue training from a checkpoint written by --checkpoint-every, up to --epochs in all.")
@@ -141,7 +150,10 @@ struct Train: ParsableCommand {
     var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, rnn, lstm, gru }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable {
+        case mlp, cnn, rnn, lstm, gru
+        var isRecurrent: Bool { self == .rnn || self == .lstm || self == .gru }
+    }
     enum LossKind: String, ExpressibleByArgument, CaseIterable {
         case crossEntropy = "cross-entropy", binaryCrossEntropy = "binary-cross-entropy"
     }
@@ -210,10 +222,17 @@ struct Train: ParsableCommand {
                 throw ValidationError("--model \(model.rawValue) has its own hidden layers; give --layers as INPUTS-CLASSES (e.g. 784-10), got '\(layers ?? "")'")
             }
             if batchNorm { throw ValidationError("--model \(model.rawValue) does not take --batch-norm") }
-            if dropout > 0 { throw ValidationError("--model \(model.rawValue) does not take --dropout") }
+            if dropout > 0 && !(model.isRecurrent && numLayers > 1) {
+                throw ValidationError(model.isRecurrent ? "--dropout with --model \(model.rawValue) is dropout between stacked layers: it needs --num-layers 2 or more"
+                                                        : "--model \(model.rawValue) does not take --dropout")
+            }
             if residual { throw ValidationError("--model \(model.rawValue) does not take --residual") }
         }
         guard hidden >= 1 && hidden <= 1 << 16 else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }
+        guard (1...64).contains(numLayers) else { throw ValidationError("--num-layers must be in 1...64; got \(numLayers)") }
+        if !model.isRecurrent && (numLayers != 1 || bidirectional) {
+            throw ValidationError("--num-layers and --bidirectional are for --model rnn, lstm or gru, not \(model.rawValue)")
+        }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }

@@ -81,6 +81,36 @@ struct RecurrentCommandTests {
         let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path, "--json"])
         #expect(evaluate.status == 0, "\(evaluate.stderr)")
         let refused = try runBackprop(["train", "--data", folder.path, "--model", cell, "--dropout", "0.5", "--epochs", "1"])
-        #expect(refused.status == 64 && refused.stderr.contains("--model \(cell) does not take --dropout"))
+        #expect(refused.status == 64 && refused.stderr.contains("--dropout with --model \(cell) is dropout between stacked layers"))
+    }
+
+    /// `--num-layers 2 --bidirectional --dropout`: PyTorch's names for every layer and direction, a head over both
+    /// directions, evaluate works; resuming with another shape is refused; the flags are refused for other models.
+    @Test func stackedBidirectionalModelsSaveEveryLayerAndDirection() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 64, seed: 2)
+        let model = "\(folder.path)/lstm2.safetensors", checkpoint = "\(folder.path)/lstm2.ckpt"
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--model", "lstm", "--hidden", "5",
+                                      "--num-layers", "2", "--bidirectional", "--dropout", "0.2", "--optimizer", "adam",
+                                      "--learning-rate", "0.01", "--epochs", "2", "--output", model, "--checkpoint", checkpoint,
+                                      "--checkpoint-every", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let file = try SafetensorsFile(contentsOf: model)
+        var expected: Set<String> = ["head.weight", "head.bias"]
+        for k in 0..<2 {
+            for suffix in ["", "_reverse"] {
+                for tensor in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] { expected.insert("rnn.\(tensor)_l\(k)\(suffix)") }
+            }
+        }
+        #expect(Set(file.tensors.keys) == expected)
+        #expect(file.tensors["rnn.weight_ih_l1_reverse"]?.shape == [20, 10] && file.tensors["head.weight"]?.shape == [4, 10])
+        let evaluate = try runBackprop(["evaluate", "--model", model, "--data", folder.path])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        let resumed = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--model", "lstm", "--hidden", "5",
+                                       "--num-layers", "3", "--bidirectional", "--dropout", "0.2", "--optimizer", "adam",
+                                       "--epochs", "3", "--resume", checkpoint, "--output", model])
+        #expect(resumed.status == 1 && resumed.stderr.contains("--num-layers 3 conflicts"), "\(resumed.stderr) \(resumed.stdout)")
+        let mlp = try runBackprop(["train", "--data", folder.path, "--num-layers", "2", "--epochs", "1"])
+        #expect(mlp.status == 64 && mlp.stderr.contains("--num-layers and --bidirectional are for --model rnn, lstm or gru"))
     }
 }
