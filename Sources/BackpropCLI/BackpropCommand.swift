@@ -7,7 +7,7 @@ struct BackpropCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backprop",
         abstract: "Train and evaluate neural networks with explicit backpropagation on OpenBLAS.",
-        subcommands: [Train.self, Evaluate.self, Predict.self, RL.self],
+        subcommands: [Train.self, Evaluate.self, Predict.self, RL.self, Text.self],
         defaultSubcommand: nil)
 
     /// Ctrl-C or SIGTERM during a save removes its temporary file; then parses the command line and runs. A usage

@@ -1,0 +1,59 @@
+import Foundation
+
+/// A text corpus for a character-level language model: the bytes of some files, its vocabulary (the distinct
+/// bytes, in increasing order) and each byte as an index into it. The last 5 % is for validation, as in
+/// `torch_charlm.py`.
+public struct TextCorpus: Sendable {
+    /// The distinct bytes, in increasing order (at most 256).
+    public let vocabulary: [UInt8]
+    /// Each byte of the corpus as its index in ``vocabulary``.
+    public let ids: [UInt8]
+    /// Where validation starts: `⌊0.95·count⌋`.
+    public let validationStart: Int
+
+    /// The training part of ``ids``.
+    public var training: ArraySlice<UInt8> { ids[..<validationStart] }
+    /// The validation part of ``ids``.
+    public var validation: ArraySlice<UInt8> { ids[validationStart...] }
+
+    /// The corpus of `files`, concatenated in order. Throws for a missing, unreadable, empty or binary file (one
+    /// with a NUL byte, which no text has).
+    public init(files: [String]) throws(DataError) {
+        precondition(!files.isEmpty, "TextCorpus: no files")
+        var bytes: [UInt8] = []
+        for path in files {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .fileNotFound(path: path) }
+            guard !isDirectory.boolValue else { throw .unreadable(path: path, reason: "it is a directory") }
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+            }
+            guard !data.isEmpty else { throw .unexpectedContent(path: path, expected: "text", found: "an empty file") }
+            if let zero = data.firstIndex(of: 0) {
+                throw .unexpectedContent(path: path, expected: "text", found: "a binary file (a NUL byte at offset \(zero - data.startIndex))")
+            }
+            bytes.append(contentsOf: data)
+        }
+        self.init(bytes: bytes)
+    }
+
+    /// The corpus of `bytes` (not empty).
+    public init(bytes: [UInt8]) {
+        precondition(!bytes.isEmpty, "TextCorpus: no bytes")
+        var present = [Bool](repeating: false, count: 256)
+        for byte in bytes { present[Int(byte)] = true }
+        vocabulary = (0..<256).filter { present[$0] }.map { UInt8($0) }
+        var index = [UInt8](repeating: 0, count: 256)
+        for (i, byte) in vocabulary.enumerated() { index[Int(byte)] = UInt8(i) }
+        ids = bytes.map { index[Int($0)] }
+        validationStart = Int(Double(bytes.count) * 0.95)
+    }
+
+    /// How many steps of `sequenceLength` each of `streams` contiguous streams of `part` gives: the streams are
+    /// `⌊(count − 1)/streams⌋` long (each input byte has a next byte to predict).
+    public static func chunkCount(_ part: ArraySlice<UInt8>, streams: Int, sequenceLength: Int) -> Int {
+        guard streams > 0, sequenceLength > 0, part.count > 1 else { return 0 }
+        return ((part.count - 1) / streams) / sequenceLength
+    }
+}

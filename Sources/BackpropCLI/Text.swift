@@ -1,0 +1,212 @@
+@_spi(Internals) import Backprop
+import ArgumentParser
+import Foundation
+
+/// `backprop text`: a character-level language model trained on text files, and text sampled from it.
+struct Text: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text",
+        abstract: "Train a character-level language model on text files and sample from it.",
+        subcommands: [TextTrain.self, TextSample.self])
+}
+
+struct TextTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a character-level language model (bytes → LSTM/GRU/RNN → next byte) on text files.",
+        discussion: """
+            The corpus is the bytes of the files, in order; the vocabulary is its distinct bytes (saved in the model); \
+            the last 5 % is validation. The training bytes are cut into --batch-size contiguous streams and each step \
+            feeds the next --sequence-length bytes of every stream, one-hot, with the state carried from the step before \
+            (truncated backpropagation through time), as ../shared/peers/torch_charlm.py does. The saved file's \
+            tensors are that script's state_dict (rnn.*, head.weight, head.bias).
+            """)
+
+    @Option(parsing: .upToNextOption, help: "The text files (one or more).")
+    var text: [String] = []
+
+    @Option(help: "The recurrent cell: lstm, gru, rnn.")
+    var cell: String = "lstm"
+
+    @Option(parsing: .unconditional, help: "The hidden state's size.")
+    var hidden: Int = 128
+
+    @Option(parsing: .unconditional, help: "Stacked recurrent layers.")
+    var numLayers: Int = 1
+
+    @Option(parsing: .unconditional, help: "Dropout between stacked layers, in training.")
+    var dropout: Float = 0
+
+    @Option(parsing: .unconditional, help: "Bytes per stream per step (the truncation length of backpropagation through time).")
+    var sequenceLength: Int = 50
+
+    @Option(parsing: .unconditional, help: "Streams (sequences) per step.")
+    var batchSize: Int = 50
+
+    @Option(parsing: .unconditional, help: "Passes over the training bytes.")
+    var epochs: Int = 1
+
+    @Option(help: "The optimizer: adam, sgd, rmsprop.")
+    var optimizer: String = "adam"
+
+    @Option(parsing: .unconditional, help: "The learning rate.")
+    var learningRate: Float = 0.002
+
+    @Option(parsing: .unconditional, help: "Clip the gradient's global norm to this (0: no clipping).")
+    var clipNorm: Float = 5
+
+    @Option(parsing: .unconditional, help: "Seeds the initial weights and dropout.")
+    var seed: UInt64 = 0
+
+    @Option(parsing: .unconditional, help: "Threads for the matrix products. (default: the CPUs this process may use)")
+    var threads: Int?
+
+    @Option(help: "Save the model here (safetensors, written atomically, after every epoch).")
+    var output: String = "text-model.safetensors"
+
+    @Flag(help: "Print one JSON object per epoch.")
+    var json = false
+
+    func validate() throws {
+        guard !text.isEmpty else { throw ValidationError("give the corpus with --text FILE…") }
+        guard ["lstm", "gru", "rnn"].contains(cell) else { throw ValidationError("--cell must be lstm, gru or rnn; got '\(cell)'") }
+        guard (1...65536).contains(hidden) else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }
+        guard (1...64).contains(numLayers) else { throw ValidationError("--num-layers must be in 1...64; got \(numLayers)") }
+        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
+        if dropout > 0 && numLayers == 1 { throw ValidationError("--dropout is dropout between stacked layers: it needs --num-layers 2 or more") }
+        guard (1...100_000).contains(sequenceLength) else { throw ValidationError("--sequence-length must be in 1...100000; got \(sequenceLength)") }
+        guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 1...100000; got \(batchSize)") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be in 1...1000000; got \(epochs)") }
+        guard ["adam", "sgd", "rmsprop"].contains(optimizer) else { throw ValidationError("--optimizer must be adam, sgd or rmsprop; got '\(optimizer)'") }
+        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--learning-rate must be positive; got \(learningRate)") }
+        guard clipNorm.isFinite && clipNorm >= 0 else { throw ValidationError("--clip-norm must be ≥ 0; got \(clipNorm)") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
+        // The memory of one step: the one-hot input and logits, and the layer's saved gates and states.
+        let (cells, overflow) = batchSize.multipliedReportingOverflow(by: sequenceLength)
+        guard !overflow, cells <= 50_000_000 else {
+            throw ValidationError("--batch-size \(batchSize) × --sequence-length \(sequenceLength) is too large a step")
+        }
+    }
+
+    /// One line of `--json` output per epoch. Field names are a contract: add, rename none.
+    struct EpochLine: Encodable {
+        var epoch: Int
+        var train_loss: Double
+        var validation_loss: Double
+        var validation_bits_per_character: Double
+        var epoch_seconds: Double
+        var characters_per_second: Double
+    }
+
+    func run() throws {
+        Parallel.setThreadCount(threadCount(threads, default: ProcessInfo.processInfo.activeProcessorCount, quiet: json))
+        try checkOutputLocation(output, flag: "--output")
+        installTemporaryFileCleanup()
+        let corpus: TextCorpus
+        do { corpus = try TextCorpus(files: text) } catch { throw fail(error.description) }
+        let streamsNeeded = batchSize * sequenceLength + 1
+        for (name, part) in [("training", corpus.training), ("validation", corpus.validation)]
+        where TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength) < 1 {
+            throw fail("\(text.joined(separator: " ")): the \(name) part (\(part.count) bytes of \(corpus.ids.count), the \(name == "training" ? "first 95" : "last 5") %) is shorter than one sequence of \(sequenceLength) per stream for \(batchSize) streams (\(streamsNeeded) bytes); give more text or smaller --batch-size/--sequence-length")
+        }
+        let kind: RecurrentCell = cell == "lstm" ? .lstm : cell == "gru" ? .gru : .rnnTanh
+        let model = TextModel(vocabulary: corpus.vocabulary, cell: kind, hiddenSize: hidden, numLayers: numLayers,
+                              dropout: dropout, seed: seed)
+        let optimizer: any Optimizer = switch self.optimizer {
+        case "sgd": SGD(learningRate: learningRate)
+        case "rmsprop": RMSprop(learningRate: learningRate)
+        default: Adam(learningRate: learningRate)
+        }
+        let trainer = TextTrainer(model: model, optimizer: optimizer, sequenceLength: sequenceLength, batchSize: batchSize,
+                                  clipNorm: clipNorm > 0 ? clipNorm : nil)
+        let chunks = TextCorpus.chunkCount(corpus.training, streams: batchSize, sequenceLength: sequenceLength)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        if !json {
+            print("backprop text: \(corpus.ids.count) bytes, vocabulary \(corpus.vocabulary.count); \(numLayers > 1 ? "\(numLayers)×" : "")\(cell) \(hidden), "
+                  + "\(self.optimizer) lr \(learningRate), \(batchSize) streams × \(sequenceLength) bytes, \(chunks) steps per epoch, "
+                  + "\(Parallel.threadCount) thread(s)")
+        }
+        for epoch in 1...epochs {
+            var bar = standardOutputIsTerminal && !json ? ProgressBar(epoch: epoch, epochs: epochs, samplesPerBatch: batchSize * sequenceLength) : nil
+            let start = monotonicSeconds()
+            let trainLoss: Double
+            do {
+                trainLoss = try trainer.trainEpoch(corpus.training, epoch: epoch) { done, total, loss in
+                    bar?.update(done: done, total: total, loss: loss)
+                }
+            } catch {
+                bar?.clear()
+                throw fail("epoch \(epoch): \(error.description); nothing saved")
+            }
+            let seconds = monotonicSeconds() - start
+            bar?.clear()
+            let validation = trainer.loss(on: corpus.validation)
+            guard validation.isFinite else { throw fail("epoch \(epoch): the validation loss is \(validation); nothing saved") }
+            let characters = Double(chunks * batchSize * sequenceLength)
+            let line = EpochLine(epoch: epoch, train_loss: trainLoss, validation_loss: validation,
+                                 validation_bits_per_character: validation / log(2), epoch_seconds: seconds,
+                                 characters_per_second: characters / max(seconds, 1e-9))
+            if json {
+                print(String(decoding: try encoder.encode(line), as: UTF8.self))
+            } else {
+                print(String(format: "epoch %3d/%d  train loss %.4f  validation loss %.4f (%.3f bits per character)  %.1f s  %.0f characters/s",
+                             epoch, epochs, trainLoss, validation, line.validation_bits_per_character, seconds, line.characters_per_second))
+            }
+            do {
+                try model.save(to: output, metadata: [
+                    "written_by": "backprop text train", "cell": cell, "hidden": "\(hidden)", "num_layers": "\(numLayers)",
+                    "sequence_length": "\(sequenceLength)", "batch_size": "\(batchSize)", "optimizer": self.optimizer,
+                    "learning_rate": "\(learningRate)", "epochs": "\(epoch)", "seed": "\(seed)",
+                    "validation_bits_per_character": "\(line.validation_bits_per_character)",
+                ])
+            } catch {
+                throw fail(error.description)
+            }
+        }
+        if !json { print("saved the model to \(output)") }
+    }
+}
+
+struct TextSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Print text generated by a model saved by 'backprop text train'.")
+
+    @Option(help: "A model saved by 'backprop text train'.")
+    var model: String
+
+    @Option(parsing: .unconditional, help: "Bytes to generate.")
+    var length: Int = 500
+
+    @Option(parsing: .unconditional, help: "Divides the logits before the softmax: below 1 more likely bytes, above 1 more varied.")
+    var temperature: Float = 0.8
+
+    @Option(help: "Text to start from (run through the model first; not printed again). (default: a newline)")
+    var prime: String?
+
+    @Option(parsing: .unconditional, help: "Seeds the sampling.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard (0...100_000_000).contains(length) else { throw ValidationError("--length must be in 0...100000000; got \(length)") }
+        guard temperature.isFinite && temperature > 0 && temperature <= 100 else {
+            throw ValidationError("--temperature must be in (0, 100]; got \(temperature)")
+        }
+    }
+
+    func run() throws {
+        Parallel.setThreadCount(1)
+        let textModel: TextModel
+        do { textModel = try TextModel.load(from: model) } catch { throw fail(error.description) }
+        let prime = Array((self.prime ?? "").utf8)
+        let bytes: [UInt8]
+        do {
+            bytes = try textModel.sample(length: length, temperature: temperature, prime: prime, seed: seed)
+        } catch {
+            throw fail("--prime: \(error.description)")
+        }
+        FileHandle.standardOutput.write(Data(bytes))
+        if bytes.last != 10 { FileHandle.standardOutput.write(Data([10])) }
+    }
+}
