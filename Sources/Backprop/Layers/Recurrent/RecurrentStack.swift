@@ -109,6 +109,8 @@ public struct RecurrentStack: Sendable {
         let hiddenGradient: Matrix, cellGradient: Matrix  // N × H (backward)
         let sequenceGradients: (Matrix, Matrix)  // T·N × D·H (backward, L > 1)
         let inputGradient: Matrix  // T·N × F (backward)
+        let oneHot: Matrix  // 1 × (1 + T·N): a flag (1 when every step of the input is one-hot), then the indices, time-major
+        let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
         let count: Int
 
         init(_ stack: RecurrentStack, _ context: LayerContext?, n: Int, t: Int, backward: Bool) {
@@ -139,6 +141,8 @@ public struct RecurrentStack: Sendable {
             let sequences = backward && stack.numLayers > 1 ? nt : 0
             sequenceGradients = (take(sequences, dh), take(sequences, dh))
             inputGradient = take(backward ? nt : 0, stack.inputSize)
+            oneHot = take(1, 1 + nt)
+            transposedWeight = take(stack.inputSize, g)
             count = offset
         }
 
@@ -238,11 +242,14 @@ public struct RecurrentStack: Sendable {
                                   context: context, backward: false)
         let b = Buffers(self, context, n: n, t: t, backward: context.scratchIncludesBackward)
         let h = hiddenSize, f = inputSize
-        for s in 0..<n {  // time-major: step t of sequence s at row t·N + s
-            for step in 0..<t { (b.input.pointer + (step * n + s) * f).update(from: input.pointer + (s * t + step) * f, count: f) }
+        let oneHot = Self.findOneHot(input, n: n, t: t, f: f, into: b.oneHot)
+        if !oneHot {
+            for s in 0..<n {  // time-major: step t of sequence s at row t·N + s
+                for step in 0..<t { (b.input.pointer + (step * n + s) * f).update(from: input.pointer + (s * t + step) * f, count: f) }
+            }
         }
         for k in 0..<numLayers {
-            let x = layerInput(k, b)
+            let x: Matrix? = k == 0 && oneHot ? nil : layerInput(k, b)
             for d in 0..<directions {
                 let index = k * directions + d, r = b.record(index), p = layers[index]
                 let initialBlock = d == 0 ? 0 : t, finalBlock = d == 0 ? t : 0
@@ -255,7 +262,7 @@ public struct RecurrentStack: Sendable {
                     r.block(r.hidden, initialBlock).fill(0)
                     if cell == .lstm { r.block(r.cells, initialBlock).fill(0) }
                 }
-                forwardSteps(r, p, x: x, recurrent: b.recurrent, n: n, t: t, direction: d)
+                forwardSteps(r, p, x: x, oneHot: b, recurrent: b.recurrent, n: n, t: t, direction: d)
                 if let finalState {
                     finalState.hidden.rows((index * n)..<((index + 1) * n)).assign(r.block(r.hidden, finalBlock))
                     if let cell = finalState.cell, self.cell == .lstm {
@@ -280,12 +287,53 @@ public struct RecurrentStack: Sendable {
 
     /// One layer and direction's steps: the input projection of every step (one GEMM), then per step the recurrent
     /// GEMM and the cell's kernel.
-    private func forwardSteps(_ r: Record, _ p: RecurrentParameters, x: Matrix, recurrent: Matrix, n: Int, t: Int, direction d: Int) {
+    /// The projection `X·W_ihᵀ + b` into `target` (`T·N × G·H`): one GEMM, or, when `x` is `nil` (a one-hot input,
+    /// its indices in `b.oneHot`), row `c` of `W_ihᵀ` for each step's index `c` — a copy, not a product.
+    private func project(_ target: Matrix, x: Matrix?, _ p: RecurrentParameters, _ b: Buffers, bothBiases: Bool) {
+        if let x {
+            if bothBiases { broadcastRows(target, row: p.biasIH, plus: p.biasHH) } else { broadcastRows(target, row: p.biasIH) }
+            gemm(target, x, p.weightIH, transposeB: true, beta: 1)
+            return
+        }
+        let g = target.columns, f = inputSize, w = p.weightIH.pointer, wt = b.transposedWeight.pointer
+        for j in 0..<g { for c in 0..<f { wt[c * g + j] = w[j * f + c] } }
+        let bias = target.rows(0..<1)  // row 0 is overwritten last
+        for j in 0..<g { bias.pointer[j] = p.biasIH.pointer[j] + (bothBiases ? p.biasHH.pointer[j] : 0) }
+        let indices = b.oneHot.pointer + 1
+        for row in stride(from: target.rows - 1, through: 0, by: -1) {
+            let out = target.pointer + row * g, weights = wt + Int(indices[row]) * g
+            for j in 0..<g { out[j] = bias.pointer[j] + weights[j] }
+        }
+    }
+
+    /// Whether every step of `input` (`N × T·F`) is one-hot — one element 1, the others 0 — and if so its indices,
+    /// time-major, after a flag, in `oneHot`. Stops reading at the first element that is neither, so a dense input
+    /// costs almost nothing.
+    static func findOneHot(_ input: Matrix, n: Int, t: Int, f: Int, into oneHot: Matrix) -> Bool {
+        let x = input.pointer, indices = oneHot.pointer + 1
+        oneHot.pointer[0] = 0
+        for s in 0..<n {
+            for step in 0..<t {
+                let row = x + (s * t + step) * f
+                var index = -1
+                for c in 0..<f {
+                    let value = row[c]
+                    if value == 1 && index < 0 { index = c } else if value != 0 { return false }
+                }
+                guard index >= 0 else { return false }
+                indices[step * n + s] = Float(index)
+            }
+        }
+        oneHot.pointer[0] = 1
+        return true
+    }
+
+    private func forwardSteps(_ r: Record, _ p: RecurrentParameters, x: Matrix?, oneHot b: Buffers, recurrent: Matrix, n: Int, t: Int,
+                              direction d: Int) {
         let h = hiddenSize
         switch cell {
         case .lstm:
-            broadcastRows(r.gates, row: p.biasIH, plus: p.biasHH)
-            gemm(r.gates, x, p.weightIH, transposeB: true, beta: 1)
+            project(r.gates, x: x, p, b, bothBiases: true)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 let gates = r.step(r.gates, step)
@@ -294,8 +342,7 @@ public struct RecurrentStack: Sendable {
                              r.step(r.cellTanh, step).pointer, r.block(r.hidden, current).pointer, n, h)
             }
         case .gru:
-            broadcastRows(r.gates, row: p.biasIH)
-            gemm(r.gates, x, p.weightIH, transposeB: true, beta: 1)
+            project(r.gates, x: x, p, b, bothBiases: false)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 broadcastRows(recurrent, row: p.biasHH)
@@ -305,8 +352,7 @@ public struct RecurrentStack: Sendable {
             }
         case .rnnTanh, .rnnReLU:
             let steps = r.hidden.rows(d == 0 ? n..<((t + 1) * n) : 0..<(t * n))
-            broadcastRows(steps, row: p.biasIH, plus: p.biasHH)
-            gemm(steps, x, p.weightIH, transposeB: true, beta: 1)
+            project(steps, x: x, p, b, bothBiases: true)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 let hidden = r.block(r.hidden, current)
@@ -383,8 +429,9 @@ public struct RecurrentStack: Sendable {
         let b = Buffers(self, context, n: n, t: t, backward: true)
         let h = hiddenSize, dh = b.hiddenGradient, dc = b.cellGradient
         var source: SequenceGradient = dOutput.map { .batchFirst($0) } ?? .none
+        let oneHot = b.oneHot.pointer[0] == 1
         for k in stride(from: numLayers - 1, through: 0, by: -1) {
-            let x = layerInput(k, b)
+            let x: Matrix? = k == 0 && oneHot ? nil : layerInput(k, b)
             let dX: Matrix? = k == 0 ? (dInput == nil ? nil : b.inputGradient)
                 : (k % 2 == 0 ? b.sequenceGradients.0 : b.sequenceGradients.1)
             for d in 0..<directions {
@@ -427,7 +474,18 @@ public struct RecurrentStack: Sendable {
                 gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
                 addColumnSums(p.biasHHGradient, of: hiddenSide)
                 addColumnSums(p.biasIHGradient, of: b.gateGradients)
-                gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
+                if let x {
+                    gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
+                } else {  // dW_ih[:, c] += dG[row] for each step's index c
+                    let g = p.weightIHGradient.rows, f = inputSize, dwt = b.transposedWeight, indices = b.oneHot.pointer + 1
+                    dwt.fill(0)
+                    for row in 0..<(t * n) {
+                        let out = dwt.pointer + Int(indices[row]) * g, source = b.gateGradients.pointer + row * g
+                        for j in 0..<g { out[j] += source[j] }
+                    }
+                    let dw = p.weightIHGradient.pointer
+                    for j in 0..<g { for c in 0..<f { dw[j * f + c] += dwt.pointer[c * g + j] } }
+                }
                 if let dX { gemm(dX, b.gateGradients, p.weightIH, beta: d == 0 ? 0 : 1) }
             }
             if k > 0, let dX {
