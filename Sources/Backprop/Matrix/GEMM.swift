@@ -1,5 +1,9 @@
 import CBLAS
 
+/// How many parts per thread a large GEMM is split into: more than one, so that when the system does not run one of
+/// the threads (a busy machine) the others take its share instead of waiting for it.
+let gemmPartsPerThread = 4
+
 /// General matrix multiply through OpenBLAS: `C ← α·op(A)·op(B) + β·C`.
 ///
 /// `op(X)` is `Xᵀ` when the matching `transpose` flag is set, else `X`. With `op(A)` of shape `m × k` and `op(B)`
@@ -37,7 +41,7 @@ public func gemm(
     // per part the split costs more than it gains.
     let byRows = m >= n
     let split = byRows ? m : n
-    let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20), split / 16))
+    let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: gemmPartsPerThread), split / 16))
     var job = GEMMPart(m: m, n: n, k: k, a: a.pointer, b: b.pointer, c: c.pointer,
                        lda: a.columns, ldb: b.columns, ldc: c.columns, transposeA: transposeA,
                        transposeB: transposeB, alpha: alpha, beta: beta, byRows: byRows)

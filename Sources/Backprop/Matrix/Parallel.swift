@@ -59,11 +59,12 @@ public enum Parallel {
 
     @TaskLocal @usableFromInline static var scopedThreadCount: Int?
 
-    /// Runs `function(&context, part, parts)` for every `part` in `0..<parts`, part 0 on the calling thread and
-    /// parts `1..<threadCount` on workers at the same time (any further parts run here after part 0), and returns
-    /// when all are done. With one thread, or when the team is busy with another caller's job, all parts run here,
-    /// in order. `function` is a
-    /// closure that captures nothing (its arguments are in `context`); allocates nothing.
+    /// Runs `function(&context, part, parts)` for every `part` in `0..<parts` and returns when all are done. The
+    /// calling thread and the workers each claim the next unclaimed part until none is left, so a thread the system
+    /// is not running (the machine is busy) delays the job by at most the one part it claimed: split work into more
+    /// parts than threads where a part's overhead allows. With one thread, or when the team is busy with another
+    /// caller's job, all parts run here, in order. `function` is a closure that captures nothing (its arguments are
+    /// in `context`); allocates nothing.
     @inlinable
     static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
         withUnsafeMutablePointer(to: &context) { pointer in
@@ -192,10 +193,10 @@ public enum Parallel {
 
     /// How many parts ``forEachChunk(of:minimumPerPart:alignment:context:_:)`` uses for `count` elements.
     @inlinable
-    static func partCount(for count: Int, minimumPerPart: Int) -> Int {
+    static func partCount(for count: Int, minimumPerPart: Int, partsPerThread: Int = 1) -> Int {
         let size = threadCount
         if size == 1 { return 1 }
-        return max(1, min(size, count / max(minimumPerPart, 1)))
+        return max(1, min(size * partsPerThread, count / max(minimumPerPart, 1)))
     }
 
     /// The `part`-th of `parts` contiguous ranges covering `0..<count`, bounds rounded to multiples of
@@ -218,21 +219,29 @@ public enum Parallel {
 /// finished (so the context may live on the caller's stack).
 @usableFromInline
 final class WorkerTeam: @unchecked Sendable {
-    // Workers wait for `generation` to change, run their part of `job` (if it has one for them), then decrement
-    // `pending`.
+    // Workers wait for `generation` to change, then claim parts of the job one at a time from `claim`, as the
+    // caller does, until none is left. `claim` packs the job's number (32 bits), its part count (16 bits) and the
+    // next unclaimed part (16 bits), so a claim is one compare-and-swap and a late worker's claim on a finished job
+    // fails. `finished` counts the job's finished parts; the caller returns when it reaches the part count, without
+    // waiting for workers that claimed nothing (a worker the system is not running delays the job by at most the
+    // one part it claimed).
     private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    private let claim = Atomic<UInt64>(0)
+    private let finished = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     private let workerCount = Atomic<Int>(0)
     private let requestedSize = Atomic<Int>(0)
-    // Written by the caller before `generation` is bumped (release) and read by workers after they see it
-    // (acquire); cleared only after every worker has finished (`pending` reaches 0).
+    private let jobThreads = Atomic<Int>(0)  // workers 1..<jobThreads take part in the current job
+    // Written by the caller before `claim` is published (release) and read by a thread only after it has claimed a
+    // part (acquire): they cannot change while a claimed part is unfinished.
     nonisolated(unsafe) private var jobFunction: Parallel.Part?
     nonisolated(unsafe) private var jobContext: UnsafeMutableRawPointer?
-    nonisolated(unsafe) private var jobParts = 0
-    nonisolated(unsafe) private var jobThreads = 0
     nonisolated(unsafe) private var jobFloatingPointControl: UInt32 = 0
+    nonisolated(unsafe) private var jobNumber: UInt64 = 0
+    // Jobs left to run on the caller alone, after one whose caller waited long for a preempted worker (read and
+    // written only by the holder of `busy`).
+    nonisolated(unsafe) private var soloJobs = 0
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -259,12 +268,26 @@ final class WorkerTeam: @unchecked Sendable {
         requestedSize.store(count, ordering: .releasing)
     }
 
+    /// A wait for a worker longer than this (and than the caller's own share) means the worker was preempted.
+    static let preemptedWait = 200_000
+    /// How many jobs the caller then runs alone before it tries the workers again.
+    static let soloJobsAfterPreemption = 4_000
+
+    /// The largest part count a job can have (16 bits of `claim`).
+    static let maximumParts = 65_535
+
     @usableFromInline
     func run(parts: Int, function: Parallel.Part, context: UnsafeMutableRawPointer) {
-        // Parts 1..<threads go to workers 1..<threads; part 0 and any beyond the thread count run here.
         let threads = min(parts, Parallel.threadCount)
-        guard threads > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+        guard threads > 1, parts <= Self.maximumParts,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for part in 0..<parts { function(context, part, parts) }
+            return
+        }
+        if soloJobs > 0 {  // the machine was busy a moment ago: the workers would only compete with this thread
+            soloJobs -= 1
+            for part in 0..<parts { function(context, part, parts) }
+            busy.store(false, ordering: .releasing)
             return
         }
         while workerCount.load(ordering: .relaxed) < threads - 1 {  // only the holder of `busy` starts workers
@@ -272,32 +295,58 @@ final class WorkerTeam: @unchecked Sendable {
             startWorker(index: index)
             workerCount.store(index, ordering: .releasing)
         }
-        do {
-            jobFunction = function
-            jobContext = context
-            jobParts = parts
-            jobThreads = threads
-            jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
-            // Every worker acknowledges every job (those without a part at once), so none can still be reading
-            // this job's fields when the next one is written.
-            pending.store(workerCount.load(ordering: .relaxed), ordering: .relaxed)
-            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(sleepLock)
-                pthread_cond_broadcast(wakeUp)
-                pthread_mutex_unlock(sleepLock)
-            }
-            function(context, 0, parts)
-            for part in threads..<parts { function(context, part, parts) }
-            var spins = 0
-            while pending.load(ordering: .acquiring) > 0 {
-                // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
-                spins += 1
-                if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
-            }
-            (jobFunction, jobContext) = (nil, nil)
+        jobFunction = function
+        jobContext = context
+        jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
+        jobNumber = (jobNumber &+ 1) & 0xFFFF_FFFF
+        jobThreads.store(threads, ordering: .relaxed)
+        finished.store(0, ordering: .relaxed)
+        claim.store(jobNumber << 32 | UInt64(parts) << 16, ordering: .releasing)
+        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(sleepLock)
+            pthread_cond_broadcast(wakeUp)
+            pthread_mutex_unlock(sleepLock)
         }
+        let start = Self.nanoseconds()
+        runClaimedParts(onCaller: true)
+        let ownWorkDone = Self.nanoseconds()
+        var spins = 0
+        while finished.load(ordering: .acquiring) < parts {
+            // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
+            spins += 1
+            if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
+        }
+        // With parts claimed one at a time, the wait is at most the one part a worker is finishing: shorter than
+        // this thread's own work. Much longer means the system stopped running the worker mid-part (another process
+        // wants the core): run the next jobs alone rather than wait for it again.
+        if spins > 0 {
+            let waited = Self.nanoseconds() - ownWorkDone
+            if waited > max(Self.preemptedWait, ownWorkDone - start) { soloJobs = Self.soloJobsAfterPreemption }
+        }
+        (jobFunction, jobContext) = (nil, nil)
         busy.store(false, ordering: .releasing)
+    }
+
+    /// Claims and runs parts of the current job until none is left.
+    private func runClaimedParts(onCaller: Bool) {
+        while true {
+            var word = claim.load(ordering: .acquiring)
+            var part = 0, parts = 0
+            while true {
+                parts = Int((word >> 16) & 0xFFFF)
+                part = Int(word & 0xFFFF)
+                if part >= parts { return }
+                let (exchanged, original) = claim.compareExchange(expected: word, desired: word + 1, ordering: .acquiringAndReleasing)
+                if exchanged { break }
+                word = original
+            }
+            if !onCaller && bp_floating_point_control() != jobFloatingPointControl {
+                bp_set_floating_point_control(jobFloatingPointControl)
+            }
+            jobFunction!(jobContext!, part, parts)
+            finished.wrappingAdd(1, ordering: .releasing)
+        }
     }
 
     private func startWorker(index: Int) {
@@ -318,14 +367,29 @@ final class WorkerTeam: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    /// A worker's loop: wait for a new generation (spinning, then asleep), run part `index` if the job has one.
+    /// A worker's loop: wait for a new generation (spinning, then asleep), then claim parts of the job.
+    ///
+    /// On a busy machine a spinning worker is one more runnable thread competing with the caller for a core, and the
+    /// caller's serial work between jobs then runs at a fraction of a core. So the worker times its spinning: if
+    /// 1 000 pauses (about 50 µs) took over a millisecond, the system preempted it, and for the next 1 000 jobs it
+    /// sleeps as soon as it is idle. A sleeping thread that wakes is placed ahead of long-running ones by the
+    /// scheduler, so it still takes parts of the jobs, at the busy process's expense rather than the caller's.
     private func work(index: Int, from start: Int) {
         var seen = start
+        var calmJobsNeeded = 0  // > 0: preempted recently; do not spin
         while true {
-            var spins = 0
+            var spins = 0, lastCheck = WorkerTeam.nanoseconds()
             while generation.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < 20_000 { bp_cpu_relax(); continue }  // about 0.5 ms on Zen 4 (measured)
+                if calmJobsNeeded == 0 && spins < 20_000 {
+                    spins += 1
+                    bp_cpu_relax()
+                    if spins % 1_000 == 0 {
+                        let now = WorkerTeam.nanoseconds()
+                        if now - lastCheck > 1_000_000 { calmJobsNeeded = 1_000 }
+                        lastCheck = now
+                    }
+                    continue
+                }
                 pthread_mutex_lock(sleepLock)
                 sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -335,13 +399,15 @@ final class WorkerTeam: @unchecked Sendable {
                 pthread_mutex_unlock(sleepLock)
             }
             seen = generation.load(ordering: .acquiring)
-            if index < jobThreads, let jobFunction, let jobContext {
-                if bp_floating_point_control() != jobFloatingPointControl {
-                    bp_set_floating_point_control(jobFloatingPointControl)
-                }
-                jobFunction(jobContext, index, jobParts)
-            }
-            pending.wrappingSubtract(1, ordering: .releasing)
+            if calmJobsNeeded > 0 { calmJobsNeeded -= 1 }
+            if index < jobThreads.load(ordering: .relaxed) { runClaimedParts(onCaller: false) }
         }
+    }
+
+    /// A monotonic clock in nanoseconds (vDSO: no system call).
+    static func nanoseconds() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec * 1_000_000_000 + t.tv_nsec
     }
 }
