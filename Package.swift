@@ -39,11 +39,11 @@ let package = Package(
             name: "CSIMD"  // element-wise kernels compiled per ISA, prefetch, packed square root; no stable API
         ),
         .target(
-            name: "CSystem"  // async-signal-safe removal of a temporary file on SIGINT/SIGTERM; no stable API
+            name: "CBackpropSignals"  // async-signal-safe removal of a temporary file on SIGINT/SIGTERM; no stable API
         ),
         .target(
             name: "Backprop",
-            dependencies: ["CBLAS", "CZlib", "CSIMD", "CSystem"]
+            dependencies: ["CBLAS", "CZlib", "CSIMD", "CBackpropSignals"]
         ),
         .target(
             name: "BackpropMPI",

@@ -135,6 +135,43 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // One step of `backprop train --model lstm|gru --hidden 128`: each image 28 steps of 28 pixels, the last hidden
+    // state into a dense head; Adam, batch 64.
+    for threads in [1, 2] {
+        for (cell, gates) in [("LSTM", RecurrentCell.lstm), ("GRU", .gru)] {
+            trainingStep("Step \(cell) 128 rows-of-28 Adam batch 64", batchSize: 64, threads: threads,
+                         optimizer: Adam(learningRate: 0.001)) {
+                let rnn: any Layer = gates == .lstm ? LSTM(inputSize: 28, hiddenSize: 128, returnsSequences: false, seed: 1)
+                    : GRU(inputSize: 28, hiddenSize: 128, returnsSequences: false, seed: 1)
+                return Network(inputSize: 784, layers: [rnn, Dense(inputSize: 128, outputSize: 10, seed: 2)], names: ["rnn", "head"])
+            }
+        }
+    }
+
+    // One step of `backprop text train` (defaults): 50 streams × 50 bytes, one-hot over a 100-byte vocabulary,
+    // LSTM 128, per-step dense head, cross-entropy, global-norm clipping, Adam.
+    for threads in [1, 2] {
+        Benchmark("Text step LSTM 128 vocabulary 100 sequence 50 batch 50, \(threads) thread(s)",
+                  configuration: .init(metrics: metrics, warmupIterations: 2, maxDuration: .seconds(5))) { benchmark in
+            Parallel.setThreadCount(threads)
+            var generator = SeededGenerator(seed: 3)
+            let bytes = (0..<200_000).map { _ in UInt8(32 + generator.nextIndex(below: 100)) }
+            let corpus = TextCorpus(bytes: bytes)
+            let trainer = TextTrainer(model: TextModel(vocabulary: corpus.vocabulary, hiddenSize: 128, seed: 1),
+                                      optimizer: Adam(learningRate: 0.002), sequenceLength: 50, batchSize: 50, clipNorm: 5)
+            let chunks = TextCorpus.chunkCount(corpus.training, streams: 50, sequenceLength: 50)
+            _ = try! trainer.trainStep(corpus.training, chunk: 0)  // warm-up: the optimizer's state
+            var k = 1
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                if k == chunks { k = 0; trainer.resetState() }
+                blackHole(try! trainer.trainStep(corpus.training, chunk: k))
+                k += 1
+            }
+            benchmark.stopMeasurement()
+        }
+    }
+
     // One step of the small CNN (`backprop train --model cnn`), batch 64.
     for threads in [1, 2] {
     Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSystem
+import CBackpropSignals
 
 /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the temporary file of a ``writeAtomically(to:_:)`` in progress
 /// before the process ends as the signal says (so Ctrl-C during a save leaves nothing behind). Call once, early, in

@@ -14,8 +14,10 @@ public final class TextModel {
     /// The layers, `rnn` then `head`, and their parameters in one buffer (for an optimizer and for saving).
     public let network: Network
 
-    /// The recurrent layer.
-    public var recurrent: any RecurrentLayer { network.layers[0] as! any RecurrentLayer }
+    /// The recurrent layer (sharing its parameters with ``network``).
+    public let recurrent: any RecurrentLayer
+    /// The dense layer over every step (sharing its parameters with ``network``).
+    public let head: any Layer
     /// `V`, the vocabulary's size.
     public var vocabularySize: Int { vocabulary.count }
 
@@ -48,6 +50,8 @@ public final class TextModel {
         }
         self.vocabulary = vocabulary
         self.network = network
+        recurrent = rnn
+        head = network.layers[1]
     }
 
     /// The metadata key of the vocabulary: its bytes in decimal, separated by commas.
@@ -101,7 +105,7 @@ public final class TextModel {
         precondition(temperature > 0 && temperature.isFinite, "TextModel.sample: temperature must be positive, got \(temperature)")
         let start = prime.isEmpty ? [vocabulary.contains(10) ? 10 : vocabulary[0]] : prime
         let startIndices = try indices(of: start).get()
-        let rnn = recurrent, head = network.layers[1], v = vocabularySize
+        let rnn = recurrent, v = vocabularySize
         let width = rnn.directions * rnn.hiddenSize
         let x = Matrix(rows: 1, columns: v), hidden = Matrix(rows: 1, columns: width), logits = Matrix(rows: 1, columns: v)
         let state = RecurrentState(zerosFor: rnn, sequences: 1), next = RecurrentState(zerosFor: rnn, sequences: 1)
@@ -158,7 +162,7 @@ public final class TextTrainer {
 
     private let input: Matrix, hidden: Matrix, logits: Matrix, targets: Matrix, dLogits: Matrix, dHidden: Matrix
     private let state: RecurrentState, next: RecurrentState
-    private let scratch: Matrix
+    private let rnnScratch: Matrix, headScratch: Matrix
 
     /// A trainer of `model` with `optimizer`, steps of `sequenceLength` bytes of `batchSize` streams.
     public init(model: TextModel, optimizer: any Optimizer, sequenceLength: Int = 50, batchSize: Int = 50, clipNorm: Float? = 5) {
@@ -174,14 +178,8 @@ public final class TextTrainer {
         targets = Matrix(rows: n * t, columns: v)
         state = RecurrentState(zerosFor: rnn, sequences: n)
         next = RecurrentState(zerosFor: rnn, sequences: n)
-        scratch = Matrix(rows: 1, columns: rnn.scratchCount(rows: n, inputSize: t * v, backward: true)
-                                           + model.network.layers[1].scratchCount(rows: n, inputSize: t * width, backward: true))
-    }
-
-    private var contextScratch: (rnn: Matrix, head: Matrix) {
-        let rnnCount = model.recurrent.scratchCount(rows: batchSize, inputSize: sequenceLength * model.vocabularySize, backward: true)
-        return (Matrix(rows: 1, columns: rnnCount, storage: scratch.storage, offset: 0),
-                Matrix(rows: 1, columns: scratch.count - rnnCount, storage: scratch.storage, offset: rnnCount))
+        rnnScratch = Matrix(rows: 1, columns: rnn.scratchCount(rows: n, inputSize: t * v, backward: true))
+        headScratch = Matrix(rows: 1, columns: model.head.scratchCount(rows: n, inputSize: t * width, backward: true))
     }
 
     /// Fills `input` (one-hot) and `targets` (one-hot, row `s·T + t`) with chunk `k` of the streams of `part`.
@@ -209,35 +207,48 @@ public final class TextTrainer {
                            progress: (_ done: Int, _ total: Int, _ loss: Float) -> Void = { _, _, _ in }) throws(TrainingError) -> Double {
         let chunks = TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength)
         precondition(chunks >= 1, "TextTrainer.trainEpoch: \(part.count) bytes do not give \(batchSize) streams of \(sequenceLength)")
-        let rnn = model.recurrent, head = model.network.layers[1], network = model.network
-        let (rnnScratch, headScratch) = contextScratch
-        let loss = CrossEntropy()
-        state.fill(0)
+        resetState()
         var total = 0.0
         for k in 0..<chunks {
-            load(part, chunk: k)
-            stepCount += 1
-            let context = LayerContext(mode: .training, scratch: rnnScratch, randomIndex: UInt64(stepCount))
-            let headContext = context.with(scratch: headScratch)
-            rnn.forward(output: hidden, finalState: next, input: input, initialState: state, context: context)
-            head.forward(output: logits, input: hidden, context: headContext)
-            let v = model.vocabularySize
-            let value = loss.lossAndGradient(gradient: dLogits.reshaped(rows: batchSize * sequenceLength, columns: v),
-                                             output: logits.reshaped(rows: batchSize * sequenceLength, columns: v), targets: targets)
-            guard value.isFinite else { throw .diverged(epoch: epoch, batch: k + 1, loss: value) }
-            network.zeroGradients()
-            head.backward(dInput: dHidden, dOutput: dLogits, input: hidden, output: logits, context: headContext)
-            rnn.backward(dInput: nil, dInitialState: nil, dOutput: dHidden, dFinalState: nil, input: input, context: context)
-            if let clipNorm {
-                let norm = sumOfSquares(network.gradients).squareRoot()
-                if norm > Double(clipNorm) { scale(network.gradients, by: Float(Double(clipNorm) / (norm + 1e-6))) }
+            let value: Float
+            do { value = try trainStep(part, chunk: k) } catch {
+                if case .diverged(_, _, let loss) = error { throw .diverged(epoch: epoch, batch: k + 1, loss: loss) }
+                throw error
             }
-            optimizer.step(parameters: network.parameters, gradients: network.gradients)
-            state.assign(next)  // carried to the next chunk; its gradient is cut
             total += Double(value)
             progress(k + 1, chunks, value)
         }
         return total / Double(chunks)
+    }
+
+    /// Sets the carried state to zero (the start of an epoch).
+    public func resetState() { state.fill(0) }
+
+    /// One step on chunk `k` of `part`'s streams (bytes `k·T ..< (k+1)·T` of each), from the carried state, which it
+    /// then replaces. Returns the step's mean loss per byte; throws, changing nothing, if it is not finite.
+    public func trainStep(_ part: ArraySlice<UInt8>, chunk k: Int) throws(TrainingError) -> Float {
+        precondition(k >= 0 && k < TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength),
+                     "TextTrainer.trainStep: \(part.count) bytes have no chunk \(k) of \(batchSize) streams of \(sequenceLength)")
+        let rnn = model.recurrent, head = model.head, network = model.network, v = model.vocabularySize
+        load(part, chunk: k)
+        stepCount += 1
+        let context = LayerContext(mode: .training, scratch: rnnScratch, randomIndex: UInt64(stepCount))
+        let headContext = context.with(scratch: headScratch)
+        rnn.forward(output: hidden, finalState: next, input: input, initialState: state, context: context)
+        head.forward(output: logits, input: hidden, context: headContext)
+        let value = CrossEntropy().lossAndGradient(gradient: dLogits.reshaped(rows: batchSize * sequenceLength, columns: v),
+                                                   output: logits.reshaped(rows: batchSize * sequenceLength, columns: v), targets: targets)
+        guard value.isFinite else { throw .diverged(epoch: 0, batch: stepCount, loss: value) }
+        network.zeroGradients()
+        head.backward(dInput: dHidden, dOutput: dLogits, input: hidden, output: logits, context: headContext)
+        rnn.backward(dInput: nil, dInitialState: nil, dOutput: dHidden, dFinalState: nil, input: input, context: context)
+        if let clipNorm {
+            let norm = sumOfSquares(network.gradients).squareRoot()
+            if norm > Double(clipNorm) { scale(network.gradients, by: Float(Double(clipNorm) / (norm + 1e-6))) }
+        }
+        optimizer.step(parameters: network.parameters, gradients: network.gradients)
+        state.assign(next)  // carried to the next chunk; its gradient is cut
+        return value
     }
 
     /// The mean loss per byte (nats) over every chunk of `part`'s streams, in evaluation mode, the state carried
@@ -245,8 +256,7 @@ public final class TextTrainer {
     public func loss(on part: ArraySlice<UInt8>) -> Double {
         let chunks = TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength)
         precondition(chunks >= 1, "TextTrainer.loss: \(part.count) bytes do not give \(batchSize) streams of \(sequenceLength)")
-        let rnn = model.recurrent, head = model.network.layers[1], v = model.vocabularySize
-        let (rnnScratch, headScratch) = contextScratch
+        let rnn = model.recurrent, head = model.head, v = model.vocabularySize
         let context = LayerContext(mode: .evaluation, scratch: rnnScratch)
         state.fill(0)
         var total = 0.0

@@ -207,7 +207,7 @@ public struct RecurrentStack: Sendable {
 
     /// Checks the shapes a pass is given and returns the sequences `N` and steps `T`; stops with the shapes in the
     /// message otherwise.
-    func checkedShape(input: Matrix, output: Matrix?, dInput: Matrix?, states: [(String, RecurrentState?)],
+    func checkedShape(input: Matrix, output: Matrix?, dInput: Matrix?, states: (RecurrentState?, RecurrentState?),
                       context: LayerContext, backward: Bool) -> (n: Int, t: Int) {
         let pass = "\(cell.typeName).\(backward ? "backward" : "forward")"
         guard let t = steps(input.columns) else {
@@ -223,8 +223,7 @@ public struct RecurrentStack: Sendable {
                      "\(pass): needs \(backward ? "the scratch its forward pass filled, planned with backward: true, " : "")\(needed) floats of scratch, was given \(context.scratch.count)")
         if let dInput { precondition(sameShape: dInput, input, "\(pass) (dInput, input)") }
         let rows = numLayers * directions * n
-        for (name, state) in states {
-            guard let state else { continue }
+        func check(_ state: RecurrentState, _ name: String) {
             precondition(state.hidden.rows == rows && state.hidden.columns == hiddenSize,
                          "\(pass): \(name).hidden \(state.hidden.shapeDescription) is not \(rows)×\(hiddenSize) (layers·directions·sequences × hidden)")
             if cell == .lstm {
@@ -232,13 +231,15 @@ public struct RecurrentStack: Sendable {
                              "\(pass): an LSTM's \(name).cell must be \(rows)×\(hiddenSize), got \(state.cell?.shapeDescription ?? "none")")
             }
         }
+        if let initial = states.0 { check(initial, backward ? "dInitialState" : "initialState") }
+        if let final = states.1 { check(final, backward ? "dFinalState" : "finalState") }
         return (n, t)
     }
 
     func forward(output: Matrix, finalState: RecurrentState?, input: Matrix, initialState: RecurrentState?,
                  context: LayerContext) {
         let (n, t) = checkedShape(input: input, output: output, dInput: nil,
-                                  states: [("initialState", initialState), ("finalState", finalState)],
+                                  states: (initialState, finalState),
                                   context: context, backward: false)
         let b = Buffers(self, context, n: n, t: t, backward: context.scratchIncludesBackward)
         let h = hiddenSize, f = inputSize
@@ -402,21 +403,21 @@ public struct RecurrentStack: Sendable {
     /// Adds `∂L/∂hₜ` of direction `d` at `step` from `source` to `dh` (`N × H`).
     private func addSequenceGradient(_ dh: Matrix, _ source: SequenceGradient, step: Int, direction d: Int, n: Int, t: Int) {
         let h = hiddenSize, width = directions * h, target = dh.pointer
-        let from: (Int) -> UnsafeMutablePointer<Float>
+        let base: UnsafeMutablePointer<Float>, stride: Int  // sequence s's gradient at base + s·stride
         switch source {
         case .none: return
         case .batchFirst(let m):
             if returnsSequences {
-                from = { s in m.pointer + s * t * width + step * width + d * h }
+                (base, stride) = (m.pointer + step * width + d * h, t * width)
             } else {
                 guard step == t - 1 else { return }
-                from = { s in m.pointer + s * width + d * h }
+                (base, stride) = (m.pointer + d * h, width)
             }
         case .timeMajor(let m):
-            from = { s in m.pointer + (step * n + s) * width + d * h }
+            (base, stride) = (m.pointer + step * n * width + d * h, width)
         }
         for s in 0..<n {
-            let row = from(s), out = target + s * h
+            let row = base + s * stride, out = target + s * h
             for j in 0..<h { out[j] += row[j] }
         }
     }
@@ -424,7 +425,7 @@ public struct RecurrentStack: Sendable {
     func backward(dInput: Matrix?, dInitialState: RecurrentState?, dOutput: Matrix?, dFinalState: RecurrentState?,
                   input: Matrix, context: LayerContext) {
         let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput,
-                                  states: [("dInitialState", dInitialState), ("dFinalState", dFinalState)],
+                                  states: (dInitialState, dFinalState),
                                   context: context, backward: true)
         let b = Buffers(self, context, n: n, t: t, backward: true)
         let h = hiddenSize, dh = b.hiddenGradient, dc = b.cellGradient

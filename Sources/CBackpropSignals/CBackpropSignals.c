@@ -1,4 +1,4 @@
-#include "CSystem.h"
+#include "CBackpropSignals.h"
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
