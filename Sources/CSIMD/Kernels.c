@@ -262,16 +262,16 @@ static inline float bp_tanh(float x) {
     return a < 0.625f ? small : (x < 0 ? -large : large);
 }
 
-/// One LSTM step over `n` rows of `h` units: `gates` (n × 4h, the pre-activations of i, f, g, o, summed) becomes the
-/// activated gates; `c = f∘cPrevious + i∘g`, `cellTanh = tanh(c)`, `hidden = o∘cellTanh` (each n × h).
+/// One LSTM step over `n` rows of `h` units: `gates` (n × 4h, the pre-activations of i, f, g, o, summed but for the
+/// biases) plus `bias` (4h: b_ih + b_hh) becomes the activated gates; `c = f∘cPrevious + i∘g`, `cellTanh = tanh(c)`, `hidden = o∘cellTanh` (each n × h).
 BP_CLONES
-void bp_lstm_step(float *restrict gates, const float *restrict cPrevious, float *restrict c, float *restrict cellTanh,
-                  float *restrict hidden, long n, long h) {
+void bp_lstm_step(float *restrict gates, const float *restrict bias, const float *restrict cPrevious, float *restrict c,
+                  float *restrict cellTanh, float *restrict hidden, long n, long h) {
     for (long s = 0; s < n; s++) {
         float *row = gates + s * 4 * h;
-        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-row[j]));  // i, f
-        for (long j = 2 * h; j < 3 * h; j++) row[j] = bp_tanh(row[j]);  // g
-        for (long j = 3 * h; j < 4 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-row[j]));  // o
+        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + bias[j])));  // i, f
+        for (long j = 2 * h; j < 3 * h; j++) row[j] = bp_tanh(row[j] + bias[j]);  // g
+        for (long j = 3 * h; j < 4 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + bias[j])));  // o
         const float *cp = cPrevious + s * h;
         float *cs = c + s * h, *ts = cellTanh + s * h, *hs = hidden + s * h;
         for (long j = 0; j < h; j++) {
@@ -306,19 +306,21 @@ void bp_lstm_step_backward(float *restrict dGates, float *restrict dc, const flo
     }
 }
 
-/// One GRU step over `n` rows of `h` units. In: `gates` (n × 3h) holding the input side xₜ·W_ihᵀ + b_ih of r, z, n;
-/// `recurrent` (n × 3h), hₜ₋₁·W_hhᵀ + b_hh; `hPrevious` (n × h). Out: `gates` becomes the activated r, z, n;
+/// One GRU step over `n` rows of `h` units. In: `gates` (n × 3h) holding the input side xₜ·W_ihᵀ of r, z, n, to which
+/// `biasIH` is added; `recurrent` (n × 3h), hₜ₋₁·W_hhᵀ, to which `biasHH` is added; `hPrevious` (n × h). Out: `gates`
+/// becomes the activated r, z, n;
 /// `hiddenN` = the n part of `recurrent` (W_hn·hₜ₋₁ + b_hn, kept for the backward pass); `hidden` = (1 − z)∘n + z∘hₜ₋₁.
 BP_CLONES
-void bp_gru_step(float *restrict gates, const float *restrict recurrent, const float *restrict hPrevious,
-                 float *restrict hiddenN, float *restrict hidden, long n, long h) {
+void bp_gru_step(float *restrict gates, const float *restrict biasIH, const float *restrict recurrent,
+                 const float *restrict biasHH, const float *restrict hPrevious, float *restrict hiddenN,
+                 float *restrict hidden, long n, long h) {
     for (long s = 0; s < n; s++) {
         float *row = gates + s * 3 * h, *hn = hiddenN + s * h, *hs = hidden + s * h;
         const float *rec = recurrent + s * 3 * h, *hp = hPrevious + s * h;
-        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + rec[j])));
+        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + biasIH[j] + rec[j] + biasHH[j])));
         for (long j = 0; j < h; j++) {
-            float r = row[j], z = row[h + j], recN = rec[2 * h + j];
-            float nGate = bp_tanh(row[2 * h + j] + r * recN);
+            float r = row[j], z = row[h + j], recN = rec[2 * h + j] + biasHH[2 * h + j];
+            float nGate = bp_tanh(row[2 * h + j] + biasIH[2 * h + j] + r * recN);
             row[2 * h + j] = nGate;
             hn[j] = recN;
             hs[j] = (1.0f - z) * nGate + z * hp[j];
@@ -349,13 +351,17 @@ void bp_gru_step_backward(float *restrict dInputSide, float *restrict dHiddenSid
     }
 }
 
-/// One Elman RNN step's activation, in place over `count` pre-activations: tanh (`relu` 0) or ReLU (`relu` 1).
+/// One Elman RNN step's activation, in place over `n` rows of `h` pre-activations (but for `bias`, h: b_ih + b_hh):
+/// tanh (`relu` 0) or ReLU (`relu` 1).
 BP_CLONES
-void bp_rnn_step(float *restrict hidden, long count, int relu) {
-    if (relu) {
-        for (long i = 0; i < count; i++) hidden[i] = hidden[i] > 0 ? hidden[i] : 0.0f;
-    } else {
-        for (long i = 0; i < count; i++) hidden[i] = bp_tanh(hidden[i]);
+void bp_rnn_step(float *restrict hidden, const float *restrict bias, long n, long h, int relu) {
+    for (long s = 0; s < n; s++) {
+        float *row = hidden + s * h;
+        if (relu) {
+            for (long j = 0; j < h; j++) { float z = row[j] + bias[j]; row[j] = z > 0 ? z : 0.0f; }
+        } else {
+            for (long j = 0; j < h; j++) row[j] = bp_tanh(row[j] + bias[j]);
+        }
     }
 }
 

@@ -119,7 +119,7 @@ struct RecurrentTests {
         let inputs = Array(gates[(2 * h)..<(3 * h)])
         let previous = [Float](repeating: 0, count: h)
         var c = [Float](repeating: 0, count: h), t = c, hidden = c
-        bp_lstm_step(&gates, previous, &c, &t, &hidden, 1, h)
+        bp_lstm_step(&gates, [Float](repeating: 0, count: 4 * h), previous, &c, &t, &hidden, 1, h)
         var worst = 0.0
         for j in 0..<h {
             let exact = Foundation.tanh(Double(inputs[j]))
@@ -128,7 +128,7 @@ struct RecurrentTests {
         #expect(worst <= 5e-7, "largest relative error \(worst)")
         var far = [Float](repeating: 0, count: 4 * h)  // (the kernel activated `gates` in place)
         for j in 0..<h { (far[j], far[h + j], far[2 * h + j], far[3 * h + j]) = (60, -60, j % 2 == 0 ? 60 : -60, 60) }
-        bp_lstm_step(&far, previous, &c, &t, &hidden, 1, h)
+        bp_lstm_step(&far, [Float](repeating: 0, count: 4 * h), previous, &c, &t, &hidden, 1, h)
         #expect(c.enumerated().allSatisfy { $0.element == ($0.offset % 2 == 0 ? 1 : -1) })
     }
 }

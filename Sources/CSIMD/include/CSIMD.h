@@ -34,19 +34,20 @@ double bp_sum_of_squares(const float *x, long count);
 void bp_add_column_sums(float *sums, const float *x, long rows, long columns);
 /// Σᵢ xᵢ, blockwise (float lanes, blocks of 4096 added in double).
 double bp_sum(const float *x, long count);
-/// One LSTM step: activates the gates (n × 4h, i f g o) in place and writes c, tanh(c) and h (n × h each).
-void bp_lstm_step(float *gates, const float *cPrevious, float *c, float *cellTanh, float *hidden, long n, long h);
+/// One LSTM step: activates the gates (n × 4h, i f g o, plus bias) in place and writes c, tanh(c) and h (n × h each).
+void bp_lstm_step(float *gates, const float *bias, const float *cPrevious, float *c, float *cellTanh, float *hidden, long n,
+                  long h);
 /// The backward pass of one LSTM step: dGates (n × 4h) from dh, and dc (in: ∂L/∂cₜ, out: ∂L/∂cₜ₋₁).
 void bp_lstm_step_backward(float *dGates, float *dc, const float *dh, const float *gates, const float *cellTanh,
                            const float *cPrevious, long n, long h);
 /// One GRU step: gates (n × 3h, input side in, activated r z n out), recurrent (n × 3h), hPrevious; writes hiddenN, hidden.
-void bp_gru_step(float *gates, const float *recurrent, const float *hPrevious, float *hiddenN, float *hidden, long n,
-                 long h);
+void bp_gru_step(float *gates, const float *biasIH, const float *recurrent, const float *biasHH, const float *hPrevious,
+                 float *hiddenN, float *hidden, long n, long h);
 /// The backward pass of one GRU step: the input- and recurrent-side gradients; dh becomes dh∘z.
 void bp_gru_step_backward(float *dInputSide, float *dHiddenSide, float *dh, const float *gates, const float *hiddenN,
                           const float *hPrevious, long n, long h);
 /// An RNN step's activation in place: tanh, or ReLU when `relu` is 1.
-void bp_rnn_step(float *hidden, long count, int relu);
+void bp_rnn_step(float *hidden, const float *bias, long n, long h, int relu);
 /// δ = dh∘φ′(h) for an RNN step.
 void bp_rnn_step_backward(float *delta, const float *dh, const float *hidden, long count, int relu);
 /// y[i] = 1 / (1 + e^(−z[i])).

@@ -111,6 +111,7 @@ public struct RecurrentStack: Sendable {
         let inputGradient: Matrix  // T·N × F (backward)
         let oneHot: Matrix  // 1 × (1 + T·N): a flag (1 when every step of the input is one-hot), then the indices, time-major
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
+        let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward), Σ dG (backward)
         let count: Int
 
         init(_ stack: RecurrentStack, _ context: LayerContext?, n: Int, t: Int, backward: Bool) {
@@ -143,6 +144,7 @@ public struct RecurrentStack: Sendable {
             inputGradient = take(backward ? nt : 0, stack.inputSize)
             oneHot = take(1, 1 + nt)
             transposedWeight = take(stack.inputSize, g)
+            biasSum = take(1, g)
             count = offset
         }
 
@@ -286,24 +288,19 @@ public struct RecurrentStack: Sendable {
         writeOutput(output, b, n: n, t: t)
     }
 
-    /// One layer and direction's steps: the input projection of every step (one GEMM), then per step the recurrent
-    /// GEMM and the cell's kernel.
-    /// The projection `X·W_ihᵀ + b` into `target` (`T·N × G·H`): one GEMM, or, when `x` is `nil` (a one-hot input,
-    /// its indices in `b.oneHot`), row `c` of `W_ihᵀ` for each step's index `c` — a copy, not a product.
-    private func project(_ target: Matrix, x: Matrix?, _ p: RecurrentParameters, _ b: Buffers, bothBiases: Bool) {
+    /// The projection `X·W_ihᵀ` into `target` (`T·N × G·H`; the cells' kernels add the biases): one GEMM, or, when
+    /// `x` is `nil` (a one-hot input, its indices in `b.oneHot`), row `c` of `W_ihᵀ` for each step's index `c` — a
+    /// copy, not a product.
+    private func project(_ target: Matrix, x: Matrix?, _ p: RecurrentParameters, _ b: Buffers) {
         if let x {
-            if bothBiases { broadcastRows(target, row: p.biasIH, plus: p.biasHH) } else { broadcastRows(target, row: p.biasIH) }
-            gemm(target, x, p.weightIH, transposeB: true, beta: 1)
+            gemm(target, x, p.weightIH, transposeB: true)
             return
         }
         let g = target.columns, f = inputSize, w = p.weightIH.pointer, wt = b.transposedWeight.pointer
         for j in 0..<g { for c in 0..<f { wt[c * g + j] = w[j * f + c] } }
-        let bias = target.rows(0..<1)  // row 0 is overwritten last
-        for j in 0..<g { bias.pointer[j] = p.biasIH.pointer[j] + (bothBiases ? p.biasHH.pointer[j] : 0) }
         let indices = b.oneHot.pointer + 1
-        for row in stride(from: target.rows - 1, through: 0, by: -1) {
-            let out = target.pointer + row * g, weights = wt + Int(indices[row]) * g
-            for j in 0..<g { out[j] = bias.pointer[j] + weights[j] }
+        for row in 0..<target.rows {
+            (target.pointer + row * g).update(from: wt + Int(indices[row]) * g, count: g)
         }
     }
 
@@ -329,36 +326,39 @@ public struct RecurrentStack: Sendable {
         return true
     }
 
+    /// One layer and direction's steps: the input projection of every step (one GEMM), then per step the recurrent
+    /// GEMM and the cell's kernel, which adds the biases.
     private func forwardSteps(_ r: Record, _ p: RecurrentParameters, x: Matrix?, oneHot b: Buffers, recurrent: Matrix, n: Int, t: Int,
                               direction d: Int) {
-        let h = hiddenSize
+        let h = hiddenSize, bias = b.biasSum.pointer
+        for j in 0..<b.biasSum.columns { bias[j] = p.biasIH.pointer[j] + p.biasHH.pointer[j] }
         switch cell {
         case .lstm:
-            project(r.gates, x: x, p, b, bothBiases: true)
+            project(r.gates, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 let gates = r.step(r.gates, step)
                 gemm(gates, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
-                bp_lstm_step(gates.pointer, r.block(r.cells, previous).pointer, r.block(r.cells, current).pointer,
+                bp_lstm_step(gates.pointer, bias, r.block(r.cells, previous).pointer, r.block(r.cells, current).pointer,
                              r.step(r.cellTanh, step).pointer, r.block(r.hidden, current).pointer, n, h)
             }
         case .gru:
-            project(r.gates, x: x, p, b, bothBiases: false)
+            project(r.gates, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
-                broadcastRows(recurrent, row: p.biasHH)
-                gemm(recurrent, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
-                bp_gru_step(r.step(r.gates, step).pointer, recurrent.pointer, r.block(r.hidden, previous).pointer,
+                gemm(recurrent, r.block(r.hidden, previous), p.weightHH, transposeB: true)
+                bp_gru_step(r.step(r.gates, step).pointer, p.biasIH.pointer, recurrent.pointer, p.biasHH.pointer,
+                            r.block(r.hidden, previous).pointer,
                             r.step(r.hiddenN, step).pointer, r.block(r.hidden, current).pointer, n, h)
             }
         case .rnnTanh, .rnnReLU:
             let steps = r.hidden.rows(d == 0 ? n..<((t + 1) * n) : 0..<(t * n))
-            project(steps, x: x, p, b, bothBiases: true)
+            project(steps, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 let hidden = r.block(r.hidden, current)
                 gemm(hidden, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
-                bp_rnn_step(hidden.pointer, n * h, cell == .rnnReLU ? 1 : 0)
+                bp_rnn_step(hidden.pointer, bias, n, h, cell == .rnnReLU ? 1 : 0)
             }
         }
     }
@@ -473,8 +473,17 @@ public struct RecurrentStack: Sendable {
                 let hiddenSide = cell == .gru ? b.hiddenSideGradients : b.gateGradients
                 let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n))
                 gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
-                addColumnSums(p.biasHHGradient, of: hiddenSide)
-                addColumnSums(p.biasIHGradient, of: b.gateGradients)
+                if cell == .gru {
+                    addColumnSums(p.biasHHGradient, of: hiddenSide)
+                    addColumnSums(p.biasIHGradient, of: b.gateGradients)
+                } else {  // both biases are in the same sum: one pass over dG
+                    b.biasSum.fill(0)
+                    addColumnSums(b.biasSum, of: b.gateGradients)
+                    for j in 0..<b.biasSum.columns {
+                        p.biasIHGradient.pointer[j] += b.biasSum.pointer[j]
+                        p.biasHHGradient.pointer[j] += b.biasSum.pointer[j]
+                    }
+                }
                 if let x {
                     gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
                 } else {  // dW_ih[:, c] += dG[row] for each step's index c
@@ -503,14 +512,6 @@ public struct RecurrentStack: Sendable {
             }
         }
     }
-}
-
-/// Copies `a + b` (two `1 × n` rows) into every row of `output`.
-private func broadcastRows(_ output: Matrix, row a: Matrix, plus b: Matrix) {
-    guard output.rows > 0 else { return }
-    let first = output.rows(0..<1)
-    for j in 0..<a.columns { first.pointer[j] = a.pointer[j] + b.pointer[j] }
-    for i in 1..<output.rows { (output.pointer + i * output.columns).update(from: first.pointer, count: output.columns) }
 }
 
 /// A recurrent layer over batch-first sequences whose machinery is a ``RecurrentStack``: ``RNN``, ``LSTM``, ``GRU``.
