@@ -141,7 +141,8 @@ struct TextTrain: ParsableCommand {
             }
             let seconds = monotonicSeconds() - start
             bar?.clear()
-            let validation = trainer.loss(on: corpus.validation)
+            let validation: Double
+            do { validation = try trainer.loss(on: corpus.validation) } catch { throw fail("validation: \(error.description)") }
             guard validation.isFinite else { throw fail("epoch \(epoch): the validation loss is \(validation); nothing saved") }
             let characters = Double(chunks * batchSize * sequenceLength)
             let line = EpochLine(epoch: epoch, train_loss: trainLoss, validation_loss: validation,

@@ -31,4 +31,26 @@ struct ArticleTests {
         #expect(losses.count == 4 && losses.last! < 0.5 * blank && losses.last! < losses.first!, "\(losses) against \(blank)")
         #expect(reconstructions.scalars.allSatisfy { $0 > 0 && $0 < 1 })
     }
+
+    /// BackpropagationThroughTime.md's text model, on a small text of its own.
+    @Test func backpropagationThroughTime() throws {
+        let folder = TemporaryFolder()
+        let textFiles = ["\(folder.path)/text.txt"]
+        let words = ["The ", "cat ", "sat ", "on ", "a ", "mat.\n", "dog ", "ran ", "far ", "away.\n"]
+        var generator = SeededGenerator(seed: 2)
+        let text = (0..<15_000).map { _ in words[generator.nextIndex(below: words.count)] }.joined()
+        _ = FileManager.default.createFile(atPath: textFiles[0], contents: Data(text.utf8))
+        var printed: [String] = []
+        func print(_ line: String) { Swift.print(line); printed.append(line) }
+        // --- BackpropagationThroughTime.md begins ---
+        let corpus = try TextCorpus(files: textFiles)
+        let model = TextModel(vocabulary: corpus.vocabulary, cell: .lstm, hiddenSize: 128)
+        let trainer = TextTrainer(model: model, optimizer: Adam(learningRate: 0.002), sequenceLength: 50, batchSize: 50,
+                                  clipNorm: 5)
+        let trainLoss = try trainer.trainEpoch(corpus.training)
+        let bits = try trainer.loss(on: corpus.validation) / log(2)
+        print(String(decoding: try model.sample(length: 200, temperature: 0.8, prime: Array("The ".utf8)), as: UTF8.self))
+        // --- BackpropagationThroughTime.md ends ---
+        #expect(trainLoss.isFinite && bits < log2(Double(corpus.vocabulary.count)) && printed.count == 1 && printed[0].utf8.count == 200)
+    }
 }

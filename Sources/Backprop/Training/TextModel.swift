@@ -205,8 +205,7 @@ public final class TextTrainer {
     /// before that step).
     public func trainEpoch(_ part: ArraySlice<UInt8>, epoch: Int = 1,
                            progress: (_ done: Int, _ total: Int, _ loss: Float) -> Void = { _, _, _ in }) throws(TrainingError) -> Double {
-        let chunks = TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength)
-        precondition(chunks >= 1, "TextTrainer.trainEpoch: \(part.count) bytes do not give \(batchSize) streams of \(sequenceLength)")
+        let chunks = try checkedChunkCount(part)
         resetState()
         var total = 0.0
         for k in 0..<chunks {
@@ -251,11 +250,21 @@ public final class TextTrainer {
         return value
     }
 
-    /// The mean loss per byte (nats) over every chunk of `part`'s streams, in evaluation mode, the state carried
-    /// from zero (`torch_charlm.py`'s validation). Changes nothing in the model.
-    public func loss(on part: ArraySlice<UInt8>) -> Double {
+    /// The number of chunks of `part`'s streams; throws ``TrainingError/dataMismatch(expected:found:)`` when there is
+    /// not one (the bytes are fewer than `batchSize · sequenceLength + 1`).
+    func checkedChunkCount(_ part: ArraySlice<UInt8>) throws(TrainingError) -> Int {
         let chunks = TextCorpus.chunkCount(part, streams: batchSize, sequenceLength: sequenceLength)
-        precondition(chunks >= 1, "TextTrainer.loss: \(part.count) bytes do not give \(batchSize) streams of \(sequenceLength)")
+        guard chunks >= 1 else {
+            throw .dataMismatch(expected: "at least \(batchSize * sequenceLength + 1) bytes (\(batchSize) streams of \(sequenceLength) and one to predict)",
+                                found: "\(part.count) bytes")
+        }
+        return chunks
+    }
+
+    /// The mean loss per byte (nats) over every chunk of `part`'s streams, in evaluation mode, the state carried
+    /// from zero (`torch_charlm.py`'s validation). Changes nothing in the model. Throws for too few bytes.
+    public func loss(on part: ArraySlice<UInt8>) throws(TrainingError) -> Double {
+        let chunks = try checkedChunkCount(part)
         let rnn = model.recurrent, head = model.head, v = model.vocabularySize
         let context = LayerContext(mode: .evaluation, scratch: rnnScratch)
         state.fill(0)
