@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decimal numbers as a table's cells write them (`-1.25`, `3`, `6.02e23`), read into the nearest `Float`.
+///
+/// The syntax is `[+-]digits[.digits][(e|E)[+-]digits]` (or `.digits`), with at least one digit before the
+/// exponent. The value is correctly rounded: up to 19 significant digits are gathered into an integer `m` and a
+/// power of ten `e`; when `m ≤ 2²⁴` and `|e| ≤ 10` both are exact `Float`s and one multiplication or division
+/// rounds once; when `m ≤ 2⁵³` and `|e| ≤ 22` the same in `Double` (Clinger's fast path) is rounded again to
+/// `Float`, which is right unless the `Double` lies exactly halfway between two `Float`s; that case, more than 19
+/// digits, and larger exponents go to the C library's `strtof`.
+enum DecimalParsing {
+    /// The result of scanning a number at the start of some bytes.
+    struct Scanned {
+        /// The value (meaningful only when `end` is past at least one digit).
+        var value: Float
+        /// The first byte after the number.
+        var end: UnsafePointer<UInt8>
+        /// Whether it was written as an integer: no decimal point and no exponent.
+        var isInteger: Bool
+    }
+
+    private static let floatPowers: [Float] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
+    private static let doublePowers: [Double] = [
+        1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ]
+
+    /// Scans the longest number that starts at `start` (the bytes must be followed, somewhere, by a byte that
+    /// cannot continue a number, such as a newline). Returns `nil` when no number starts there.
+    @inline(__always)
+    static func scan(_ start: UnsafePointer<UInt8>) -> Scanned? {
+        var p = start
+        var negative = false
+        if p.pointee == UInt8(ascii: "-") { negative = true; p += 1 } else if p.pointee == UInt8(ascii: "+") { p += 1 }
+        var mantissa: UInt64 = 0, digits = 0, exponent = 0
+        var sawDigit = false, truncated = false, isInteger = true
+        while true {
+            let d = p.pointee &- 48
+            if d > 9 { break }
+            sawDigit = true
+            if digits < 19 {
+                if mantissa != 0 || d != 0 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1 }
+            } else {
+                exponent += 1
+                if d != 0 { truncated = true }
+            }
+            p += 1
+        }
+        if p.pointee == UInt8(ascii: ".") {
+            isInteger = false
+            p += 1
+            while true {
+                let d = p.pointee &- 48
+                if d > 9 { break }
+                sawDigit = true
+                if digits < 19 {
+                    if mantissa != 0 || d != 0 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1 }
+                    exponent -= 1
+                } else if d != 0 {
+                    truncated = true
+                }
+                p += 1
+            }
+        }
+        guard sawDigit else { return nil }
+        if p.pointee | 0x20 == UInt8(ascii: "e") {
+            var q = p + 1, negativeExponent = false
+            if q.pointee == UInt8(ascii: "-") { negativeExponent = true; q += 1 } else if q.pointee == UInt8(ascii: "+") { q += 1 }
+            var written = 0, sawExponentDigit = false
+            while true {
+                let d = q.pointee &- 48
+                if d > 9 { break }
+                sawExponentDigit = true
+                if written < 100_000 { written = written * 10 + Int(d) }
+                q += 1
+            }
+            if sawExponentDigit {  // else the 'e' is not part of the number
+                isInteger = false
+                exponent += negativeExponent ? -written : written
+                p = q
+            }
+        }
+        var value: Float
+        if mantissa == 0 {
+            value = 0
+        } else if !truncated && mantissa <= 1 << 24 && exponent >= -10 && exponent <= 10 {
+            let m = Float(mantissa)
+            value = exponent < 0 ? m / floatPowers[-exponent] : m * floatPowers[exponent]
+        } else if !truncated && mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22,
+                  case let d = exponent < 0 ? Double(mantissa) / doublePowers[-exponent] : Double(mantissa) * doublePowers[exponent],
+                  d >= Double(Float.leastNormalMagnitude) && d <= Double(Float.greatestFiniteMagnitude),
+                  d.bitPattern & 0x1FFF_FFFF != 0x1000_0000 {
+            value = Float(d)
+        } else {
+            return Scanned(value: slow(start, count: p - start), end: p, isInteger: isInteger)
+        }
+        return Scanned(value: negative ? -value : value, end: p, isInteger: isInteger)
+    }
+
+    /// `strtof` of `count` bytes at `start` (already checked to be a decimal number), on a NUL-terminated copy.
+    static func slow(_ start: UnsafePointer<UInt8>, count: Int) -> Float {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: count + 1) { buffer in
+            for i in 0..<count { buffer[i] = CChar(bitPattern: start[i]) }
+            buffer[count] = 0
+            return strtof(buffer.baseAddress!, nil)
+        }
+    }
+
+    /// The number that `bytes` hold from first to last (spaces around it allowed), or `nil` if they hold anything
+    /// else.
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> (value: Float, isInteger: Bool)? {
+        var lower = 0, upper = bytes.count
+        while lower < upper && (bytes[lower] == 32 || bytes[lower] == 9) { lower += 1 }
+        while upper > lower && (bytes[upper - 1] == 32 || bytes[upper - 1] == 9) { upper -= 1 }
+        guard lower < upper else { return nil }
+        // A copy followed by a byte that ends any number, so that the scan stops inside it.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: upper - lower + 1) { copy in
+            for i in lower..<upper { copy[i - lower] = bytes[i] }
+            copy[upper - lower] = 0
+            let base = UnsafePointer(copy.baseAddress!)
+            guard let scanned = scan(base), scanned.end == base + (upper - lower) else { return nil }
+            return (scanned.value, scanned.isInteger)
+        }
+    }
+}
