@@ -20,7 +20,7 @@ struct PreparedTable {
     var train: Dataset
     var validation: Dataset
     var schema: TableSchema
-    /// Seconds spent reading and parsing the table file(s).
+    /// Seconds spent reading and parsing the table file (``Table/init(contentsOf:separator:)``, as pandas.read_csv).
     var readSeconds: Double
     var rowCount: Int
 }
@@ -31,11 +31,13 @@ extension Train {
     func prepareTable() throws -> PreparedTable {
         let imputes = impute == .mean
         do throws(TableError) {
-            let clock = ContinuousClock(), start = clock.now
+            var seconds = 0.0
             // The table lives only in this scope: its cells are freed once the data set is built.
             var (all, schema, rows) = try {
                 () throws(TableError) -> (Dataset, TableSchema, Int) in
+                let clock = ContinuousClock(), start = clock.now
                 let table = try Table(contentsOf: data)
+                seconds = (clock.now - start).seconds
                 let schema = try TableSchema(table: table, target: target, task: task)
                 return (try schema.dataset(from: table, imputeMissing: imputes), schema, table.rowCount)
             }()
@@ -52,7 +54,6 @@ extension Train {
                 all = parts.train
                 validationSet = parts.validation
             }
-            let seconds = (clock.now - start).seconds
             let standardization = Standardization(of: all, standardizes: schema.standardizedInputs,
                                                   targets: schema.task == .regression)
             schema.standardization = standardization

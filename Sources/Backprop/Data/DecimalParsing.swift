@@ -23,11 +23,54 @@ enum DecimalParsing {
         var isInteger: Bool
     }
 
-    private static let floatPowers: [Float] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
-    private static let doublePowers: [Double] = [
-        1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22,
-    ]
+    /// 10^e for e in 0...10, exact in `Float` (a switch, not a global array: no lazy initialisation or bounds
+    /// check in the loop).
+    @inline(__always)
+    static func floatPower(_ e: Int) -> Float {
+        switch e {
+        case 0: 1
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        default: 1e10
+        }
+    }
+
+    /// 10^e for e in 0...22, exact in `Double`.
+    @inline(__always)
+    static func doublePower(_ e: Int) -> Double {
+        switch e {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
+    }
 
     /// Scans the longest number that starts at `start` (the bytes must be followed, somewhere, by a byte that
     /// cannot continue a number, such as a newline). Returns `nil` when no number starts there.
@@ -89,9 +132,9 @@ enum DecimalParsing {
             value = 0
         } else if !truncated && mantissa <= 1 << 24 && exponent >= -10 && exponent <= 10 {
             let m = Float(mantissa)
-            value = exponent < 0 ? m / floatPowers[-exponent] : m * floatPowers[exponent]
+            value = exponent < 0 ? m / floatPower(-exponent) : m * floatPower(exponent)
         } else if !truncated && mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22,
-                  case let d = exponent < 0 ? Double(mantissa) / doublePowers[-exponent] : Double(mantissa) * doublePowers[exponent],
+                  case let d = exponent < 0 ? Double(mantissa) / doublePower(-exponent) : Double(mantissa) * doublePower(exponent),
                   d >= Double(Float.leastNormalMagnitude) && d <= Double(Float.greatestFiniteMagnitude),
                   d.bitPattern & 0x1FFF_FFFF != 0x1000_0000 {
             value = Float(d)

@@ -70,26 +70,25 @@ public struct Table: Sendable {
     }
 
     /// Reads the table in the file at `path`. `separator` is `,` or `\t` (by default from the file name and the
-    /// header, see ``Table``).
+    /// header, see ``Table``). A regular file is mapped into memory (read-only pages shared with the page cache, no
+    /// copy) for the parse and unmapped after it; anything else (a pipe) is read.
     public init(contentsOf path: String, separator: UInt8? = nil) throws(TableError) {
-        let bytes = try Table.readFile(path)
         let lower = path.lowercased()
         let named: UInt8? = separator ?? (lower.hasSuffix(".tsv") || lower.hasSuffix(".tab") ? 9 : nil)
-        try self.init(bytes: bytes, path: path, separator: named)
+        self = try Table.withContents(of: path) { buffer throws(TableError) in
+            var reader = CSVReader(buffer: buffer, path: path, separator: named)
+            return try reader.read()
+        }
     }
 
     /// Parses the table held in `bytes` (a file's contents; `path` names it in errors).
     public init(bytes: [UInt8], path: String = "<table>", separator: UInt8? = nil) throws(TableError) {
         var bytes = bytes
         if bytes.last != 10 { bytes.append(10) }  // every record ends with a newline: scans need no end checks
-        let parsed: Table
-        do {
-            parsed = try bytes.withUnsafeBufferPointer { buffer throws(TableError) in
-                var reader = CSVReader(buffer: buffer, path: path, separator: separator)
-                return try reader.read()
-            }
+        self = try bytes.withUnsafeBufferPointer { buffer throws(TableError) in
+            var reader = CSVReader(buffer: buffer, path: path, separator: separator)
+            return try reader.read()
         }
-        self = parsed
     }
 
     init(path: String, columns: [Column], rowCount: Int, cells: [Float], lineJumps: [(row: Int, line: Int)]) {
@@ -100,8 +99,10 @@ public struct Table: Sendable {
         self.lineJumps = lineJumps
     }
 
-    /// The whole file, with one spare byte of capacity (for the final newline).
-    static func readFile(_ path: String) throws(TableError) -> [UInt8] {
+    /// Calls `body` with the file's bytes followed by a newline if they do not end with one (so that scans need
+    /// no end checks): a private mapping of a regular file (the newline written into the last page's slack, or
+    /// a read copy when the size is a whole number of pages), or the bytes read from anything else.
+    static func withContents<R>(of path: String, _ body: (UnsafeBufferPointer<UInt8>) throws(TableError) -> R) throws(TableError) -> R {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             let code = errno
@@ -112,9 +113,19 @@ public struct Table: Sendable {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw .unreadable(path: path, reason: "it is a folder, not a file") }
+        let size = Int(info.st_size), page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if (info.st_mode & S_IFMT) == S_IFREG && size > 0 && size % page != 0,
+           let mapped = mmap(nil, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, descriptor, 0),
+           mapped != MAP_FAILED {
+            defer { munmap(mapped, size + 1) }
+            let bytes = mapped.assumingMemoryBound(to: UInt8.self)
+            let count = bytes[size - 1] == 10 ? size : size + 1
+            if count > size { bytes[size] = 10 }  // in the zero-filled rest of the last page
+            return try body(UnsafeBufferPointer(start: bytes, count: count))
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(info.st_size) + 1)
-        var chunk = max(1 << 16, Int(info.st_size) + 1)  // a regular file in one read; a pipe in pieces
+        bytes.reserveCapacity(size + 1)
+        var chunk = max(1 << 16, size + 1)  // a regular file in one read; a pipe in pieces
         var failure: Int32 = 0
         while true {
             let before = bytes.count
@@ -132,7 +143,8 @@ public struct Table: Sendable {
             if readCount == 0 { break }
             chunk = 1 << 20
         }
-        return bytes
+        if bytes.last != 10 { bytes.append(10) }
+        return try bytes.withUnsafeBufferPointer { buffer throws(TableError) in try body(buffer) }
     }
 }
 

@@ -132,6 +132,7 @@ public struct TableSchema: Codable, Sendable, Equatable {
     public func featureValues(from table: Table, imputeMissing: Bool = false) throws(TableError) -> [Float] {
         let stride = table.columns.count, width = featureCount, rows = table.rowCount
         var result = [Float](repeating: 0, count: rows * width)
+        var numericSources: [Int] = [], numericDestinations: [Int] = []
         var offset = 0
         for feature in features {
             guard let c = table.columnIndex(named: feature.name) else {
@@ -141,38 +142,55 @@ public struct TableSchema: Codable, Sendable, Equatable {
             if let line = column.firstMissingLine, !(imputeMissing && feature.categories == nil) {
                 throw .missingValue(path: table.path, line: line, column: feature.name, columnNumber: c + 1)
             }
-            try table.cells.withUnsafeBufferPointer { cells throws(TableError) in
-                try result.withUnsafeMutableBufferPointer { out throws(TableError) in
-                    if let categories = feature.categories {
-                        var index: [String: Int] = [:]
-                        for (i, name) in categories.enumerated() { index[name] = i }
-                        var byValue: [Float: Int] = [:]
-                        for row in 0..<rows {
-                            let value = cells[row * stride + c]
-                            let k: Int
-                            if let known = byValue[value] { k = known } else {
-                                let name = column.categories.map { $0[Int(value)] } ?? TableSchema.name(ofNumber: value)
-                                guard let found = index[name] else {
-                                    throw .unknownCategory(path: table.path, line: table.line(ofRow: row), column: feature.name,
-                                                           columnNumber: c + 1, text: name)
-                                }
-                                byValue[value] = found
-                                k = found
-                            }
-                            out[row * width + offset + k] = 1
-                        }
-                    } else {
-                        if let categories = column.categories {
-                            throw .notANumber(path: table.path, line: table.line(ofRow: 0), column: feature.name,
-                                              columnNumber: c + 1, text: categories[Int(cells[c])])
-                        }
-                        for row in 0..<rows { out[row * width + offset] = cells[row * stride + c] }
-                    }
+            if let categories = feature.categories {
+                try oneHot(column: c, categories: categories, table: table, into: &result, offset: offset)
+            } else {
+                if let categories = column.categories {
+                    throw .notANumber(path: table.path, line: table.line(ofRow: 0), column: feature.name,
+                                      columnNumber: c + 1, text: categories[Int(table[0, c])])
                 }
+                numericSources.append(c)
+                numericDestinations.append(offset)
             }
             offset += feature.width
         }
+        // The numeric columns, row by row: both arrays are read and written in order.
+        table.cells.withUnsafeBufferPointer { cells in
+            result.withUnsafeMutableBufferPointer { out in
+                numericSources.withUnsafeBufferPointer { sources in
+                    numericDestinations.withUnsafeBufferPointer { destinations in
+                        for row in 0..<rows {
+                            let from = cells.baseAddress! + row * stride, to = out.baseAddress! + row * width
+                            for k in 0..<sources.count { to[destinations[k]] = from[sources[k]] }
+                        }
+                    }
+                }
+            }
+        }
         return result
+    }
+
+    /// Writes the one-hot inputs of text column `c` (row-major, `featureCount` wide) at input `offset` onwards.
+    private func oneHot(column c: Int, categories: [String], table: Table, into result: inout [Float],
+                        offset: Int) throws(TableError) {
+        let column = table.columns[c], stride = table.columns.count, width = featureCount
+        var index: [String: Int] = [:]
+        for (i, name) in categories.enumerated() { index[name] = i }
+        var byValue: [Float: Int] = [:]  // each distinct cell is named and looked up once
+        for row in 0..<table.rowCount {
+            let value = table.cells[row * stride + c]
+            let k: Int
+            if let known = byValue[value] { k = known } else {
+                let name = column.categories.map { $0[Int(value)] } ?? TableSchema.name(ofNumber: value)
+                guard let found = index[name] else {
+                    throw .unknownCategory(path: table.path, line: table.line(ofRow: row), column: column.name,
+                                           columnNumber: c + 1, text: name)
+                }
+                byValue[value] = found
+                k = found
+            }
+            result[row * width + offset + k] = 1
+        }
     }
 
     /// The schema as one line of JSON (for a saved model's metadata).
