@@ -72,15 +72,63 @@ enum DecimalParsing {
         }
     }
 
-    /// Scans the longest number that starts at `start` (the bytes must be followed, somewhere, by a byte that
-    /// cannot continue a number, such as a newline). Returns `nil` when no number starts there.
+    /// 10^n for n in 0...8.
     @inline(__always)
-    static func scan(_ start: UnsafePointer<UInt8>) -> Scanned? {
+    static func power(_ n: Int) -> UInt64 {
+        switch n {
+        case 0: 1
+        case 1: 10
+        case 2: 100
+        case 3: 1000
+        case 4: 10000
+        case 5: 100_000
+        case 6: 1_000_000
+        case 7: 10_000_000
+        default: 100_000_000
+        }
+    }
+
+    /// How many digits (0 to 8) start at `p`, and their value, read as one 64-bit word (SWAR, as fast_float's
+    /// `parse_eight_digits_unrolled`); none when fewer than 8 bytes remain before `end` (the caller then reads
+    /// byte by byte).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) -> (count: Int, value: UInt64) {
+        guard end - p >= 8 else { return (0, 0) }
+        let word = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        let offsets = word &- 0x3030_3030_3030_3030
+        // A byte's high bit is set unless it is '0'…'9'; a borrow or carry only reaches bytes after a non-digit.
+        let nonDigits = ((word &+ 0x4646_4646_4646_4646) | offsets) & 0x8080_8080_8080_8080
+        let count = nonDigits == 0 ? 8 : nonDigits.trailingZeroBitCount / 8
+        guard count > 0 else { return (0, 0) }
+        // The digits moved to the top bytes, zeros (leading zero digits) below them; then pairs, fours, eight.
+        var value = offsets << UInt64(8 * (8 - count))
+        value = value &* 10 &+ (value >> 8)
+        value = ((value & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064
+                 &+ ((value >> 16) & 0x0000_00FF_0000_00FF) &* 0x0000_2710_0000_0001) >> 32
+        return (count, value & 0xFFFF_FFFF)
+    }
+
+    /// Scans the longest number that starts at `start` and ends before `end` (the bytes must be followed, before
+    /// `end`, by a byte that cannot continue a number, such as a newline). Returns `nil` when no number starts
+    /// there.
+    @inline(__always)
+    static func scan(_ start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) -> Scanned? {
         var p = start
         var negative = false
         if p.pointee == UInt8(ascii: "-") { negative = true; p += 1 } else if p.pointee == UInt8(ascii: "+") { p += 1 }
         var mantissa: UInt64 = 0, digits = 0, exponent = 0
         var sawDigit = false, truncated = false, isInteger = true
+        // Digits eight at a time while they fit in 19 (leading zeros count as digits here: a number that needs
+        // more than 19 goes to strtof), then one at a time.
+        var run = eightDigits(p, end: end)
+        while run.count > 0 && digits + run.count <= 19 {
+            sawDigit = true
+            mantissa = mantissa &* power(run.count) &+ run.value
+            digits += run.count
+            p += run.count
+            if run.count < 8 { break }
+            run = eightDigits(p, end: end)
+        }
         while true {
             let d = p.pointee &- 48
             if d > 9 { break }
@@ -96,6 +144,16 @@ enum DecimalParsing {
         if p.pointee == UInt8(ascii: ".") {
             isInteger = false
             p += 1
+            var run = eightDigits(p, end: end)
+            while run.count > 0 && digits + run.count <= 19 {
+                sawDigit = true
+                mantissa = mantissa &* power(run.count) &+ run.value
+                digits += run.count
+                exponent -= run.count
+                p += run.count
+                if run.count < 8 { break }
+                run = eightDigits(p, end: end)
+            }
             while true {
                 let d = p.pointee &- 48
                 if d > 9 { break }
@@ -165,7 +223,7 @@ enum DecimalParsing {
             for i in lower..<upper { copy[i - lower] = bytes[i] }
             copy[upper - lower] = 0
             let base = UnsafePointer(copy.baseAddress!)
-            guard let scanned = scan(base), scanned.end == base + (upper - lower) else { return nil }
+            guard let scanned = scan(base, end: base + (upper - lower) + 1), scanned.end == base + (upper - lower) else { return nil }
             return (scanned.value, scanned.isInteger)
         }
     }

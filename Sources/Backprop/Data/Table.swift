@@ -303,8 +303,9 @@ struct CSVReader {
                 for c in 0..<columnCount {
                     var value: Float
                     // The fast path: an unquoted number straight from the bytes.
-                    if states[c].kind == .numeric, let scanned = DecimalParsing.scan(p),
-                       scanned.end.pointee == separator || scanned.end.pointee == 10 || scanned.end.pointee == 13 {
+                    if states[c].kind == .numeric, let scanned = DecimalParsing.scan(p, end: end),
+                       scanned.end.pointee == separator || scanned.end.pointee == 10 || scanned.end.pointee == 13,
+                       scanned.value.isFinite {
                         value = scanned.value
                         if !scanned.isInteger { states[c].isInteger = false }
                         p = scanned.end
