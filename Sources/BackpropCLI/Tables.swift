@@ -30,11 +30,11 @@ extension Train {
     /// one-line error (exit 1).
     func prepareTable() throws -> PreparedTable {
         let imputes = impute == .mean
-        do throws(TableError) {
+        do {
             var seconds = 0.0
             // The table lives only in this scope: its cells are freed once the data set is built.
             var (all, schema, rows) = try {
-                () throws(TableError) -> (Dataset, TableSchema, Int) in
+                () throws -> (Dataset, TableSchema, Int) in
                 let clock = ContinuousClock(), start = clock.now
                 let table = try Table(contentsOf: data)
                 seconds = (clock.now - start).seconds
@@ -48,7 +48,7 @@ extension Train {
                 let fraction = validationFraction ?? 0.2
                 let validationCount = Int((fraction * Double(all.count)).rounded(.up))
                 guard validationCount < all.count else {
-                    throw TableError.unreadable(path: data, reason: "\(all.count) row\(all.count == 1 ? "" : "s") cannot be split into training and validation rows (--validation-fraction \(fraction)); give more rows or --validation FILE")
+                    throw fail("\(data): \(all.count) row\(all.count == 1 ? "" : "s") cannot be split into training and validation rows (--validation-fraction \(fraction)); give more rows or --validation FILE")
                 }
                 let parts = all.split(validationFraction: fraction, seed: seed)
                 all = parts.train
@@ -60,7 +60,7 @@ extension Train {
             return PreparedTable(train: all.standardized(by: standardization),
                                  validation: validationSet.standardized(by: standardization),
                                  schema: schema, readSeconds: seconds, rowCount: rows)
-        } catch {
+        } catch let error as TableError {
             throw fail(error.description)
         }
     }
