@@ -322,3 +322,33 @@ struct PreparationTests {
         #expect(try trainer.evaluate(on: validation.standardized(by: standardization)).accuracy! > 0.95)
     }
 }
+
+/// The examples of the DocC article "Your own data: tables", verbatim but for the file's path.
+@Suite("Your own data article")
+struct YourOwnDataArticleTests {
+    @Test func regressionFromSwift() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var lines: [String] = []
+        func print(_ line: String) { Swift.print(line); lines.append(line) }
+        // --- YourOwnData.md begins ---
+        let table = try Table(contentsOf: "\(root)/Examples/Tables/houses.csv")
+        let (data, schema) = try Dataset.from(table, target: "price_k")  // regression: price_k has decimals
+        let (train, validation) = data.split(validationFraction: 0.2, seed: 0)
+        let standardization = Standardization(of: train, standardizes: schema.standardizedInputs, targets: true)
+        let network = Network(sizes: [schema.featureCount, 32, 1], activation: .relu, initializer: .scikitLearn, seed: 0)
+        let trainer = Trainer(network: network, loss: MeanSquaredError(), optimizer: Adam(learningRate: 0.01), batchSize: 32)
+        for _ in 1...100 { try trainer.trainEpoch(on: train.standardized(by: standardization)) }
+        let metrics = RegressionMetrics(network: network, data: validation.standardized(by: standardization),
+                                        standardization: standardization)
+        print("validation RMSE \(metrics.rootMeanSquaredError), R² \(metrics.r2)")
+        // --- YourOwnData.md ends ---
+        // --- YourOwnData.md batches begins ---
+        for (input, targets) in train.batches(size: 32, seed: 1) {
+            try trainer.trainStep(input: input, targets: targets)
+        }
+        // --- YourOwnData.md batches ends ---
+        #expect(schema.task == .regression && schema.featureCount == 5 && validation.count == 40)
+        // price_k = 2.4·area + 12·rooms + district + N(0, 15²): a fit comes near the noise.
+        #expect(metrics.rootMeanSquaredError < 30 && metrics.r2 > 0.9, "\(lines)")
+    }
+}
