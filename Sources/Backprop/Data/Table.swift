@@ -18,9 +18,9 @@ import Darwin
 /// The reader follows RFC 4180 and what spreadsheets write: fields may be quoted (`"a, b"`, with `""` for a quote
 /// inside), line ends may be LF or CRLF, a UTF-8 byte-order mark is skipped, blank lines are skipped. The separator
 /// is a tab for a `.tsv` or `.tab` file or a header with tabs and no commas, else a comma (or what `separator`
-/// says). The file is read into memory once and parsed byte by byte (numbers by ``DecimalParsing``, correctly
-/// rounded), in two halves on two threads when ``Parallel/threadCount`` allows and no field is quoted; no `String`
-/// is made but for the header and the categories.
+/// says). The file is mapped into memory (or read, for a pipe) and parsed byte by byte, numbers by a decimal parser
+/// of its own (eight digits at a time, correctly rounded), in two halves on two threads when
+/// ``Parallel/threadCount`` allows and no field is quoted; no `String` is made but for the header and the categories.
 public struct Table: Sendable {
     /// What a column holds.
     public struct Column: Sendable, Equatable {
