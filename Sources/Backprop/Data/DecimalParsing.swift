@@ -108,48 +108,23 @@ enum DecimalParsing {
         return (count, value & 0xFFFF_FFFF)
     }
 
-    /// Scans the longest number that starts at `start` and ends before `end` (the bytes must be followed, before
-    /// `end`, by a byte that cannot continue a number, such as a newline). Returns `nil` when no number starts
-    /// there.
-    @inline(__always)
-    static func scan(_ start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) -> Scanned? {
-        var p = start
-        var negative = false
-        if p.pointee == UInt8(ascii: "-") { negative = true; p += 1 } else if p.pointee == UInt8(ascii: "+") { p += 1 }
+    /// The significant digits of a number as they are read: up to 19 in `mantissa`, the value being
+    /// `mantissa · 10^exponent`.
+    struct Digits {
         var mantissa: UInt64 = 0, digits = 0, exponent = 0
-        var sawDigit = false, truncated = false, isInteger = true
-        // Digits eight at a time while they fit in 19 (leading zeros count as digits here: a number that needs
-        // more than 19 goes to strtof), then one at a time.
-        var run = eightDigits(p, end: end)
-        while run.count > 0 && digits + run.count <= 19 {
-            sawDigit = true
-            mantissa = mantissa &* power(run.count) &+ run.value
-            digits += run.count
-            p += run.count
-            if run.count < 8 { break }
-            run = eightDigits(p, end: end)
-        }
-        while true {
-            let d = p.pointee &- 48
-            if d > 9 { break }
-            sawDigit = true
-            if digits < 19 {
-                if mantissa != 0 || d != 0 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1 }
-            } else {
-                exponent += 1
-                if d != 0 { truncated = true }
-            }
-            p += 1
-        }
-        if p.pointee == UInt8(ascii: ".") {
-            isInteger = false
-            p += 1
+        var sawDigit = false, truncated = false
+
+        /// Reads the digits at `p` (of the integer part, or of the fraction after the point), eight at a time while
+        /// they fit in 19 (leading zeros count as digits here: a number that needs more than 19 goes to strtof),
+        /// then one at a time; digits beyond 19 are dropped (and a non-zero one marks the value `truncated`).
+        @inline(__always)
+        mutating func read(_ p: inout UnsafePointer<UInt8>, end: UnsafePointer<UInt8>, fraction: Bool) {
             var run = eightDigits(p, end: end)
             while run.count > 0 && digits + run.count <= 19 {
                 sawDigit = true
                 mantissa = mantissa &* power(run.count) &+ run.value
                 digits += run.count
-                exponent -= run.count
+                if fraction { exponent -= run.count }
                 p += run.count
                 if run.count < 8 { break }
                 run = eightDigits(p, end: end)
@@ -160,14 +135,35 @@ enum DecimalParsing {
                 sawDigit = true
                 if digits < 19 {
                     if mantissa != 0 || d != 0 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1 }
-                    exponent -= 1
-                } else if d != 0 {
-                    truncated = true
+                    if fraction { exponent -= 1 }
+                } else {
+                    if !fraction { exponent += 1 }
+                    if d != 0 { truncated = true }
                 }
                 p += 1
             }
         }
-        guard sawDigit else { return nil }
+    }
+
+    /// Scans the longest number that starts at `start` and ends before `end` (the bytes must be followed, before
+    /// `end`, by a byte that cannot continue a number, such as a newline). Returns `nil` when no number starts
+    /// there.
+    @inline(__always)
+    static func scan(_ start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) -> Scanned? {
+        var p = start
+        var negative = false
+        if p.pointee == UInt8(ascii: "-") { negative = true; p += 1 } else if p.pointee == UInt8(ascii: "+") { p += 1 }
+        var number = Digits()
+        var isInteger = true
+        number.read(&p, end: end, fraction: false)
+        if p.pointee == UInt8(ascii: ".") {
+            isInteger = false
+            p += 1
+            number.read(&p, end: end, fraction: true)
+        }
+        let mantissa = number.mantissa, truncated = number.truncated
+        var exponent = number.exponent
+        guard number.sawDigit else { return nil }
         if p.pointee | 0x20 == UInt8(ascii: "e") {
             var q = p + 1, negativeExponent = false
             if q.pointee == UInt8(ascii: "-") { negativeExponent = true; q += 1 } else if q.pointee == UInt8(ascii: "+") { q += 1 }
