@@ -23,26 +23,12 @@ enum DecimalParsing {
         var isInteger: Bool
     }
 
-    /// 10^e for e in 0...10, exact in `Float` (a switch, not a global array: no lazy initialisation or bounds
-    /// check in the loop).
+    /// 10^e for e in 0...10, exact in `Float`.
     @inline(__always)
-    static func floatPower(_ e: Int) -> Float {
-        switch e {
-        case 0: 1
-        case 1: 1e1
-        case 2: 1e2
-        case 3: 1e3
-        case 4: 1e4
-        case 5: 1e5
-        case 6: 1e6
-        case 7: 1e7
-        case 8: 1e8
-        case 9: 1e9
-        default: 1e10
-        }
-    }
+    static func floatPower(_ e: Int) -> Float { Float(doublePower(e)) }
 
-    /// 10^e for e in 0...22, exact in `Double`.
+    /// 10^e for e in 0...22, exact in `Double` (a switch, not a global array: no lazy initialisation or bounds
+    /// check in the loop).
     @inline(__always)
     static func doublePower(_ e: Int) -> Double {
         switch e {
