@@ -49,21 +49,27 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unterminatedQuote(let path, let line):
             "\(path), line \(line): a quoted field is not closed before the end of the file"
         case .duplicateColumn(let path, let name):
-            "\(path): two columns of the header are named '\(name)'"
+            "\(path): two columns of the header are named '\(shown(name))'"
         case .notANumber(let path, let line, let column, let number, let text):
-            "\(path), line \(line), column '\(column)' (\(number)): '\(text)' is not a number (the column's first value is a number)"
+            "\(path), line \(line), column '\(shown(column))' (\(number)): '\(shown(text))' is not a number (the column's first value is a number)"
         case .missingValue(let path, let line, let column, let number):
-            "\(path), line \(line), column '\(column)' (\(number)): the cell is empty or NA (fill it, drop the row, or pass --impute mean for a numeric feature)"
+            "\(path), line \(line), column '\(shown(column))' (\(number)): the cell is empty or NA (fill it, drop the row, or pass --impute mean for a numeric feature)"
         case .unknownColumn(let path, let name, let available):
-            "\(path): no column named '\(name)'; the columns are \(available.map { "'\($0)'" }.joined(separator: ", "))"
+            "\(path): no column named '\(shown(name))'; the columns are \(available.map { "'\(shown($0))'" }.joined(separator: ", "))"
         case .oneClass(let path, let column, let value):
-            "\(path), column '\(column)': every row has the class '\(value)'; classification needs at least two classes"
+            "\(path), column '\(shown(column))': every row has the class '\(shown(value))'; classification needs at least two classes"
         case .textTarget(let path, let column, let line, let text):
-            "\(path), line \(line), column '\(column)': '\(text)' is not a number, and regression needs numeric targets"
+            "\(path), line \(line), column '\(shown(column))': '\(shown(text))' is not a number, and regression needs numeric targets"
         case .unknownCategory(let path, let line, let column, let number, let text):
-            "\(path), line \(line), column '\(column)' (\(number)): '\(text)' is not one of the categories the model was trained with"
+            "\(path), line \(line), column '\(shown(column))' (\(number)): '\(shown(text))' is not one of the categories the model was trained with"
         case .noFeatures(let path):
             "\(path): the table has no feature columns besides the target"
         }
+    }
+
+    /// `text` on one line: line breaks written as `\n` and `\r`, at most 60 characters.
+    private func shown(_ text: String) -> String {
+        let escaped = text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+        return escaped.count > 60 ? escaped.prefix(57) + "..." : escaped
     }
 }

@@ -145,9 +145,10 @@ public struct TableSchema: Codable, Sendable, Equatable {
             if let categories = feature.categories {
                 try oneHot(column: c, categories: categories, table: table, into: &result, offset: offset)
             } else {
-                if let categories = column.categories {
-                    throw .notANumber(path: table.path, line: table.line(ofRow: 0), column: feature.name,
-                                      columnNumber: c + 1, text: categories[Int(table[0, c])])
+                if let categories = column.categories {  // text where the model needs numbers: name the first
+                    let row = (0..<rows).first { !table[$0, c].isNaN } ?? 0
+                    throw .notANumber(path: table.path, line: table.line(ofRow: row), column: feature.name, columnNumber: c + 1,
+                                      text: table[row, c].isNaN ? "" : categories[Int(table[row, c])])
                 }
                 numericSources.append(c)
                 numericDestinations.append(offset)
