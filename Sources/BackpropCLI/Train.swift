@@ -79,8 +79,8 @@ extension Train {
         let output = leader ? self.output : nil, plot = leader ? self.plot : nil
         let checkpointEvery = leader ? self.checkpointEvery : nil
         func fail(_ message: String) -> ExitCode { BackpropCLI.fail(message, rank: world) }
-        let (network, resumeFile) = try startingNetwork(settings, fail: fail)
         let regression = table?.schema.task == .regression
+        let (network, resumeFile) = try startingNetwork(settings, regression: regression, fail: fail)
         let loss: any Loss = switch settings.loss {
         case _ where regression: MeanSquaredError()
         case .crossEntropy: CrossEntropy()
@@ -102,7 +102,7 @@ extension Train {
         if let table {
             metadata["table"] = table.schema.json
             metadata["task"] = table.schema.task.rawValue
-            if regression { metadata["loss"] = loss.name }
+            if regression { metadata["loss"] = loss.name }  // as startingNetwork expects it on --resume
             if impute == .mean { metadata["impute"] = "mean" }
         }
         let reporter = makeReporter(leader: leader)
@@ -173,7 +173,8 @@ extension Train {
 
     /// A new network, or the one in `--resume`'s checkpoint with the file (whose architecture and optimizer must be
     /// the command line's).
-    func startingNetwork(_ settings: Settings, fail: (String) -> ExitCode) throws -> (Network, SafetensorsFile?) {
+    func startingNetwork(_ settings: Settings, regression: Bool = false,
+                         fail: (String) -> ExitCode) throws -> (Network, SafetensorsFile?) {
         guard let resume else { return (makeNetwork(settings), nil) }
         let file: SafetensorsFile, network: Network
         do {
@@ -188,7 +189,8 @@ extension Train {
             throw fail("\(resume) was written by a \(saved.architecture ?? "?") network with \(saved.optimizer ?? "?"); resume with the same --layers and --optimizer (given: \(architecture), \(settings.optimizer.rawValue))")
         }
         // The checkpoint is the authority on the model: a flag that would describe another one is an error.
-        let given = metadata(settings, schedule: makeSchedule(settings))
+        var given = metadata(settings, schedule: makeSchedule(settings))
+        if regression { given["loss"] = MeanSquaredError().name }
         for (key, flag) in [("model", "--model"), ("activation", "--activation"), ("loss", "--loss"), ("dropout", "--dropout"),
                             ("batch_norm", "--batch-norm"), ("residual", "--residual")] {
             if let recorded = file.metadata[key], let value = given[key], recorded != value {

@@ -81,6 +81,14 @@ struct TableCommandTests {
         }
         let evaluate = try runBackprop(["evaluate", "--model", model, "--data", data])
         #expect(evaluate.status == 0 && evaluate.stdout.contains("rmse") && evaluate.stdout.contains("r2"), "\(evaluate.stdout)")
+
+        // A regression checkpoint resumes (its loss, mean squared error, is the table's, not a conflicting flag).
+        let checkpoint = "\(folder.path)/checkpoint.safetensors"
+        let first = try runBackprop(["train", "--data", data, "--target", "value", "--epochs", "2", "--checkpoint-every", "2",
+                                     "--checkpoint", checkpoint, "--quiet"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let resumed = try runBackprop(["train", "--data", data, "--target", "value", "--epochs", "3", "--resume", checkpoint, "--json"])
+        #expect(resumed.status == 0 && (try jsonLines(resumed.stdout)).map { $0["epoch"] as? Int } == [3], "\(resumed.stderr)")
     }
 
     @Test func validationFileImputationAndTSV() throws {
