@@ -105,6 +105,7 @@ extension Dataset {
         let size: Int
         let seed: UInt64?
 
+        /// An iterator over the batches, with its pair of matrices (and, with a seed, a new shuffled order).
         public func makeIterator() -> Iterator {
             var order = Array(0..<data.count)
             if let seed {
@@ -124,6 +125,7 @@ extension Dataset {
             let input: Matrix, targets: Matrix
             var position = 0
 
+            /// The next batch, written into the iterator's matrices (views of its first rows), or `nil` at the end.
             public mutating func next() -> (input: Matrix, targets: Matrix)? {
                 guard position < order.count else { return nil }
                 let end = Swift.min(position + size, order.count), n = end - position
@@ -143,12 +145,16 @@ extension Dataset {
 /// the population standard deviation (divided by `n`, as `StandardScaler`), or 1 where that is 0; means and
 /// deviations are summed in `Double` and ignore `NaN` (missing) values.
 public struct Standardization: Codable, Sendable, Equatable {
+    /// The mean of each feature (0 for a feature left as it is).
     public var featureMeans: [Float]
+    /// The scale of each feature: its standard deviation, or 1.
     public var featureScales: [Float]
-    /// For regression targets; `nil` leaves the targets as they are.
+    /// The mean of each real-valued target; `nil` leaves the targets as they are.
     public var targetMeans: [Float]?
+    /// The scale of each real-valued target; `nil` with ``targetMeans``.
     public var targetScales: [Float]?
 
+    /// A standardisation of these means and scales (saved ones, say).
     public init(featureMeans: [Float], featureScales: [Float], targetMeans: [Float]? = nil, targetScales: [Float]? = nil) {
         precondition(featureMeans.count == featureScales.count && targetMeans?.count == targetScales?.count,
                      "Standardization: as many means as scales")

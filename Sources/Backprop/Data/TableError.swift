@@ -32,6 +32,7 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A table with no feature column (only the target).
     case noFeatures(path: String)
 
+    /// One line: the file, the line and column where there is one, what was found and what was expected.
     public var description: String {
         switch self {
         case .fileNotFound(let path):

@@ -15,6 +15,7 @@ public enum TableTask: String, Codable, Sendable, CaseIterable {
 public struct TableSchema: Codable, Sendable, Equatable {
     /// A feature column: a number, or a text whose categories each get an input (one-hot).
     public struct Feature: Codable, Sendable, Equatable {
+        /// The column's name in the header.
         public var name: String
         /// The categories of a text column, in the order of its one-hot inputs; `nil` for a numeric column.
         public var categories: [String]?
