@@ -242,6 +242,18 @@ struct TableSchemaTests {
         let text = "x,y\n" + (0..<600).map { "\($0),c\($0 % 300)" }.joined(separator: "\n")
         #expect(try TableSchema(table: table(text)).classes.count == 300)
     }
+
+    @Test func evaluatorCountsAccuracyWithoutAConfusionMatrixBeyond4096Classes() throws {
+        // All-zero outputs: the arg-max is class 0, so the accuracy is the share of label 0 (3 of 8).
+        let labels = [0, 5, 0, 4095, 7, 0, 1, 2]
+        for classes in [4096, 5000] {
+            let data = Dataset(features: [Float](repeating: 1, count: 8), featureCount: 1, labels: labels, classCount: classes)
+            let network = Network(sizes: [1, classes], activation: .relu, initializer: .zeros, seed: 0)
+            let evaluation = try Evaluator(network: network, loss: CrossEntropy()).evaluate(on: data)
+            #expect(evaluation.accuracy == 3.0 / 8)
+            #expect((evaluation.confusion == nil) == (classes > Evaluator.maximumConfusionClasses))
+        }
+    }
 }
 
 @Suite("Preparing data sets")
