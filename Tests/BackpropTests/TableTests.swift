@@ -85,6 +85,14 @@ struct TableReaderTests {
         #expect(one.cells == expected && two.cells == expected)
         #expect(two.line(ofRow: two.rowCount - 1) == one.line(ofRow: one.rowCount - 1))
         #expect(two.columns == one.columns)
+        // An error in the second half names its line in the whole file.
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let bad = lines.count - 10
+        lines[bad] = "1,2"
+        let damaged = lines.joined(separator: "\n")
+        let ragged = TableError.raggedRow(path: "t.csv", line: bad + 1, expected: 3, found: 2)
+        #expect(throws: ragged) { try Parallel.withThreadCount(2) { () throws(TableError) in try table(damaged) } }
+        #expect(throws: ragged) { try Parallel.withThreadCount(1) { () throws(TableError) in try table(damaged) } }
     }
 }
 
