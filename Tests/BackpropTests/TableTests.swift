@@ -369,6 +369,7 @@ struct YourOwnDataArticleTests {
         }
         // --- YourOwnData.md batches ends ---
         #expect(schema.task == .regression && schema.featureCount == 5 && validation.count == 40)
+        try readmeTablesExample(root: root)
         // price_k = 2.4·area + 12·rooms + district + N(0, 15²): a fit comes near the noise.
         #expect(metrics.rootMeanSquaredError < 30 && metrics.r2 > 0.9, "\(lines)")
     }
@@ -410,4 +411,26 @@ struct DamagedTableTests {
         }
         #expect(read > 500, "only \(read) of 5000 damaged tables read at all")
     }
+}
+
+/// The README's table example, verbatim but for the file's path and `print`.
+func readmeTablesExample(root: String) throws {
+    var accuracy = 0.0
+    func print(_ value: Double, _ classes: [String]) { Swift.print(value, classes); accuracy = value }
+    // --- README tables begins ---
+    let table = try Table(contentsOf: "\(root)/Examples/Tables/fruit.csv")
+    let (data, schema) = try Dataset.from(table)  // the target: the last column, "fruit"; colour one-hot
+    let (train, validation) = data.split(validationFraction: 0.2, seed: 0)
+    let standardization = Standardization(of: train, standardizes: schema.standardizedInputs)
+    let network = Network(sizes: [schema.featureCount, 100, schema.targetWidth], activation: .relu,
+                          initializer: .scikitLearn, seed: 0)
+    let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: Adam(), batchSize: 64)
+    for _ in 1...100 {
+        for (input, targets) in train.standardized(by: standardization).batches(size: 32, seed: 1) {  // Matrix batches
+            try trainer.trainStep(input: input, targets: targets)
+        }
+    }
+    print(try trainer.evaluate(on: validation.standardized(by: standardization)).accuracy!, schema.classes)
+    // --- README tables ends ---
+    #expect(schema.classes == ["apple", "banana", "orange"] && accuracy > 0.8)
 }
