@@ -36,9 +36,9 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .fileNotFound(let path):
-            "\(path): no such file"
+            DataError.fileNotFound(path: path).description  // worded as for any data file
         case .unreadable(let path, let reason):
-            "\(path): cannot be read: \(reason)"
+            DataError.unreadable(path: path, reason: reason).description
         case .empty(let path):
             "\(path): the file is empty; expected a header row of column names and rows of values"
         case .headerOnly(let path):
