@@ -7,7 +7,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A model saved by 'backprop train --output'.")
     var model: String
 
-    @Option(help: "A folder with MNIST-format IDX files.")
+    @Option(help: "A folder with MNIST-format IDX files, or a CSV or TSV table (for a model trained on a table).")
     var data: String = Dataset.defaultDirectory
 }
 
@@ -45,7 +45,11 @@ struct ModelAndData {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a saved model on a data set's test images: loss, accuracy, per-class accuracy, confusion matrix.")
+        abstract: "Evaluate a saved model on a data set's test images or on a table: loss, accuracy, per-class accuracy, confusion matrix (or RMSE, MAE and R² for regression).",
+        discussion: """
+            With --data FILE.csv the model must have been trained on a table: every row of the file is evaluated, \
+            its columns found by name and standardised as in training.
+            """)
 
     @OptionGroup var options: ModelOptions
 
@@ -61,6 +65,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         Parallel.setThreadCount(threadCount(threads, default: ProcessInfo.processInfo.activeProcessorCount, quiet: json))
+        if isTable(options.data) { return try evaluateTable() }
         let loaded = try ModelAndData(options)
         let model = options.model, data = options.data
         let evaluation: Evaluation
@@ -83,6 +88,13 @@ struct Evaluate: ParsableCommand {
         }
         let names = ModelAndData.classNames(count: loaded.network.outputSize, data: data)
         print("\(model): \(loaded.metadata["architecture"] ?? "?") \(loaded.metadata["activation"] ?? ""), \(evaluation.count) test samples from \(data)")
+        printClassification(evaluation, names: names)
+    }
+
+    /// Loss, accuracy, per-class accuracy and confusion matrix as text.
+    func printClassification(_ evaluation: Evaluation, names: [String]) {
+        let confusion = evaluation.confusion ?? []
+        let perClass = evaluation.perClassAccuracy ?? []
         print(String(format: "loss %.4f  accuracy %.4f", evaluation.loss, evaluation.accuracy ?? .nan))
         print("\nper-class accuracy:")
         let nameWidth = names.map(\.count).max() ?? 1
@@ -95,6 +107,42 @@ struct Evaluate: ParsableCommand {
         print("     " + (0..<confusion.count).map { String($0).leftPadded(to: cellWidth) }.joined())
         for (i, row) in confusion.enumerated() {
             print(String(i).leftPadded(to: 4) + " " + row.map { String($0).leftPadded(to: cellWidth) }.joined())
+        }
+    }
+}
+
+extension Evaluate {
+    /// `backprop evaluate --data FILE.csv`: the whole table, under the model's saved schema.
+    func evaluateTable() throws {
+        let model = try TableModel(path: options.model)
+        let data = try model.dataset(options.data)
+        let regression = model.schema.task == .regression
+        let loss: any Loss = regression ? MeanSquaredError() : CrossEntropy()
+        let evaluation: Evaluation
+        do { evaluation = try Evaluator(network: model.network, loss: loss).evaluate(on: data) } catch { throw fail(error.description) }
+        let metrics = regression ? RegressionMetrics(network: model.network, data: data, standardization: model.schema.standardization) : nil
+        if json {
+            var object: [String: Any] = ["loss": Double(evaluation.loss), "count": evaluation.count]
+            if let metrics {
+                object["rmse"] = metrics.rootMeanSquaredError
+                object["mae"] = metrics.meanAbsoluteError
+                object["r2"] = metrics.r2
+            } else {
+                object["accuracy"] = evaluation.accuracy ?? Double.nan
+                object["per_class_accuracy"] = (evaluation.perClassAccuracy ?? []).map { $0.map { $0 as Any } ?? NSNull() }
+                object["confusion_matrix"] = evaluation.confusion ?? []
+                object["classes"] = model.schema.classes
+            }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("\(options.model): \(model.metadata["architecture"] ?? "?") \(model.metadata["activation"] ?? ""), \(evaluation.count) rows of \(options.data), target '\(model.schema.target)'")
+        if let metrics {
+            print(String(format: "loss %.4f  rmse %.4g  mae %.4g  r2 %.4f", evaluation.loss, metrics.rootMeanSquaredError,
+                         metrics.meanAbsoluteError, metrics.r2))
+        } else {
+            printClassification(evaluation, names: model.schema.classes)
         }
     }
 }

@@ -4,22 +4,30 @@ import Foundation
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show test images in the terminal beside the model's predicted class and probabilities.")
+        abstract: "Show test images in the terminal beside the model's predicted class and probabilities, or predict every row of a table.",
+        discussion: """
+            With --data FILE.csv (a model trained on a table; the file needs the feature columns, not the target) \
+            prints one line of CSV per row on standard output, after a header: the predicted class and its \
+            probability, or the predicted value. --index and --count then select rows (from 0).
+            """)
 
     @OptionGroup var options: ModelOptions
 
-    @Option(parsing: .unconditional, help: "The index of the first test image.")
-    var index: Int
+    @Option(parsing: .unconditional, help: "The index of the first test image (required for images; for a table, the first row, default 0).")
+    var index: Int?
 
-    @Option(parsing: .unconditional, help: "How many images to show.")
-    var count: Int = 1
+    @Option(parsing: .unconditional, help: "How many images to show (default 1), or rows of a table to predict (default: all).")
+    var count: Int?
 
     func validate() throws {
-        guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
-        guard count >= 1 && count <= 1_000_000 else { throw ValidationError("--count must be in 1...1000000; got \(count)") }
+        if let index { guard index >= 0 else { throw ValidationError("--index must be ≥ 0") } }
+        if let count { guard count >= 1 && count <= 1_000_000 else { throw ValidationError("--count must be in 1...1000000; got \(count)") } }
+        if index == nil && !isTable(options.data) { throw ValidationError("Missing expected argument '--index <index>'") }
     }
 
     func run() throws {
+        if isTable(options.data) { return try predictTable() }
+        let index = self.index ?? 0, count = self.count ?? 1
         let loaded = try ModelAndData(options)
         let data = options.data
         let test = loaded.test
@@ -71,5 +79,35 @@ struct Predict: ParsableCommand {
             lines.append(line)
         }
         return lines
+    }
+}
+
+extension Predict {
+    /// `backprop predict --data FILE.csv`: a CSV line per row, the class and its probability or the value.
+    func predictTable() throws {
+        let model = try TableModel(path: options.model)
+        let outputs = try model.predictions(options.data)
+        let first = index ?? 0
+        guard first < outputs.rows || (first == 0 && outputs.rows == 0) else {
+            throw fail("row \(first) is outside the \(outputs.rows) rows of \(options.data)")
+        }
+        let last = count.map { min(outputs.rows, first + $0) } ?? outputs.rows
+        var text = ""
+        let target = csvField(model.schema.target)
+        if model.schema.task == .classification {
+            text += "\(target),probability\n"
+            for row in first..<last {
+                let k = argmax(outputs, row: row)
+                text += "\(csvField(model.schema.classes[k])),\(String(format: "%.6f", outputs[row, k]))\n"
+                if text.utf8.count > 1 << 16 { print(text, terminator: ""); text = "" }
+            }
+        } else {
+            text += "\(target)\n"
+            for row in first..<last {
+                text += "\(outputs[row, 0])\n"
+                if text.utf8.count > 1 << 16 { print(text, terminator: ""); text = "" }
+            }
+        }
+        print(text, terminator: "")
     }
 }

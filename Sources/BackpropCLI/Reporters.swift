@@ -12,7 +12,7 @@ protocol TrainingReporter: AnyObject {
     func batchFinished(_ done: Int, of total: Int, meanLoss: Float)
     /// After each epoch's training and test evaluation.
     func epochFinished(_ report: EpochReport, evaluation: Evaluation, of epochs: Int, learningRate: Float,
-                       world: MPICommunicator?)
+                       world: MPICommunicator?, table: TableReport?)
     /// A line about the run (the model saved, the ranks' weights agreeing).
     func note(_ line: String)
 }
@@ -32,13 +32,20 @@ final class LineReporter: TrainingReporter {
     func batchFinished(_ done: Int, of total: Int, meanLoss: Float) { bar?.update(done: done, total: total, loss: meanLoss) }
 
     func epochFinished(_ report: EpochReport, evaluation: Evaluation, of epochs: Int, learningRate: Float,
-                       world: MPICommunicator?) {
+                       world: MPICommunicator?, table: TableReport?) {
         bar?.clear()
         bar = nil
-        print(String(
-            format: "epoch %3d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.3f s  %.0f samples/s",
-            report.epoch, epochs, report.trainLoss, evaluation.loss, evaluation.accuracy ?? .nan,
-            report.seconds, report.samplesPerSecond))
+        if let metrics = table?.metrics {
+            print(String(
+                format: "epoch %3d/%d  train loss %.4f  test loss %.4f  test rmse %.4g  mae %.4g  r2 %.4f  %.3f s  %.0f samples/s",
+                report.epoch, epochs, report.trainLoss, evaluation.loss, metrics.rootMeanSquaredError,
+                metrics.meanAbsoluteError, metrics.r2, report.seconds, report.samplesPerSecond))
+        } else {
+            print(String(
+                format: "epoch %3d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.3f s  %.0f samples/s",
+                report.epoch, epochs, report.trainLoss, evaluation.loss, evaluation.accuracy ?? .nan,
+                report.seconds, report.samplesPerSecond))
+        }
         if let norms = report.layerGradientNorms, let ratios = report.layerUpdateRatios {
             print("           gradient norm per layer " + norms.map { String(format: "%.3g", $0) }.joined(separator: " ")
                   + "   update ratio " + ratios.map { String(format: "%.2g", $0) }.joined(separator: " "))
@@ -56,7 +63,7 @@ final class JSONLinesReporter: TrainingReporter {
     func batchFinished(_ done: Int, of total: Int, meanLoss: Float) {}
 
     func epochFinished(_ report: EpochReport, evaluation: Evaluation, of epochs: Int, learningRate: Float,
-                       world: MPICommunicator?) {
+                       world: MPICommunicator?, table: TableReport?) {
         let line = EpochLine(
             epoch: report.epoch, train_loss: Double(report.trainLoss), test_loss: Double(evaluation.loss),
             test_accuracy: evaluation.accuracy ?? .nan, epoch_seconds: report.seconds,
@@ -66,7 +73,9 @@ final class JSONLinesReporter: TrainingReporter {
             grad_norms: report.layerGradientNorms,
             update_ratios: report.layerUpdateRatios,
             ranks: world?.size,
-            allreduce_seconds_per_step: world.map { $0.allreduceSeconds / Double(max($0.allreduceCount, 1)) })
+            allreduce_seconds_per_step: world.map { $0.allreduceSeconds / Double(max($0.allreduceCount, 1)) },
+            test_rmse: table?.metrics?.rootMeanSquaredError, test_mae: table?.metrics?.meanAbsoluteError,
+            test_r2: table?.metrics?.r2, read_seconds: table?.readSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: (try? encoder.encode(line)) ?? Data("{}".utf8), as: UTF8.self))
@@ -82,6 +91,6 @@ final class SilentReporter: TrainingReporter {
     func epochStarted(_ epoch: Int, of epochs: Int, samplesPerBatch: Int) {}
     func batchFinished(_ done: Int, of total: Int, meanLoss: Float) {}
     func epochFinished(_ report: EpochReport, evaluation: Evaluation, of epochs: Int, learningRate: Float,
-                       world: MPICommunicator?) {}
+                       world: MPICommunicator?, table: TableReport?) {}
     func note(_ line: String) {}
 }

@@ -32,13 +32,10 @@ extension Train {
             }
             if let output, let plot, sameFile(output, plot) { throw fail("--output and --plot name the same file (\(output))") }
         }
-        if let needed = memoryNeeded(settings), needed > ProcessInfo.processInfo.physicalMemory {
-            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
-        } else if memoryNeeded(settings) == nil {
-            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) is too large to count", rank: world)
-        }
         Parallel.setThreadCount(threadCount(threads, default: world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount,
                                             quiet: quiet || json))
+        if trainsOnTable { return try runTable(world: world) }
+        try checkMemory(settings, world: world)
 
         let data: (train: Dataset, test: Dataset)
         do {
@@ -65,15 +62,27 @@ extension Train {
         try train(settings: settings, data: data, optimizer: makeOptimizer(settings), world: world)
     }
 
-    /// The training loop.
+    /// Stops before any work if the network's parameters, gradients, optimizer state and activations need more
+    /// memory than the machine has.
+    func checkMemory(_ settings: Settings, world: MPICommunicator?) throws {
+        if let needed = memoryNeeded(settings), needed > ProcessInfo.processInfo.physicalMemory {
+            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
+        } else if memoryNeeded(settings) == nil {
+            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) is too large to count", rank: world)
+        }
+    }
+
+    /// The training loop (`table`: the prepared table when training on one).
     func train(settings: Settings, data: (train: Dataset, test: Dataset), optimizer: any Optimizer,
-               world: MPICommunicator?) throws {
+               world: MPICommunicator?, table: PreparedTable? = nil) throws {
         let leader = (world?.rank ?? 0) == 0  // the rank that prints and writes files
         let output = leader ? self.output : nil, plot = leader ? self.plot : nil
         let checkpointEvery = leader ? self.checkpointEvery : nil
         func fail(_ message: String) -> ExitCode { BackpropCLI.fail(message, rank: world) }
-        let (network, resumeFile) = try startingNetwork(settings, fail: fail)
+        let regression = table?.schema.task == .regression
+        let (network, resumeFile) = try startingNetwork(settings, regression: regression, fail: fail)
         let loss: any Loss = switch settings.loss {
+        case _ where regression: MeanSquaredError()
         case .crossEntropy: CrossEntropy()
         case .binaryCrossEntropy: BinaryCrossEntropy()
         }
@@ -89,16 +98,28 @@ extension Train {
                 throw fail("\(resume) has already trained \(trainer.epochsCompleted) epochs; ask for more with --epochs")
             }
         }
-        let metadata = self.metadata(settings, schedule: schedule)
+        var metadata = self.metadata(settings, schedule: schedule)
+        if let table {
+            metadata["table"] = table.schema.json
+            metadata["task"] = table.schema.task.rawValue
+            if regression { metadata["loss"] = loss.name }  // as startingNetwork expects it on --resume
+            if impute == .mean { metadata["impute"] = "mean" }
+        }
         let reporter = makeReporter(leader: leader)
         reporter.started(summary(settings, loss: loss, schedule: schedule, data: data, world: world))
+        if let table {
+            reporter.note(String(format: "read %d rows of %@ in %.3f s: %d inputs (%d feature columns), %@", table.rowCount, self.data,
+                                 table.readSeconds, table.schema.featureCount, table.schema.features.count,
+                                 regression ? "regression on '\(table.schema.target)'" : "\(table.schema.classes.count) classes of '\(table.schema.target)'"))
+        }
         var lastCheckpoint: Int?
         var curves = CurvePlot(title: "\(settings.sizes.map(String.init).joined(separator: "-")) \(settings.activation.rawValue), \(settings.optimizer.rawValue) lr \(settings.learningRate), batch \(settings.batchSize)")
-        var last: (report: EpochReport, evaluation: Evaluation)?
+        var last: (report: EpochReport, evaluation: Evaluation, metrics: RegressionMetrics?)?
         for epoch in trainer.epochsCompleted..<settings.epochs {
             trainer.optimizer.learningRate = schedule.learningRate(epoch: epoch, base: settings.learningRate)
             let report: EpochReport
             let evaluation: Evaluation
+            var metrics: RegressionMetrics?
             do {
                 let samplesPerBatch = settings.batchSize == 0 ? data.train.count : settings.batchSize
                 reporter.epochStarted(epoch + 1, of: settings.epochs, samplesPerBatch: samplesPerBatch)
@@ -106,15 +127,17 @@ extension Train {
                     reporter.batchFinished(done, of: total, meanLoss: loss)
                 }
                 evaluation = try trainer.evaluate(on: data.test)
+                if regression { metrics = RegressionMetrics(network: network, data: data.test, standardization: table?.schema.standardization) }
             } catch {
                 var message = error.description
                 if let lastCheckpoint { message += " (the last checkpoint, after epoch \(lastCheckpoint), is in \(checkpoint))" }
                 throw fail(message)
             }
-            last = (report, evaluation)
+            last = (report, evaluation, metrics)
             if let checkpointEvery, report.epoch % checkpointEvery == 0 || report.epoch == settings.epochs {
                 var withResults = metadata
                 withResults["test_accuracy"] = "\(evaluation.accuracy ?? .nan)"
+                metrics?.record(in: &withResults)
                 do { try TrainingCheckpoint.save(trainer, to: checkpoint, metadata: withResults) } catch { throw fail(error.description) }
                 lastCheckpoint = report.epoch
             }
@@ -123,7 +146,8 @@ extension Train {
             curves.trainAccuracy.append(report.trainAccuracy ?? .nan)
             curves.testAccuracy.append(evaluation.accuracy ?? .nan)
             reporter.epochFinished(report, evaluation: evaluation, of: settings.epochs,
-                                   learningRate: trainer.optimizer.learningRate, world: world)
+                                   learningRate: trainer.optimizer.learningRate, world: world,
+                                   table: table.map { TableReport(metrics: metrics, readSeconds: $0.readSeconds) })
         }
         if let world {
             guard world.isEqualOnAllRanks(network.parameterHash) else {
@@ -137,6 +161,7 @@ extension Train {
                 metadata["train_loss"] = "\(last.report.trainLoss)"
                 metadata["test_loss"] = "\(last.evaluation.loss)"
                 metadata["test_accuracy"] = "\(last.evaluation.accuracy ?? .nan)"
+                last.metrics?.record(in: &metadata)
                 try network.save(to: output, metadata: metadata)
                 reporter.note("saved the model to \(output)")
             }
@@ -148,7 +173,8 @@ extension Train {
 
     /// A new network, or the one in `--resume`'s checkpoint with the file (whose architecture and optimizer must be
     /// the command line's).
-    func startingNetwork(_ settings: Settings, fail: (String) -> ExitCode) throws -> (Network, SafetensorsFile?) {
+    func startingNetwork(_ settings: Settings, regression: Bool = false,
+                         fail: (String) -> ExitCode) throws -> (Network, SafetensorsFile?) {
         guard let resume else { return (makeNetwork(settings), nil) }
         let file: SafetensorsFile, network: Network
         do {
@@ -163,7 +189,8 @@ extension Train {
             throw fail("\(resume) was written by a \(saved.architecture ?? "?") network with \(saved.optimizer ?? "?"); resume with the same --layers and --optimizer (given: \(architecture), \(settings.optimizer.rawValue))")
         }
         // The checkpoint is the authority on the model: a flag that would describe another one is an error.
-        let given = metadata(settings, schedule: makeSchedule(settings))
+        var given = metadata(settings, schedule: makeSchedule(settings))
+        if regression { given["loss"] = MeanSquaredError().name }
         for (key, flag) in [("model", "--model"), ("activation", "--activation"), ("loss", "--loss"), ("dropout", "--dropout"),
                             ("batch_norm", "--batch-norm"), ("residual", "--residual"), ("hidden", "--hidden"),
                             ("num_layers", "--num-layers"), ("bidirectional", "--bidirectional")] {
@@ -225,10 +252,15 @@ struct EpochLine: Encodable {
     var update_ratios: [Double]?
     var ranks: Int?
     var allreduce_seconds_per_step: Double?
+    var test_rmse: Double?  // regression on a table
+    var test_mae: Double?
+    var test_r2: Double?
+    var read_seconds: Double?  // tables: reading and parsing the file
 
     private enum CodingKeys: String, CodingKey {
         case epoch, train_loss, test_loss, test_accuracy, epoch_seconds, samples_per_second, steps, learning_rate
         case train_accuracy, grad_norms, update_ratios, ranks, allreduce_seconds_per_step
+        case test_rmse, test_mae, test_r2, read_seconds
     }
 
     /// A value that is not finite (no accuracy, a loss that overflowed) is `null`: JSON has no NaN.
@@ -250,5 +282,24 @@ struct EpochLine: Encodable {
         try c.encodeIfPresent(update_ratios?.map { $0.isFinite ? $0 : nil }, forKey: .update_ratios)
         try c.encodeIfPresent(ranks, forKey: .ranks)
         if let allreduce_seconds_per_step { try number(allreduce_seconds_per_step, .allreduce_seconds_per_step) }
+        if let test_rmse { try number(test_rmse, .test_rmse) }
+        if let test_mae { try number(test_mae, .test_mae) }
+        if let test_r2 { try number(test_r2, .test_r2) }
+        if let read_seconds { try number(read_seconds, .read_seconds) }
+    }
+}
+
+/// What an epoch on a table adds to its report: regression metrics (in the target's units) and the reading time.
+struct TableReport {
+    var metrics: RegressionMetrics?
+    var readSeconds: Double
+}
+
+extension RegressionMetrics {
+    /// Adds test_rmse, test_mae and test_r2 to a saved model's metadata.
+    func record(in metadata: inout [String: String]) {
+        metadata["test_rmse"] = "\(rootMeanSquaredError)"
+        metadata["test_mae"] = "\(meanAbsoluteError)"
+        metadata["test_r2"] = "\(r2)"
     }
 }

@@ -7,7 +7,7 @@ import Foundation
 /// in Train.swift).
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a multilayer perceptron on an MNIST-format data set.",
+        abstract: "Train a multilayer perceptron on an MNIST-format data set or on a CSV/TSV table.",
         discussion: """
             Trains with mini-batch gradient descent (full-batch with --batch-size 0) and reports, after every \
             epoch, the training loss, the test loss and accuracy, and the epoch's training time.
@@ -17,10 +17,33 @@ struct Train: ParsableCommand {
             Optimizers follow torch.optim's update equations and defaults: momentum and nesterov are SGD with \
             --momentum (default 0.9); --weight-decay is L2 added to the gradient (decoupled for adamw, default \
             0.01 there).
+            With --data FILE.csv (or .tsv: any file rather than a folder) the network learns the table's target \
+            column (--target, default the last) from its other columns (text columns one-hot encoded): \
+            classification when the target holds text or integers, regression otherwise (or as --task says), \
+            validated on a seeded split (--validation-fraction) or on --validation FILE, features (and a \
+            regression target) standardised by the training split's mean and deviation. For tables the defaults \
+            are scikit-learn's MLP: --layers auto-100-auto (auto: the table's inputs and outputs), adam 0.001, \
+            batch 64, 200 epochs; regression trains with mean squared error and reports test_rmse, test_mae \
+            and test_r2.
             """)
 
-    @Option(help: "A folder with the four MNIST-format IDX files (.gz or raw).")
+    @Option(help: "A folder with the four MNIST-format IDX files (.gz or raw), or a CSV or TSV table with a header row.")
     var data: String = Dataset.defaultDirectory
+
+    @Option(help: "Tables: the target column. (default: the last column)")
+    var target: String?
+
+    @Option(help: "Tables: classification or regression. (default: classification when the target holds text or integers)")
+    var task: TableTask?
+
+    @Option(parsing: .unconditional, help: "Tables: the fraction of rows held out (seeded by --seed, as scikit-learn's train_test_split) to report test metrics on. (default: 0.2)")
+    var validationFraction: Double?
+
+    @Option(help: "Tables: a second table (same columns) to report test metrics on, instead of a split.")
+    var validation: String?
+
+    @Option(help: "Tables: mean fills an empty or NA numeric feature cell with the training split's mean (default: such a cell is an error).")
+    var impute: ImputeKind?
 
     @Option(help: "A preset of the settings below: seed (the original text's program).")
     var preset: Preset?
@@ -107,8 +130,8 @@ struct Train: ParsableCommand {
 
     @Option(name: .customLong("init"), help: """
         Weight initializer: \(Initializer.names.joined(separator: ", ")). normal001 is N(0, 0.01²), xavier and he \
-        are uniform and normal, pytorch is nn.Linear's default. (default: he for relu-like activations, xavier \
-        otherwise)
+        are uniform and normal, pytorch is nn.Linear's default, sklearn is scikit-learn's MLP (xavier uniform weights \
+        and biases). (default: sklearn for tables; he for relu-like activations, xavier otherwise)
         """)
     var initializer: String?
 
@@ -150,6 +173,7 @@ struct Train: ParsableCommand {
     var distributed = false
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case seed }
+    enum ImputeKind: String, ExpressibleByArgument, CaseIterable { case mean }
     enum ModelKind: String, ExpressibleByArgument, CaseIterable {
         case mlp, cnn, rnn, lstm, gru
         var isRecurrent: Bool { self == .rnn || self == .lstm || self == .gru }
@@ -183,28 +207,55 @@ struct Train: ParsableCommand {
         var initializer: Initializer
     }
 
-    func settings() throws -> Settings {
-        let seedPreset = preset == .seed
-        let sizesText = layers ?? (seedPreset ? "784-64-10" : "784-128-10")
-        let sizes = sizesText.split(separator: "-").compactMap { Int($0) }
-        guard sizes.count >= 2, sizes.count == sizesText.split(separator: "-", omittingEmptySubsequences: false).count,
-              sizes.allSatisfy({ $0 > 0 }) else {
-            throw ValidationError("--layers must be positive sizes joined by '-', like 784-128-10; got '\(sizesText)'")
+    /// Whether `--data` names a table (a file, or a path ending in .csv, .tsv, .tab or .txt) rather than a folder.
+    var trainsOnTable: Bool { isTable(data) }
+
+    /// The settings; `auto` sizes in `--layers` (tables only) become `auto`'s input and output sizes (1 until the
+    /// table is read).
+    func settings(auto: (inputs: Int, outputs: Int)? = nil) throws -> Settings {
+        let seedPreset = preset == .seed, table = trainsOnTable
+        let sizesText = layers ?? (seedPreset ? "784-64-10" : table ? "auto-100-auto" : "784-128-10")
+        let tokens = sizesText.split(separator: "-", omittingEmptySubsequences: false)
+        if !table && tokens.contains("auto") {
+            throw ValidationError("--layers auto takes its size from a table (--data FILE.csv); give numbers for images, like 784-128-10")
+        }
+        let sizes = tokens.enumerated().compactMap { i, token -> Int? in
+            guard token == "auto" else { return Int(token) }
+            return i == 0 ? auto?.inputs ?? 1 : i == tokens.count - 1 ? auto?.outputs ?? 1 : nil
+        }
+        guard sizes.count >= 2, sizes.count == tokens.count, sizes.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--layers must be positive sizes joined by '-', like 784-128-10\(table ? " or auto-64-auto" : ""); got '\(sizesText)'")
+        }
+        if table {
+            if preset != nil { throw ValidationError("--preset seed is for MNIST-format images, not tables") }
+            if model != .mlp { throw ValidationError("--model \(model.rawValue) is for MNIST-format images; a table trains an mlp") }
+            if task == .regression && loss != nil { throw ValidationError("--loss is for classification; regression trains with mean squared error") }
+            if let validationFraction, !(validationFraction > 0 && validationFraction < 1) {
+                throw ValidationError("--validation-fraction must be in (0, 1); got \(validationFraction)")
+            }
+            if validation != nil && validationFraction != nil {
+                throw ValidationError("give --validation FILE or --validation-fraction, not both")
+            }
+        } else {
+            for (given, flag) in [(target != nil, "--target"), (task != nil, "--task"), (validationFraction != nil, "--validation-fraction"),
+                                  (validation != nil, "--validation"), (impute != nil, "--impute")] where given {
+                throw ValidationError("\(flag) is for tables: give --data FILE.csv")
+            }
         }
         let activation = activation ?? (seedPreset ? .sigmoid : .relu)
         let reluLike: Set<ActivationKind> = [.relu, .leakyRelu, .elu, .gelu, .geluTanh]
-        let initializerName = initializer ?? (seedPreset ? "normal001" : reluLike.contains(activation) ? "he" : "xavier")
+        let initializerName = initializer ?? (seedPreset ? "normal001" : table ? "sklearn" : reluLike.contains(activation) ? "he" : "xavier")
         guard let initializer = Initializer(name: initializerName) else {
             throw ValidationError("--init must be one of \(Initializer.names.joined(separator: ", ")); got '\(initializerName)'")
         }
-        let optimizer = optimizer ?? .sgd
+        let optimizer = optimizer ?? (table ? .adam : .sgd)
         let settings = Settings(
             sizes: sizes, activation: activation,
             loss: loss ?? (seedPreset ? .binaryCrossEntropy : .crossEntropy),
             optimizer: optimizer,
             learningRate: learningRate ?? optimizer.defaultLearningRate,
             batchSize: batchSize ?? (seedPreset ? 0 : 64),
-            epochs: epochs ?? (seedPreset ? 100 : 5),
+            epochs: epochs ?? (seedPreset ? 100 : table ? 200 : 5),
             initializer: initializer)
         guard settings.learningRate.isFinite && settings.learningRate > 0 else {
             throw ValidationError("--learning-rate must be positive; got \(settings.learningRate)")

@@ -16,18 +16,27 @@ public struct Dataset: Sendable {
         case floats([Float])
     }
     enum Targets: Sendable {
-        case labels([UInt8])
+        case labels([Int32])  // any number of classes
         case values([Float], width: Int)
     }
 
-    let features: Features
-    let targets: Targets
+    var features: Features
+    var targets: Targets
     /// The number of samples.
     public let count: Int
     /// The number of features per sample.
     public let featureCount: Int
     /// The number of classes (labels lie in `0..<classCount`), or the width of real-valued targets.
     public let targetWidth: Int
+
+    /// A data set of these parts (checked by the public initialisers that call it).
+    init(features: Features, targets: Targets, count: Int, featureCount: Int, targetWidth: Int) {
+        self.features = features
+        self.targets = targets
+        self.count = count
+        self.featureCount = featureCount
+        self.targetWidth = targetWidth
+    }
 
     /// Whether targets are class labels.
     public var isClassification: Bool { if case .labels = targets { true } else { false } }
@@ -39,20 +48,21 @@ public struct Dataset: Sendable {
         precondition(labels.allSatisfy { Int($0) < classCount },
                      "Dataset: labels must be in 0..<\(classCount)")
         features = .bytes(images)
-        targets = .labels(labels)
+        targets = .labels(labels.map { Int32($0) })
         count = labels.count
         self.featureCount = featureCount
         targetWidth = classCount
     }
 
-    /// Real-valued features (`count × featureCount`, row-major) with class labels.
+    /// Real-valued features (`count × featureCount`, row-major) with class labels in `0..<classCount` (any number
+    /// of classes up to `Int32.max`).
     public init(features: [Float], featureCount: Int, labels: [Int], classCount: Int) {
         precondition(featureCount > 0 && features.count == labels.count * featureCount,
                      "Dataset: \(features.count) values are not \(labels.count) samples of \(featureCount) features")
-        precondition(classCount <= 256 && labels.allSatisfy { $0 >= 0 && $0 < classCount },
-                     "Dataset: labels must be in 0..<\(classCount) (at most 256 classes)")
+        precondition(classCount > 0 && classCount <= Int(Int32.max) && labels.allSatisfy { $0 >= 0 && $0 < classCount },
+                     "Dataset: labels must be in 0..<\(classCount)")
         self.features = .floats(features)
-        targets = .labels(labels.map { UInt8($0) })
+        targets = .labels(labels.map { Int32($0) })
         count = labels.count
         self.featureCount = featureCount
         targetWidth = classCount

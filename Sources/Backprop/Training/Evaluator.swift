@@ -3,7 +3,8 @@
 /// The batch size is fixed (256 by default, whatever the training batch size was) so that the same network and
 /// data give bit-for-bit the same outputs, and so the same accuracy, wherever they are evaluated: after an epoch
 /// of training, or later by `backprop evaluate` on the saved model. Buffers are planned once; the batches allocate
-/// nothing, and only the returned confusion matrix is allocated per call.
+/// nothing, and only the returned confusion matrix is allocated per call. A network of more than
+/// ``maximumConfusionClasses`` outputs gets no confusion matrix (it would take classes² counts), only its accuracy.
 public final class Evaluator {
     /// The network measured.
     public let network: Network
@@ -13,7 +14,9 @@ public final class Evaluator {
     private let inputBatch: Matrix
     private let targetBatch: Matrix
     private var indices: [Int32]
-    private var counts: [Int]  // the confusion matrix, row-major, reused
+    private var counts: [Int]  // the confusion matrix, row-major, reused (empty beyond maximumConfusionClasses)
+    /// The most classes for which ``evaluate(on:)`` counts a confusion matrix (4096: 128 MB of counts).
+    public static let maximumConfusionClasses = 4096
     /// For data-parallel evaluation: each process evaluates its shard of the data and the sums are combined, so
     /// every process gets the whole data set's figures.
     public var communicator: (any Communicator)?
@@ -26,15 +29,16 @@ public final class Evaluator {
         inputBatch = Matrix(rows: batchSize, columns: network.inputSize)
         targetBatch = Matrix(rows: batchSize, columns: network.outputSize)
         indices = [Int32](repeating: 0, count: batchSize)
-        counts = [Int](repeating: 0, count: network.outputSize * network.outputSize)
+        let classes = network.outputSize
+        counts = [Int](repeating: 0, count: classes <= Evaluator.maximumConfusionClasses ? classes * classes : 0)
     }
 
     /// The mean loss, accuracy and confusion matrix of the network on `data`, in evaluation mode (changes nothing).
     public func evaluate(on data: Dataset) throws(TrainingError) -> Evaluation {
         try checkDataFits(data, network)
         guard data.count > 0 else { throw .dataMismatch(expected: "at least one sample to evaluate", found: "none") }
-        var lossSum = 0.0
-        let classes = data.targetWidth
+        var lossSum = 0.0, correctWithoutConfusion = 0
+        let classes = data.targetWidth, confusing = !counts.isEmpty
         for i in counts.indices { counts[i] = 0 }
         let samples = communicator?.shard(of: data.count) ?? 0..<data.count
         var start = samples.lowerBound
@@ -48,21 +52,25 @@ public final class Evaluator {
             let output = network.forward(input, workspace: workspace)
             lossSum += loss.sumOfLosses(output: output, targets: targets, gradient: nil, gradientScale: 1)
             if data.isClassification {
-                for i in 0..<n { counts[data.label(at: start + i) * classes + argmax(output, row: i)] += 1 }
+                for i in 0..<n {
+                    let label = data.label(at: start + i), predicted = argmax(output, row: i)
+                    if confusing { counts[label * classes + predicted] += 1 } else if label == predicted { correctWithoutConfusion += 1 }
+                }
             }
             start += n
         }
         if let communicator {
-            let totals = communicator.sum([lossSum] + counts.map(Double.init))
+            let totals = communicator.sum([lossSum, Double(correctWithoutConfusion)] + counts.map(Double.init))
             lossSum = totals[0]
-            for i in counts.indices { counts[i] = Int(totals[i + 1]) }
+            correctWithoutConfusion = Int(totals[1])
+            for i in counts.indices { counts[i] = Int(totals[i + 2]) }
         }
-        let confusion = data.isClassification ? (0..<classes).map { Array(counts[($0 * classes)..<(($0 + 1) * classes)]) } : []
-        let correct = confusion.indices.reduce(0) { $0 + confusion[$1][$1] }
+        let confusion = data.isClassification && confusing ? (0..<classes).map { Array(counts[($0 * classes)..<(($0 + 1) * classes)]) } : []
+        let correct = confusing ? confusion.indices.reduce(0) { $0 + confusion[$1][$1] } : correctWithoutConfusion
         let count = max(data.count, 1)
         return Evaluation(loss: Float(lossSum / Double(count)),
                           accuracy: data.isClassification ? Double(correct) / Double(count) : nil,
-                          count: data.count, confusion: data.isClassification ? confusion : nil)
+                          count: data.count, confusion: data.isClassification && confusing ? confusion : nil)
     }
 }
 

@@ -3,7 +3,7 @@ import CBLAS
 /// How a layer's weights (and biases) are drawn.
 ///
 /// `fanIn` and `fanOut` are a dense layer's input and output sizes. Biases start at zero, except with
-/// ``pytorchDefault``. Each case names the PyTorch function it matches in distribution (`torch.nn.init`); the
+/// ``pytorchDefault`` and ``scikitLearn``. Each case names the PyTorch function it matches in distribution (`torch.nn.init`); the
 /// draws themselves come from ``SeededGenerator``, so they are reproducible but not PyTorch's numbers.
 public enum Initializer: Sendable, Equatable {
     /// `W ~ N(0, σ²)`; the original text's program uses `σ = 0.01` (``normal001``). `nn.init.normal_`.
@@ -27,6 +27,9 @@ public enum Initializer: Sendable, Equatable {
     case orthogonal(gain: Float)
     /// All zeros (for tests; a network initialised so cannot break symmetry).
     case zeros
+    /// scikit-learn's MLP (`_init_coef`): `W ~ U(−a, a)` and `b ~ U(−a, a)` with `a = √(6 / (fanIn + fanOut))`,
+    /// Xavier uniform for the weights and the biases alike. The default of `backprop train` on a table.
+    case scikitLearn
 
     /// The original program's `np.random.randn(...) * 0.01`.
     public static let normal001 = Initializer.normal(standardDeviation: 0.01)
@@ -51,7 +54,7 @@ public enum Initializer: Sendable, Equatable {
             weight.withUnsafeMutableBufferPointer { w in
                 for i in w.indices { w[i] = Float(generator.nextGaussian()) * standardDeviation }
             }
-        case .xavierUniform: uniform((6.0 / Double(fanIn + fanOut)).squareRoot())
+        case .xavierUniform, .scikitLearn: uniform((6.0 / Double(fanIn + fanOut)).squareRoot())
         case .xavierNormal: normal((2.0 / Double(fanIn + fanOut)).squareRoot())
         case .heNormal: normal((2.0 / Double(fanIn)).squareRoot())
         case .heUniform: uniform((6.0 / Double(fanIn)).squareRoot())
@@ -61,10 +64,11 @@ public enum Initializer: Sendable, Equatable {
         }
     }
 
-    /// Fills `bias` (`1 × fanOut`): zeros, or `U(−1/√fanIn, 1/√fanIn)` for ``pytorchDefault``.
+    /// Fills `bias` (`1 × fanOut`): zeros, or `U(−1/√fanIn, 1/√fanIn)` for ``pytorchDefault``, or
+    /// `U(−a, a)` with `a = √(6 / (fanIn + fanOut))` for ``scikitLearn``.
     public func fillBias(_ bias: Matrix, fanIn: Int, using generator: inout SeededGenerator) {
-        guard self == .pytorchDefault else { bias.fill(0); return }
-        let a = 1 / Double(fanIn).squareRoot()
+        guard self == .pytorchDefault || self == .scikitLearn else { bias.fill(0); return }
+        let a = self == .scikitLearn ? (6.0 / Double(fanIn + bias.count)).squareRoot() : 1 / Double(fanIn).squareRoot()
         bias.withUnsafeMutableBufferPointer { b in
             for i in b.indices { b[i] = Float((2 * generator.nextUniform() - 1) * a) }
         }
@@ -93,7 +97,7 @@ private func fillOrthogonal(_ weight: Matrix, gain: Float, using generator: inou
 
 extension Initializer {
     /// The names used on the command line.
-    public static let names = ["normal001", "xavier", "xavier-normal", "he", "he-uniform", "pytorch", "orthogonal", "zeros"]
+    public static let names = ["normal001", "xavier", "xavier-normal", "he", "he-uniform", "pytorch", "orthogonal", "zeros", "sklearn"]
 
     /// The initializer named `name` (one of ``names``).
     public init?(name: String) {
@@ -106,6 +110,7 @@ extension Initializer {
         case "pytorch": self = .pytorchDefault
         case "orthogonal": self = .orthogonal(gain: 1)
         case "zeros": self = .zeros
+        case "sklearn": self = .scikitLearn
         default: return nil
         }
     }
@@ -121,6 +126,7 @@ extension Initializer {
         case .pytorchDefault: "pytorch"
         case .orthogonal(let gain): gain == 1 ? "orthogonal" : "orthogonal(\(gain))"
         case .zeros: "zeros"
+        case .scikitLearn: "sklearn"
         }
     }
 }
