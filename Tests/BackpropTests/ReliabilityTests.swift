@@ -242,6 +242,51 @@ struct NonFiniteModelTests {
         }
     }
 
+    /// A checkpoint's optimizer state must be exactly what the resuming optimizer keeps: an Adam state without a
+    /// moment, a momentum buffer resumed without momentum, or no momentum buffer resumed with momentum, is refused;
+    /// the matching settings resume.
+    @Test(arguments: [
+        ("Adam missing exp_avg_sq", "adam", "adam", "exp_avg_sq", "lacks optimizer.exp_avg_sq"),
+        ("momentum resumed by plain SGD", "momentum", "sgd", nil, "has optimizer.momentum_buffer, which SGD as configured does not keep"),
+        ("plain SGD resumed with momentum", "sgd", "momentum", nil, "lacks optimizer.momentum_buffer"),
+        ("amsgrad resumed by Adam", "amsgrad", "adam", nil, "has optimizer.max_exp_avg_sq"),
+        ("RMSprop centered resumed plain", "centered", "rmsprop", nil, "has optimizer.grad_avg"),
+        ("the same settings", "momentum", "momentum", nil, nil),
+    ] as [(String, String, String, String?, String?)])
+    func aCheckpointsOptimizerStateMustBeWhatTheOptimizerKeeps(_ label: String, _ saved: String, _ resumed: String,
+                                                              _ removed: String?, _ message: String?) throws {
+        func optimizer(_ kind: String) -> any Optimizer {
+            switch kind {
+            case "adam": Adam()
+            case "amsgrad": Adam(amsgrad: true)
+            case "momentum": SGD(learningRate: 0.1, momentum: 0.9)
+            case "centered": RMSprop(centered: true)
+            case "rmsprop": RMSprop()
+            default: SGD(learningRate: 0.1)
+            }
+        }
+        let folder = TemporaryFolder()
+        let path = "\(folder.path)/run.safetensors"
+        let network = Network(sizes: [3, 2], activation: .relu, initializer: .heNormal, seed: 1)
+        let trainer = Trainer(network: network, loss: CrossEntropy(), optimizer: optimizer(saved), batchSize: 2)
+        try trainer.trainStep(input: randomMatrix(2, 3, seed: 1), targets: oneHot([0, 1], classCount: 2))
+        try TrainingCheckpoint.save(trainer, to: path)
+        var file = try SafetensorsFile(contentsOf: path)
+        if let removed { file.tensors["optimizer.\(removed)"] = nil }
+        let again = Trainer(network: try Checkpoint.network(from: file, path: path).network, loss: CrossEntropy(),
+                            optimizer: optimizer(resumed), batchSize: 2)
+        if let message {
+            do {
+                try TrainingCheckpoint.restore(again, from: file, path: path)
+                Issue.record("\(label): resumed")
+            } catch {
+                #expect(error.description.contains(message) && error.description.contains(path), "\(label): \(error.description)")
+            }
+        } else {
+            try TrainingCheckpoint.restore(again, from: file, path: path)
+        }
+    }
+
     /// Full-batch steps whose loss and gradient are finite but whose update overflows the parameters.
     @Test func parametersThatOverflowStopTheEpoch() {
         let data = Dataset(features: [0.5e6, 1e6, 1.5e6, 2e6], featureCount: 1, labels: [0, 1, 0, 1], classCount: 2)

@@ -34,6 +34,8 @@ public struct Adadelta: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    public var stateBufferNames: Set<String>? { ["square_avg", "acc_delta"] }
+
     public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("square_avg", squareAverage), ("acc_delta", updateSquareAverage)]) }
 
     public mutating func restore(_ state: OptimizerState) {

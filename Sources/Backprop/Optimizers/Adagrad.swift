@@ -38,6 +38,8 @@ public struct Adagrad: Optimizer {
         self.epsilon = epsilon
     }
 
+    public var stateBufferNames: Set<String>? { ["sum"] }
+
     public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("sum", sumOfSquares)]) }
 
     public mutating func restore(_ state: OptimizerState) {

@@ -48,6 +48,8 @@ public struct Adam: Optimizer {
         self.amsgrad = amsgrad
     }
 
+    public var stateBufferNames: Set<String>? { Set(["exp_avg", "exp_avg_sq"] + (amsgrad ? ["max_exp_avg_sq"] : [])) }
+
     public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("exp_avg", firstMoment), ("exp_avg_sq", secondMoment), ("max_exp_avg_sq", maxSecondMoment)]) }
 
     public mutating func restore(_ state: OptimizerState) {
@@ -104,6 +106,7 @@ public struct AdamW: Optimizer {
     public var stepCount: Int { adam.stepCount }
 
     public var state: OptimizerState { adam.state }
+    public var stateBufferNames: Set<String>? { adam.stateBufferNames }
     public mutating func restore(_ state: OptimizerState) { adam.restore(state) }
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {

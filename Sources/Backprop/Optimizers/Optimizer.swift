@@ -20,6 +20,15 @@ public protocol Optimizer: Sendable {
 
     /// Continues from a state read back from ``state`` (buffers are copied).
     mutating func restore(_ state: OptimizerState)
+
+    /// The names of the state buffers this optimizer, as configured, keeps once it has taken a step (`nil`: not
+    /// said). A checkpoint whose buffers are not exactly these is refused rather than resumed with a state missing or
+    /// ignored (an Adam checkpoint without `exp_avg_sq`, a momentum buffer resumed by SGD without momentum).
+    var stateBufferNames: Set<String>? { get }
+}
+
+extension Optimizer {
+    public var stateBufferNames: Set<String>? { nil }
 }
 
 /// An optimizer's step count and state buffers (each `1 × P`, the parameters' layout).

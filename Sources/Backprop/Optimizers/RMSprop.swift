@@ -44,6 +44,10 @@ public struct RMSprop: Optimizer {
         self.centered = centered
     }
 
+    public var stateBufferNames: Set<String>? {
+        Set(["square_avg"] + (centered ? ["grad_avg"] : []) + (momentum > 0 ? ["momentum_buffer"] : []))
+    }
+
     public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("square_avg", squareAverage), ("grad_avg", gradientAverage), ("momentum_buffer", momentumBuffer)]) }
 
     public mutating func restore(_ state: OptimizerState) {

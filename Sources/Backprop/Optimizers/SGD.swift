@@ -44,6 +44,8 @@ public struct SGD: Optimizer {
         self.nesterov = nesterov
     }
 
+    public var stateBufferNames: Set<String>? { momentum > 0 ? ["momentum_buffer"] : [] }
+
     public var state: OptimizerState { OptimizerState(stepCount: stepCount, [("momentum_buffer", momentumBuffer)]) }
 
     public mutating func restore(_ state: OptimizerState) {

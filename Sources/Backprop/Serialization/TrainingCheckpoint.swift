@@ -66,6 +66,16 @@ public enum TrainingCheckpoint {
         if let saved = file.metadata[Key.optimizerType], saved != optimizerTypeName(trainer.optimizer) {
             throw .invalidArchitecture(path: path, reason: "the training state is that of \(saved), not of \(optimizerTypeName(trainer.optimizer)); resume with the same optimizer")
         }
+        if let expected = trainer.optimizer.stateBufferNames {
+            let present = Set(buffers.keys), kind = optimizerTypeName(trainer.optimizer)
+            let missing = expected.subtracting(present).sorted(), unexpected = present.subtracting(expected).sorted()
+            if steps > 0, !missing.isEmpty {
+                throw .invalidArchitecture(path: path, reason: "the training state after \(steps) steps lacks \(missing.map { "optimizer.\($0)" }.joined(separator: ", ")), which \(kind) as configured keeps; resume with the optimizer settings that wrote it")
+            }
+            if !unexpected.isEmpty {
+                throw .invalidArchitecture(path: path, reason: "the training state has \(unexpected.map { "optimizer.\($0)" }.joined(separator: ", ")), which \(kind) as configured does not keep (another momentum, centering or amsgrad setting wrote it); resume with the same optimizer settings")
+            }
+        }
         let randomIndex: UInt64
         if file.metadata[Key.randomIndex] != nil {
             randomIndex = try number(Key.randomIndex, as: UInt64.self)
