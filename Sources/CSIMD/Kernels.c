@@ -390,3 +390,175 @@ BP_CLONES
 void bp_relu_backward(float *restrict dz, const float *restrict dy, const float *restrict z, long count) {
     for (long i = 0; i < count; i++) dz[i] = dy[i] * (z[i] > 0 ? 1.0f : 0.0f);  // f′(0) = 0, as PyTorch
 }
+
+// MARK: - The other activations, vectorised (each branch computed and selected, so the loops vectorise)
+
+BP_CLONES
+void bp_tanh_forward(float *restrict y, const float *restrict z, long count) {
+    for (long i = 0; i < count; i++) y[i] = bp_tanh(z[i]);
+}
+
+BP_CLONES
+void bp_tanh_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long count) {
+    for (long i = 0; i < count; i++) dz[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+BP_CLONES
+void bp_leaky_relu(float *restrict y, const float *restrict z, long count, float slope) {
+    for (long i = 0; i < count; i++) y[i] = z[i] > 0 ? z[i] : slope * z[i];
+}
+
+BP_CLONES
+void bp_leaky_relu_backward(float *restrict dz, const float *restrict dy, const float *restrict z, long count, float slope) {
+    for (long i = 0; i < count; i++) dz[i] = dy[i] * (z[i] > 0 ? 1.0f : slope);
+}
+
+/// e^x − 1: the Taylor series to x⁷ for |x| < 0.25 (where e^x − 1 would cancel), else e^x − 1.
+static inline float bp_expm1(float x) {
+    float small = x * (1.0f + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720 + x * (1.0f / 5040)))))));
+    float large = bp_exp(x) - 1.0f;
+    return (x < 0.25f && x > -0.25f) ? small : large;
+}
+
+BP_CLONES
+void bp_elu(float *restrict y, const float *restrict z, long count, float alpha) {
+    for (long i = 0; i < count; i++) {
+        float x = z[i] < 0 ? z[i] : 0.0f;  // e^z only where it is used (and never overflows)
+        y[i] = z[i] > 0 ? z[i] : alpha * bp_expm1(x);
+    }
+}
+
+BP_CLONES
+void bp_elu_backward(float *restrict dz, const float *restrict dy, const float *restrict z, const float *restrict y,
+                     long count, float alpha) {
+    for (long i = 0; i < count; i++) dz[i] = dy[i] * (z[i] > 0 ? 1.0f : y[i] + alpha);
+}
+
+/// Φ(z) = (1 + erf(z/√2))/2 through erfc (Numerical Recipes' erfcc, fractional error below 1.2·10⁻⁷), and
+/// φ(z) = e^(−z²/2)/√(2π).
+static inline float bp_normal_cdf(float z) {
+    float x = z * 0.70710678118654752f, a = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.5f * a);
+    float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+                 t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+    float erfc = t * bp_exp(-a * a + poly);  // erfc(|x|)
+    return x >= 0 ? 1.0f - 0.5f * erfc : 0.5f * erfc;
+}
+
+BP_CLONES
+void bp_gelu(float *restrict y, const float *restrict z, long count, int tanhApproximation) {
+    if (tanhApproximation) {
+        for (long i = 0; i < count; i++) {
+            float x = z[i];
+            y[i] = 0.5f * x * (1.0f + bp_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+        }
+    } else {
+        for (long i = 0; i < count; i++) y[i] = z[i] * bp_normal_cdf(z[i]);
+    }
+}
+
+BP_CLONES
+void bp_gelu_backward(float *restrict dz, const float *restrict dy, const float *restrict z, long count, int tanhApproximation) {
+    if (tanhApproximation) {
+        for (long i = 0; i < count; i++) {
+            float x = z[i], t = bp_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x));
+            dz[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * x * x));
+        }
+    } else {
+        for (long i = 0; i < count; i++) {
+            float x = z[i], clipped = x < -20 ? -20 : (x > 20 ? 20 : x);  // φ underflows beyond; keeps e^ in range
+            dz[i] = dy[i] * (bp_normal_cdf(x) + x * 0.3989422804014327f * bp_exp(-0.5f * clipped * clipped));
+        }
+    }
+}
+
+/// Row-wise softmax (`log` 0) or log-softmax (`log` 1) of `rows × columns`, each row shifted by its maximum.
+BP_CLONES
+void bp_softmax_rows(float *restrict y, const float *restrict z, long rows, long columns, int log) {
+    for (long r = 0; r < rows; r++) {
+        const float *zr = z + r * columns;
+        float *yr = y + r * columns;
+        float m = -__builtin_inff();
+        for (long j = 0; j < columns; j++) m = zr[j] > m ? zr[j] : m;
+        float sum = 0;
+        for (long j = 0; j < columns; j++) { float e = bp_exp(zr[j] - m); yr[j] = e; sum += e; }
+        if (log) {
+            float logSum = logf(sum);
+            for (long j = 0; j < columns; j++) yr[j] = (zr[j] - m) - logSum;
+        } else {
+            float inverse = 1.0f / sum;
+            for (long j = 0; j < columns; j++) yr[j] *= inverse;
+        }
+    }
+}
+
+/// Their backward passes: softmax `dz = y∘(dy − Σ dy∘y)`; log-softmax `dz = dy − e^y·Σ dy`.
+BP_CLONES
+void bp_softmax_rows_backward(float *restrict dz, const float *restrict dy, const float *restrict y, long rows, long columns,
+                              int log) {
+    for (long r = 0; r < rows; r++) {
+        const float *dyr = dy + r * columns, *yr = y + r * columns;
+        float *dzr = dz + r * columns;
+        float sum = 0;
+        if (log) {
+            for (long j = 0; j < columns; j++) sum += dyr[j];
+            for (long j = 0; j < columns; j++) dzr[j] = dyr[j] - bp_exp(yr[j]) * sum;
+        } else {
+            for (long j = 0; j < columns; j++) sum += dyr[j] * yr[j];
+            for (long j = 0; j < columns; j++) dzr[j] = yr[j] * (dyr[j] - sum);
+        }
+    }
+}
+
+// MARK: - The other optimizers' updates (the arithmetic of the Swift definitions, per instruction set)
+
+/// Adagrad: g ← g + λθ; s ← s + g²; θ ← θ − γ·g / (√s + ε).
+BP_CLONES
+void bp_adagrad(float *restrict theta, const float *restrict gradient, float *restrict s, long count, float learningRate,
+                float epsilon, float weightDecay) {
+    for (long i = 0; i < count; i++) {
+        float g = gradient[i] + weightDecay * theta[i];
+        float sum = s[i] + g * g;
+        s[i] = sum;
+        theta[i] = theta[i] - learningRate * g / (bp_sqrt(sum) + epsilon);
+    }
+}
+
+/// Adadelta: g ← g + λθ; v ← ρv + (1 − ρ)g²; δ = √(u + ε)/√(v + ε)·g; u ← ρu + (1 − ρ)δ²; θ ← θ − γδ.
+BP_CLONES
+void bp_adadelta(float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict u, long count,
+                 float learningRate, float rho, float epsilon, float weightDecay) {
+    for (long i = 0; i < count; i++) {
+        float g = gradient[i] + weightDecay * theta[i];
+        float square = rho * v[i] + (1 - rho) * g * g;
+        float delta = bp_sqrt(u[i] + epsilon) / bp_sqrt(square + epsilon) * g;
+        v[i] = square;
+        u[i] = rho * u[i] + (1 - rho) * delta * delta;
+        theta[i] = theta[i] - learningRate * delta;
+    }
+}
+
+/// RMSprop: g ← g + λθ; v ← αv + (1 − α)g²; centred: ḡ ← αḡ + (1 − α)g and the denominator √(v − ḡ²) + ε;
+/// step = g/(√· + ε); with momentum b ← μb + step; θ ← θ − γ·(b or step). `mean` and `buffer` may be NULL.
+BP_CLONES
+void bp_rmsprop(float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict mean,
+                float *restrict buffer, long count, float learningRate, float alpha, float epsilon, float weightDecay,
+                float momentum) {
+    for (long i = 0; i < count; i++) {
+        float g = gradient[i] + weightDecay * theta[i];
+        float square = alpha * v[i] + (1 - alpha) * g * g;
+        v[i] = square;
+        float denominator = square;
+        if (mean) {
+            float average = alpha * mean[i] + (1 - alpha) * g;
+            mean[i] = average;
+            denominator = square - average * average;
+        }
+        float step = g / (bp_sqrt(denominator) + epsilon);
+        if (buffer) {
+            step = momentum * buffer[i] + step;
+            buffer[i] = step;
+        }
+        theta[i] = theta[i] - learningRate * step;
+    }
+}

@@ -53,6 +53,21 @@ public struct Tanh: Activation {
     public init() {}
     @inlinable public func value(_ z: Float) -> Float { tanhf(z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { 1 - y * y }
+
+    /// `Y = tanh(Z)` (`bp_tanh_forward`: Cephes' polynomial below |z| = 0.625, `1 − 2/(e^{2|z|} + 1)` above; within
+    /// 5·10⁻⁷ relative), split between the threads for large batches.
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
+        precondition(sameShape: output, input, "Tanh.forward")
+        forEachElementChunk({ y, z, _, _, n, _ in bp_tanh_forward(y, z, n) }, output: output, input)
+    }
+
+    /// `dZ = dY ∘ (1 − Y²)` (`bp_tanh_backward`).
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "Tanh.backward")
+        precondition(sameShape: dInput, output, "Tanh.backward")
+        forEachElementChunk({ dz, dy, y, _, n, _ in bp_tanh_backward(dz, dy, y, n) }, output: dInput, dOutput, output)
+    }
 }
 
 /// The leaky ReLU, `y = z` for `z > 0`, else `a·z`; `f′(z) = 1` or `a` (`a` at the kink, as in PyTorch).
@@ -63,6 +78,21 @@ public struct LeakyReLU: Activation {
     public init(negativeSlope: Float = 0.01) { self.negativeSlope = negativeSlope }
     @inlinable public func value(_ z: Float) -> Float { z > 0 ? z : negativeSlope * z }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : negativeSlope }
+
+    /// `Y = Z > 0 ? Z : a·Z` (`bp_leaky_relu`), split between the threads for large batches.
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
+        precondition(sameShape: output, input, "LeakyReLU.forward")
+        forEachElementChunk({ y, z, _, _, n, a in bp_leaky_relu(y, z, n, a) }, output: output, input, setting: negativeSlope)
+    }
+
+    /// `dZ = dY ∘ (Z > 0 ? 1 : a)` (`bp_leaky_relu_backward`).
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "LeakyReLU.backward")
+        precondition(sameShape: dInput, input, "LeakyReLU.backward")
+        forEachElementChunk({ dz, dy, z, _, n, a in bp_leaky_relu_backward(dz, dy, z, n, a) }, output: dInput, dOutput, input,
+                            setting: negativeSlope)
+    }
 }
 
 /// The exponential linear unit (Clevert et al., 2016), `y = z` for `z > 0`, else `α(eᶻ − 1)`;
@@ -73,6 +103,23 @@ public struct ELU: Activation {
     public init(alpha: Float = 1) { self.alpha = alpha }
     @inlinable public func value(_ z: Float) -> Float { z > 0 ? z : alpha * expm1f(z) }
     @inlinable public func derivative(input z: Float, output y: Float) -> Float { z > 0 ? 1 : y + alpha }
+
+    /// `Y = Z > 0 ? Z : α(e^Z − 1)` (`bp_elu`: `e^z − 1` by its Taylor series below |z| = 0.25, else by the library's
+    /// exponential; within 3·10⁻⁷ relative of `expm1`), split between the threads for large batches.
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
+        precondition(sameShape: output, input, "ELU.forward")
+        forEachElementChunk({ y, z, _, _, n, alpha in bp_elu(y, z, n, alpha) }, output: output, input, setting: alpha)
+    }
+
+    /// `dZ = dY ∘ (Z > 0 ? 1 : Y + α)` (`bp_elu_backward`).
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "ELU.backward")
+        precondition(sameShape: dInput, input, "ELU.backward")
+        precondition(sameShape: dInput, output, "ELU.backward")
+        forEachElementChunk({ dz, dy, z, y, n, alpha in bp_elu_backward(dz, dy, z, y, n, alpha) }, output: dInput, dOutput, input,
+                            output, setting: alpha)
+    }
 }
 
 /// The Gaussian error linear unit (Hendrycks & Gimpel, 2016). PyTorch: `nn.GELU(approximate='none' | 'tanh')`.
@@ -107,6 +154,24 @@ public struct GELU: Activation {
             return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * Self.sqrt2OverPi * (1 + 3 * 0.044715 * z * z)
         }
     }
+
+    /// `Y = Z·Φ(Z)` (`bp_gelu`: `Φ` through Numerical Recipes' `erfc`, fractional error below 1.2·10⁻⁷, and the
+    /// library's exponential; within 3·10⁻⁷·max(1, |z|) of `z·(1 + erf(z/√2))/2`), or the tanh approximation with
+    /// the library's tanh; split between the threads for large batches.
+    public func forward(output: Matrix, input: Matrix, context: LayerContext) {
+        precondition(sameShape: output, input, "GELU.forward")
+        forEachElementChunk({ y, z, _, _, n, tanh in bp_gelu(y, z, n, tanh != 0 ? 1 : 0) }, output: output, input,
+                            setting: approximation == .tanh ? 1 : 0)
+    }
+
+    /// `dZ = dY ∘ f′(Z)` (`bp_gelu_backward`).
+    public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
+        guard let dInput else { return }
+        precondition(sameShape: dInput, dOutput, "GELU.backward")
+        precondition(sameShape: dInput, input, "GELU.backward")
+        forEachElementChunk({ dz, dy, z, _, n, tanh in bp_gelu_backward(dz, dy, z, n, tanh != 0 ? 1 : 0) }, output: dInput, dOutput,
+                            input, setting: approximation == .tanh ? 1 : 0)
+    }
 }
 
 /// Softmax over each row, `yⱼ = e^(zⱼ − m) / Σₖ e^(zₖ − m)` with `m` the row's maximum (so nothing overflows).
@@ -118,31 +183,18 @@ public struct Softmax: Layer {
     public init() {}
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
+    /// Row by row (`bp_softmax_rows`, the exponential vectorised), split between the threads by rows.
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Softmax.forward")
-        let k = input.columns
-        for n in 0..<input.rows {
-            let z = input.pointer + n * k, y = output.pointer + n * k
-            var m = -Float.infinity
-            for j in 0..<k { m = max(m, z[j]) }
-            var sum: Float = 0
-            for j in 0..<k { y[j] = expf(z[j] - m); sum += y[j] }
-            let inverse = 1 / sum
-            for j in 0..<k { y[j] *= inverse }
-        }
+        forEachRowChunk({ y, z, _, rows, columns in bp_softmax_rows(y, z, rows, columns, 0) }, output: output, input)
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Softmax.backward")
         precondition(sameShape: dInput, output, "Softmax.backward")
-        let k = output.columns
-        for n in 0..<output.rows {
-            let y = output.pointer + n * k, dy = dOutput.pointer + n * k, dz = dInput.pointer + n * k
-            var dot: Float = 0
-            for j in 0..<k { dot += dy[j] * y[j] }
-            for j in 0..<k { dz[j] = y[j] * (dy[j] - dot) }
-        }
+        forEachRowChunk({ dz, dy, y, rows, columns in bp_softmax_rows_backward(dz, dy, y, rows, columns, 0) }, output: dInput,
+                        dOutput, output)
     }
 }
 
@@ -152,28 +204,18 @@ public struct LogSoftmax: Layer {
     public init() {}
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
+    /// Row by row (`bp_softmax_rows`, the exponential vectorised), split between the threads by rows.
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "LogSoftmax.forward")
-        let k = input.columns
-        for n in 0..<input.rows {
-            let z = input.pointer + n * k, y = output.pointer + n * k
-            let (m, sum) = shiftedExponentialSum(z, count: k)
-            let logSum = logf(sum)
-            for j in 0..<k { y[j] = (z[j] - m) - logSum }
-        }
+        forEachRowChunk({ y, z, _, rows, columns in bp_softmax_rows(y, z, rows, columns, 1) }, output: output, input)
     }
 
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "LogSoftmax.backward")
         precondition(sameShape: dInput, output, "LogSoftmax.backward")
-        let k = output.columns
-        for n in 0..<output.rows {
-            let y = output.pointer + n * k, dy = dOutput.pointer + n * k, dz = dInput.pointer + n * k
-            var sum: Float = 0
-            for j in 0..<k { sum += dy[j] }
-            for j in 0..<k { dz[j] = dy[j] - expf(y[j]) * sum }
-        }
+        forEachRowChunk({ dz, dy, y, rows, columns in bp_softmax_rows_backward(dz, dy, y, rows, columns, 1) }, output: dInput,
+                        dOutput, output)
     }
 }
 

@@ -53,6 +53,45 @@ func forEachElementChunk(_ kernel: BinaryKernel, output: Matrix, _ a: Matrix, _ 
     }
 }
 
+/// An element-wise C kernel over up to three inputs and a setting: `kernel(output, a, b, c, count, setting)`.
+typealias ElementKernel = @convention(c) (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                          UnsafePointer<Float>, Int, Float) -> Void
+
+/// Runs `kernel` over all elements of `output` and its inputs (unused ones may repeat `a`), as the unary form
+/// does: split between the threads when there are at least 32 768 elements per thread. Allocates nothing.
+func forEachElementChunk(_ kernel: ElementKernel, output: Matrix, _ a: Matrix, _ b: Matrix? = nil, _ c: Matrix? = nil,
+                         setting: Float = 0) {
+    struct Job {
+        let kernel: ElementKernel
+        let y: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
+        let setting: Float
+    }
+    var job = Job(kernel: kernel, y: output.pointer, a: UnsafePointer(a.pointer), b: UnsafePointer((b ?? a).pointer),
+                  c: UnsafePointer((c ?? a).pointer), setting: setting)
+    Parallel.forEachChunk(of: output.count, minimumPerPart: 32_768, context: &job) { context, start, end in
+        let job = context.load(as: Job.self)
+        job.kernel(job.y + start, job.a + start, job.b + start, job.c + start, end - start, job.setting)
+    }
+}
+
+/// Runs a row-wise kernel `kernel(output, a, b, rows, columns)` over the rows of `output` (`a`, `b` alike), split
+/// between the threads by rows when there are at least 32 768 elements per thread.
+func forEachRowChunk(_ kernel: @convention(c) (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void,
+                     output: Matrix, _ a: Matrix, _ b: Matrix? = nil) {
+    struct Job {
+        let kernel: @convention(c) (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
+        let y: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>
+        let columns: Int
+    }
+    let columns = output.columns
+    var job = Job(kernel: kernel, y: output.pointer, a: UnsafePointer(a.pointer), b: UnsafePointer((b ?? a).pointer), columns: columns)
+    Parallel.forEachChunk(of: output.rows, minimumPerPart: max(1, 32_768 / max(columns, 1)), alignment: 1, context: &job) { context, start, end in
+        let job = context.load(as: Job.self)
+        let offset = start * job.columns
+        job.kernel(job.y + offset, job.a + offset, job.b + offset, end - start, job.columns)
+    }
+}
+
 /// `xᵢ ← min(max(xᵢ, −limit), limit)`.
 func clamp(_ x: Matrix, to limit: Float) {
     precondition(limit >= 0, "clamp: the limit must be non-negative, got \(limit)")

@@ -1,3 +1,5 @@
+import CSIMD
+
 /// Adadelta (Zeiler, 2012): steps scaled by the ratio of running RMS of past updates to that of gradients.
 /// PyTorch: `torch.optim.Adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0)`.
 ///
@@ -44,32 +46,19 @@ public struct Adadelta: Optimizer {
         updateSquareAverage = state.copy("acc_delta")
     }
 
+    /// One pass over the buffers (`bp_adadelta`, compiled per instruction set), split between the threads.
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adadelta", parameters, gradients)
         stepCount += 1
         let v = stateBuffer(&squareAverage, like: parameters), u = stateBuffer(&updateSquareAverage, like: parameters)
-        let theta = parameters.pointer, grad = gradients.pointer
-        let lr = learningRate, rho = rho, eps = epsilon, wd = weightDecay
-        /// The update of eight parameters: (θ, v, u) from (θ, g, v, u).
-        @inline(__always)
-        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ v: SIMD8<Float>, _ u: SIMD8<Float>)
-            -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-            let g = g + wd * th
-            let square = rho * v + (1 - rho) * g * g
-            let delta = squareRoot(u + eps) / squareRoot(square + eps) * g
-            return (th - lr * delta, square, rho * u + (1 - rho) * delta * delta)
+        struct Job {
+            let theta: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>
+            let lr: Float, rho: Float, eps: Float, wd: Float
         }
-        let n = parameters.count
-        var i = 0
-        while i + 8 <= n {
-            let r = lanes(load8(theta, i), load8(grad, i), load8(v, i), load8(u, i))
-            store8(r.0, theta, i); store8(r.1, v, i); store8(r.2, u, i)
-            i += 8
-        }
-        if i < n {
-            let k = n - i
-            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(v + i, k), loadTail(u + i, k))
-            storeTail(r.0, theta + i, k); storeTail(r.1, v + i, k); storeTail(r.2, u + i, k)
+        var job = Job(theta: parameters.pointer, g: gradients.pointer, v: v, u: u, lr: learningRate, rho: rho, eps: epsilon, wd: weightDecay)
+        Parallel.forEachBufferChunk(of: parameters.count, context: &job) { context, start, end in
+            let j = context.load(as: Job.self)
+            bp_adadelta(j.theta + start, j.g + start, j.v + start, j.u + start, end - start, j.lr, j.rho, j.eps, j.wd)
         }
     }
 }

@@ -1,3 +1,5 @@
+import CSIMD
+
 /// Adagrad (Duchi, Hazan & Singer, 2011): per-parameter steps scaled by the root of the summed squared gradients.
 /// PyTorch: `torch.optim.Adagrad(params, lr=0.01, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
 /// eps=1e-10)`.
@@ -47,30 +49,17 @@ public struct Adagrad: Optimizer {
         sumOfSquares = state.copy("sum")
     }
 
+    /// One pass over the buffers (`bp_adagrad`, compiled per instruction set), split between the threads.
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("Adagrad", parameters, gradients)
         stepCount += 1
         let s = stateBuffer(&sumOfSquares, like: parameters, initialValue: initialAccumulatorValue)
-        let theta = parameters.pointer, grad = gradients.pointer
-        let lr = learningRate / (1 + Float(stepCount - 1) * learningRateDecay), wd = weightDecay, eps = epsilon
-        /// The update of eight parameters: (θ, s) from (θ, g, s).
-        @inline(__always)
-        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ sum: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
-            let g = g + wd * th
-            let sum = sum + g * g
-            return (th - lr * g / (squareRoot(sum) + eps), sum)
-        }
-        let n = parameters.count
-        var i = 0
-        while i + 8 <= n {
-            let r = lanes(load8(theta, i), load8(grad, i), load8(s, i))
-            store8(r.0, theta, i); store8(r.1, s, i)
-            i += 8
-        }
-        if i < n {
-            let k = n - i
-            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(s + i, k))
-            storeTail(r.0, theta + i, k); storeTail(r.1, s + i, k)
+        struct Job { let theta: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, s: UnsafeMutablePointer<Float>, lr: Float, eps: Float, wd: Float }
+        var job = Job(theta: parameters.pointer, g: gradients.pointer, s: s,
+                      lr: learningRate / (1 + Float(stepCount - 1) * learningRateDecay), eps: epsilon, wd: weightDecay)
+        Parallel.forEachBufferChunk(of: parameters.count, context: &job) { context, start, end in
+            let j = context.load(as: Job.self)
+            bp_adagrad(j.theta + start, j.g + start, j.s + start, end - start, j.lr, j.eps, j.wd)
         }
     }
 }

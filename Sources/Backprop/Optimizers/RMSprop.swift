@@ -1,3 +1,5 @@
+import CSIMD
+
 /// RMSprop (Hinton, 2012): steps divided by a running RMS of the gradients; optionally centred and with momentum.
 /// PyTorch: `torch.optim.RMSprop(params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
 /// centered=False)`.
@@ -57,43 +59,24 @@ public struct RMSprop: Optimizer {
         momentumBuffer = state.copy("momentum_buffer")
     }
 
+    /// One pass over the buffers (`bp_rmsprop`, compiled per instruction set), split between the threads.
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("RMSprop", parameters, gradients)
         stepCount += 1
         let v = stateBuffer(&squareAverage, like: parameters)
-        let centered = centered, hasMomentum = momentum > 0
-        let mean = centered ? stateBuffer(&gradientAverage, like: parameters) : v  // (unused when not centred)
-        let b = hasMomentum ? stateBuffer(&momentumBuffer, like: parameters) : v  // (unused without momentum)
-        let theta = parameters.pointer, grad = gradients.pointer
-        let lr = learningRate, a = alpha, eps = epsilon, wd = weightDecay, mu = momentum
-        /// The update of eight parameters: (θ, v, ḡ, b) from (θ, g, v, ḡ, b).
-        @inline(__always)
-        func lanes(_ th: SIMD8<Float>, _ g: SIMD8<Float>, _ v: SIMD8<Float>, _ mean: SIMD8<Float>, _ b: SIMD8<Float>)
-            -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-            let g = g + wd * th
-            let square = a * v + (1 - a) * g * g
-            let average = centered ? a * mean + (1 - a) * g : mean
-            let denominator = centered ? square - average * average : square
-            let step = g / (squareRoot(denominator) + eps)
-            let buffer = hasMomentum ? mu * b + step : step
-            return (th - lr * buffer, square, average, buffer)
+        let mean = centered ? stateBuffer(&gradientAverage, like: parameters) : nil
+        let b = momentum > 0 ? stateBuffer(&momentumBuffer, like: parameters) : nil
+        struct Job {
+            let theta: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>
+            let mean: UnsafeMutablePointer<Float>?, b: UnsafeMutablePointer<Float>?
+            let lr: Float, alpha: Float, eps: Float, wd: Float, mu: Float
         }
-        let n = parameters.count
-        var i = 0
-        while i + 8 <= n {
-            let r = lanes(load8(theta, i), load8(grad, i), load8(v, i), load8(mean, i), load8(b, i))
-            store8(r.0, theta, i); store8(r.1, v, i)
-            if centered { store8(r.2, mean, i) }
-            if hasMomentum { store8(r.3, b, i) }
-            i += 8
-        }
-        if i < n {
-            let k = n - i
-            let r = lanes(loadTail(theta + i, k), loadTail(grad + i, k), loadTail(v + i, k), loadTail(mean + i, k),
-                          loadTail(b + i, k))
-            storeTail(r.0, theta + i, k); storeTail(r.1, v + i, k)
-            if centered { storeTail(r.2, mean + i, k) }
-            if hasMomentum { storeTail(r.3, b + i, k) }
+        var job = Job(theta: parameters.pointer, g: gradients.pointer, v: v, mean: mean, b: b, lr: learningRate, alpha: alpha,
+                      eps: epsilon, wd: weightDecay, mu: momentum)
+        Parallel.forEachBufferChunk(of: parameters.count, context: &job) { context, start, end in
+            let j = context.load(as: Job.self)
+            bp_rmsprop(j.theta + start, j.g + start, j.v + start, j.mean.map { $0 + start }, j.b.map { $0 + start }, end - start,
+                       j.lr, j.alpha, j.eps, j.wd, j.mu)
         }
     }
 }

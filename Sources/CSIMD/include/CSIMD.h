@@ -50,6 +50,28 @@ void bp_gru_step_backward(float *dInputSide, float *dHiddenSide, float *dh, cons
 void bp_rnn_step(float *hidden, const float *bias, long n, long h, int relu);
 /// δ = dh∘φ′(h) for an RNN step.
 void bp_rnn_step_backward(float *delta, const float *dh, const float *hidden, long count, int relu);
+/// tanh and its backward pass dz = dy∘(1 − y²).
+void bp_tanh_forward(float *y, const float *z, long count);
+void bp_tanh_backward(float *dz, const float *dy, const float *y, long count);
+/// Leaky ReLU and its backward pass.
+void bp_leaky_relu(float *y, const float *z, long count, float slope);
+void bp_leaky_relu_backward(float *dz, const float *dy, const float *z, long count, float slope);
+/// ELU (α(e^z − 1) below 0) and its backward pass dz = dy∘(z > 0 ? 1 : y + α).
+void bp_elu(float *y, const float *z, long count, float alpha);
+void bp_elu_backward(float *dz, const float *dy, const float *z, const float *y, long count, float alpha);
+/// GELU, exact (z·Φ(z)) or its tanh approximation, and the backward passes.
+void bp_gelu(float *y, const float *z, long count, int tanhApproximation);
+void bp_gelu_backward(float *dz, const float *dy, const float *z, long count, int tanhApproximation);
+/// Row-wise softmax (log 0) or log-softmax (log 1), and their backward passes.
+void bp_softmax_rows(float *y, const float *z, long rows, long columns, int log);
+void bp_softmax_rows_backward(float *dz, const float *dy, const float *y, long rows, long columns, int log);
+/// One Adagrad, Adadelta or RMSprop update over `count` parameters (see Kernels.c for the equations).
+void bp_adagrad(float *theta, const float *gradient, float *s, long count, float learningRate, float epsilon,
+                float weightDecay);
+void bp_adadelta(float *theta, const float *gradient, float *v, float *u, long count, float learningRate, float rho,
+                 float epsilon, float weightDecay);
+void bp_rmsprop(float *theta, const float *gradient, float *v, float *mean, float *buffer, long count, float learningRate,
+                float alpha, float epsilon, float weightDecay, float momentum);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
