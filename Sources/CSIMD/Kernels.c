@@ -472,16 +472,39 @@ void bp_gelu_backward(float *restrict dz, const float *restrict dy, const float 
     }
 }
 
+/// The largest and the sum of a row, in 16 float lanes (vectorised without reassociating a single running value).
+static inline __attribute__((always_inline)) float bp_row_max(const float *restrict x, long n) {
+    float lanes[16];
+    for (int j = 0; j < 16; j++) lanes[j] = -__builtin_inff();
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+    float m = -__builtin_inff();
+    for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static inline __attribute__((always_inline)) float bp_row_sum(const float *restrict x, long n) {
+    float lanes[16] = {0};
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] += x[i + j];
+    float sum = 0;
+    for (int j = 0; j < 16; j++) sum += lanes[j];
+    for (; i < n; i++) sum += x[i];
+    return sum;
+}
+
 /// Row-wise softmax (`log` 0) or log-softmax (`log` 1) of `rows × columns`, each row shifted by its maximum.
 BP_CLONES
 void bp_softmax_rows(float *restrict y, const float *restrict z, long rows, long columns, int log) {
     for (long r = 0; r < rows; r++) {
         const float *zr = z + r * columns;
         float *yr = y + r * columns;
-        float m = -__builtin_inff();
-        for (long j = 0; j < columns; j++) m = zr[j] > m ? zr[j] : m;
-        float sum = 0;
-        for (long j = 0; j < columns; j++) { float e = bp_exp(zr[j] - m); yr[j] = e; sum += e; }
+        float m = bp_row_max(zr, columns);
+        for (long j = 0; j < columns; j++) yr[j] = bp_exp(zr[j] - m);
+        float sum = bp_row_sum(yr, columns);
         if (log) {
             float logSum = logf(sum);
             for (long j = 0; j < columns; j++) yr[j] = (zr[j] - m) - logSum;
@@ -499,12 +522,12 @@ void bp_softmax_rows_backward(float *restrict dz, const float *restrict dy, cons
     for (long r = 0; r < rows; r++) {
         const float *dyr = dy + r * columns, *yr = y + r * columns;
         float *dzr = dz + r * columns;
-        float sum = 0;
         if (log) {
-            for (long j = 0; j < columns; j++) sum += dyr[j];
+            float sum = bp_row_sum(dyr, columns);
             for (long j = 0; j < columns; j++) dzr[j] = dyr[j] - bp_exp(yr[j]) * sum;
         } else {
-            for (long j = 0; j < columns; j++) sum += dyr[j] * yr[j];
+            for (long j = 0; j < columns; j++) dzr[j] = dyr[j] * yr[j];  // the products, then their sum
+            float sum = bp_row_sum(dzr, columns);
             for (long j = 0; j < columns; j++) dzr[j] = yr[j] * (dyr[j] - sum);
         }
     }
@@ -524,14 +547,14 @@ void bp_adagrad(float *restrict theta, const float *restrict gradient, float *re
     }
 }
 
-/// Adadelta: g ← g + λθ; v ← ρv + (1 − ρ)g²; δ = √(u + ε)/√(v + ε)·g; u ← ρu + (1 − ρ)δ²; θ ← θ − γδ.
+/// Adadelta: g ← g + λθ; v ← ρv + (1 − ρ)g²; δ = √((u + ε)/(v + ε))·g (PyTorch: √(u + ε)/√(v + ε)·g); u ← ρu + (1 − ρ)δ²; θ ← θ − γδ.
 BP_CLONES
 void bp_adadelta(float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict u, long count,
                  float learningRate, float rho, float epsilon, float weightDecay) {
     for (long i = 0; i < count; i++) {
         float g = gradient[i] + weightDecay * theta[i];
         float square = rho * v[i] + (1 - rho) * g * g;
-        float delta = bp_sqrt(u[i] + epsilon) / bp_sqrt(square + epsilon) * g;
+        float delta = bp_sqrt((u[i] + epsilon) / (square + epsilon)) * g;  // one root: √a/√b = √(a/b)
         v[i] = square;
         u[i] = rho * u[i] + (1 - rho) * delta * delta;
         theta[i] = theta[i] - learningRate * delta;
@@ -540,25 +563,36 @@ void bp_adadelta(float *restrict theta, const float *restrict gradient, float *r
 
 /// RMSprop: g ← g + λθ; v ← αv + (1 − α)g²; centred: ḡ ← αḡ + (1 − α)g and the denominator √(v − ḡ²) + ε;
 /// step = g/(√· + ε); with momentum b ← μb + step; θ ← θ − γ·(b or step). `mean` and `buffer` may be NULL.
-BP_CLONES
-void bp_rmsprop(float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict mean,
-                float *restrict buffer, long count, float learningRate, float alpha, float epsilon, float weightDecay,
-                float momentum) {
+/// One variant of the loop per (centred, momentum), so that each is a straight loop the compiler vectorises.
+static inline __attribute__((always_inline)) void bp_rmsprop_loop(
+    float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict mean, float *restrict buffer,
+    long count, float learningRate, float alpha, float epsilon, float weightDecay, float momentum, int centered,
+    int hasMomentum) {
     for (long i = 0; i < count; i++) {
         float g = gradient[i] + weightDecay * theta[i];
         float square = alpha * v[i] + (1 - alpha) * g * g;
         v[i] = square;
         float denominator = square;
-        if (mean) {
+        if (centered) {
             float average = alpha * mean[i] + (1 - alpha) * g;
             mean[i] = average;
             denominator = square - average * average;
         }
         float step = g / (bp_sqrt(denominator) + epsilon);
-        if (buffer) {
+        if (hasMomentum) {
             step = momentum * buffer[i] + step;
             buffer[i] = step;
         }
         theta[i] = theta[i] - learningRate * step;
     }
+}
+
+BP_CLONES
+void bp_rmsprop(float *restrict theta, const float *restrict gradient, float *restrict v, float *restrict mean,
+                float *restrict buffer, long count, float learningRate, float alpha, float epsilon, float weightDecay,
+                float momentum) {
+    if (mean && buffer) bp_rmsprop_loop(theta, gradient, v, mean, buffer, count, learningRate, alpha, epsilon, weightDecay, momentum, 1, 1);
+    else if (mean) bp_rmsprop_loop(theta, gradient, v, mean, v, count, learningRate, alpha, epsilon, weightDecay, momentum, 1, 0);
+    else if (buffer) bp_rmsprop_loop(theta, gradient, v, v, buffer, count, learningRate, alpha, epsilon, weightDecay, momentum, 0, 1);
+    else bp_rmsprop_loop(theta, gradient, v, v, v, count, learningRate, alpha, epsilon, weightDecay, momentum, 0, 0);
 }

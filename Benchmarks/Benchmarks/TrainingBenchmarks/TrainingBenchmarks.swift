@@ -278,6 +278,43 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    // Every element-wise activation, forward then backward over a 256×1024 batch (262 144 elements; the same count for
+    // each, so the times compare per element), 1 thread.
+    for kind in ActivationKind.allCases {
+        Benchmark("Activation \(kind.rawValue) forward+backward 256×1024, 1 thread",
+                  configuration: .init(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 3, maxDuration: .seconds(1))) { benchmark in
+            Parallel.setThreadCount(1)
+            let layer = kind.makeLayer(), x = randomInput(256, 1024), y = Matrix(rows: 256, columns: 1024)
+            let dy = randomInput(256, 1024), dx = Matrix(rows: 256, columns: 1024), context = LayerContext()
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                layer.forward(output: y, input: x, context: context)
+                layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
+            }
+            benchmark.stopMeasurement()
+        }
+    }
+
+    // Every optimizer's update over a 784-128-10 network's parameters, 1 thread (compare with Adam's).
+    let updates: [(String, any Optimizer)] = [("SGD momentum", SGD(learningRate: 0.01, momentum: 0.9)), ("Adagrad", Adagrad()),
+                                              ("Adadelta", Adadelta()), ("RMSprop", RMSprop()),
+                                              ("RMSprop centered momentum", RMSprop(momentum: 0.9, centered: true)), ("AdamW", AdamW())]
+    for (name, optimizer) in updates {
+        Benchmark("\(name) update 101 770 parameters (784-128-10), 1 thread",
+                  configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(1))) { benchmark in
+            Parallel.setThreadCount(1)
+            let count = 784 * 128 + 128 + 128 * 10 + 10
+            let parameters = randomInput(1, count), gradients = randomInput(1, count)
+            var optimizer = optimizer
+            optimizer.step(parameters: parameters, gradients: gradients)  // allocates its state
+            withSubnormalsFlushedToZero {
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { optimizer.step(parameters: parameters, gradients: gradients) }
+                benchmark.stopMeasurement()
+            }
+        }
+    }
+
     Benchmark("sigmoid forward 64×128",
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
         let x = randomInput(64, 128), y = Matrix(rows: 64, columns: 128)
