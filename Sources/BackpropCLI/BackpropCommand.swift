@@ -90,7 +90,7 @@ func sameFile(_ a: String, _ b: String) -> Bool {
 /// The threads to use: `requested`, but no more than the CPUs this process may run on (more only wait for each other:
 /// a 1 000-thread team ran 20× slower); says so once on standard error unless `quiet`.
 func threadCount(_ requested: Int?, default fallback: Int, quiet: Bool) -> Int {
-    let available = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    let available = max(1, Parallel.availableProcessors)
     guard let requested else { return min(fallback, available) }
     if requested > available {
         if !quiet { printError("backprop: note: using \(available) thread(s): more than the \(available) CPU(s) available cannot help") }

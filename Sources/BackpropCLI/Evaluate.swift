@@ -64,7 +64,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        Parallel.setThreadCount(threadCount(threads, default: ProcessInfo.processInfo.activeProcessorCount, quiet: json))
+        Parallel.setThreadCount(threadCount(threads, default: Parallel.availableProcessors, quiet: json))
         if isTable(options.data) { return try evaluateTable() }
         let loaded = try ModelAndData(options)
         let model = options.model, data = options.data

@@ -99,7 +99,7 @@ struct TextTrain: ParsableCommand {
     }
 
     func run() throws {
-        Parallel.setThreadCount(threadCount(threads, default: ProcessInfo.processInfo.activeProcessorCount, quiet: json))
+        Parallel.setThreadCount(threadCount(threads, default: Parallel.availableProcessors, quiet: json))
         try checkOutputLocation(output, flag: "--output")
         installTemporaryFileCleanup()
         let corpus: TextCorpus

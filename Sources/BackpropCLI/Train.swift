@@ -32,7 +32,7 @@ extension Train {
             }
             if let output, let plot, sameFile(output, plot) { throw fail("--output and --plot name the same file (\(output))") }
         }
-        Parallel.setThreadCount(threadCount(threads, default: world != nil ? 1 : ProcessInfo.processInfo.activeProcessorCount,
+        Parallel.setThreadCount(threadCount(threads, default: world != nil ? 1 : Parallel.availableProcessors,
                                             quiet: quiet || json))
         if trainsOnTable { return try runTable(world: world) }
         try checkMemory(settings, world: world)

@@ -142,4 +142,24 @@ struct ParallelTests {
         }
         #expect(batches[0] == batches[1])
     }
+
+    /// The default thread count is the CPUs the process may use: under `taskset -c 0` the command trains with one
+    /// thread (and says so), not with the machine's core count.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset")))
+    func theDefaultThreadCountFollowsTheAffinityMask() throws {
+        #expect(Parallel.availableProcessors >= 1 && Parallel.availableProcessors <= ProcessInfo.processInfo.processorCount)
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 32, seed: 3)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        process.arguments = ["-c", "0", backpropExecutable.path, "train", "--data", folder.path, "--layers", "16-4", "--epochs", "1",
+                             "--output", "\(folder.path)/m.safetensors"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && text.contains(", 1 thread(s);"), "\(text)")
+    }
 }

@@ -59,6 +59,39 @@ public enum Parallel {
 
     @TaskLocal @usableFromInline static var scopedThreadCount: Int?
 
+    /// The CPUs this process may actually use: those in its affinity mask (`taskset`, `docker --cpuset-cpus`),
+    /// and no more than its cgroup's CPU quota allows (`docker --cpus 1.5` gives 2, rounded up) — not the machine's
+    /// core count, since more threads than CPUs only wait for each other. At least 1.
+    public static let availableProcessors: Int = {
+        var count = bp_affinity_cpu_count()
+        if let quota = cgroupCPUQuota() { count = min(count, quota) }
+        return max(1, Int(count))
+    }()
+
+    /// `⌈quota / period⌉` from cgroup v2's `/sys/fs/cgroup/cpu.max` (or v1's `cpu.cfs_quota_us` and
+    /// `cpu.cfs_period_us`), if a quota is set.
+    static func cgroupCPUQuota() -> Int? {
+        func read(_ path: String) -> String? {
+            guard let file = fopen(path, "r") else { return nil }
+            defer { fclose(file) }
+            var buffer = [CChar](repeating: 0, count: 128)
+            guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+            return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        func ceilingRatio(_ quota: String, _ period: String) -> Int? {
+            guard let q = Double(quota), let p = Double(period), q > 0, p > 0 else { return nil }
+            return max(1, Int((q / p).rounded(.up)))
+        }
+        if let line = read("/sys/fs/cgroup/cpu.max") {
+            let parts = line.split(separator: " ").map(String.init)
+            return parts.count == 2 ? ceilingRatio(parts[0], parts[1]) : nil  // "max 100000": no quota
+        }
+        if let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us") {
+            return ceilingRatio(quota, period)  // −1: no quota
+        }
+        return nil
+    }
+
     /// Runs `function(&context, part, parts)` for every `part` in `0..<parts` and returns when all are done. The
     /// calling thread and the workers each claim the next unclaimed part until none is left, so a thread the system
     /// is not running (the machine is busy) delays the job by at most the one part it claimed: split work into more
@@ -256,8 +289,10 @@ final class WorkerTeam: @unchecked Sendable {
     @usableFromInline var size: Int {
         let requested = requestedSize.load(ordering: .acquiring)
         if requested > 0 { return requested }
-        // First use: take OpenBLAS's default, then keep OpenBLAS single-threaded (the team does the splitting).
-        resize(BLAS.openBLASDefaultThreadCount)
+        // First use: OPENBLAS_NUM_THREADS if set (as OpenBLAS itself would), else the CPUs this process may use; then
+        // keep OpenBLAS single-threaded (the team does the splitting).
+        let environment = getenv("OPENBLAS_NUM_THREADS").flatMap { Int(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil }
+        resize(environment ?? Parallel.availableProcessors)
         return requestedSize.load(ordering: .acquiring)
     }
 

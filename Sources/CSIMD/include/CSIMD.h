@@ -72,6 +72,8 @@ void bp_adadelta(float *theta, const float *gradient, float *v, float *u, long c
                  float epsilon, float weightDecay);
 void bp_rmsprop(float *theta, const float *gradient, float *v, float *mean, float *buffer, long count, float learningRate,
                 float alpha, float epsilon, float weightDecay, float momentum);
+/// The CPUs in this process's affinity mask (sched_getaffinity), else the online CPUs.
+long bp_affinity_cpu_count(void);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
