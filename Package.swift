@@ -53,6 +53,7 @@ let package = Package(
             name: "BackpropCLI",
             dependencies: [
                 "Backprop",
+                "CBackpropSignals",
                 "BackpropMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

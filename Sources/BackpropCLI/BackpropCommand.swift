@@ -1,4 +1,5 @@
 import ArgumentParser
+import CBackpropSignals
 @_spi(Internals) import Backprop
 import Foundation
 
@@ -17,13 +18,24 @@ struct BackpropCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(nil)
             try command.run()
+            checkStandardOutput()
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 printError("backprop: error: \(message(for: error)) (see 'backprop\(subcommandPath()) --help')")
                 Foundation.exit(code.rawValue)
             }
+            checkStandardOutput()
             exit(withError: error)
+        }
+    }
+
+    /// Output that could not be written (a full disk, a closed pipe) is an error, not a silent exit 0.
+    static func checkStandardOutput() {
+        let code = bp_flush_standard_output()
+        if code != 0 {
+            printError("backprop: error: cannot write to standard output: \(String(cString: strerror(code)))")
+            Foundation.exit(1)
         }
     }
 }
@@ -31,8 +43,9 @@ struct BackpropCommand: ParsableCommand {
 /// The subcommands named at the start of the command line (` rl train`), for a help hint.
 func subcommandPath() -> String {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    guard let first = arguments.first, ["train", "evaluate", "predict", "rl"].contains(first) else { return "" }
+    guard let first = arguments.first, ["train", "evaluate", "predict", "rl", "text"].contains(first) else { return "" }
     if first == "rl", arguments.count > 1, ["train", "play"].contains(arguments[1]) { return " rl \(arguments[1])" }
+    if first == "text", arguments.count > 1, ["train", "sample"].contains(arguments[1]) { return " text \(arguments[1])" }
     return " \(first)"
 }
 
@@ -66,6 +79,16 @@ extension ActivationKind: ExpressibleByArgument {}
 /// device, a FIFO — is refused, so that nothing but a regular file is ever replaced.
 func checkOutputLocation(_ path: String, flag: String) throws {
     guard !path.isEmpty else { throw fail("\(flag) is empty; give a file name") }
+    guard !path.hasSuffix("/") else { throw fail("\(flag) \(path) ends with '/': give a file name, not a folder") }
+    let name = (path as NSString).lastPathComponent
+    guard name.utf8.count <= Int(NAME_MAX) - 16, path.utf8.count < Int(PATH_MAX) - 16 else {
+        throw fail("\(flag): the file name is too long (\(name.utf8.count) bytes; at most \(Int(NAME_MAX) - 16))")
+    }
+    var link = stat()
+    if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
+        throw fail("\(flag) \(path) is a symbolic link (to \(target)); give the file itself, so that the link is not replaced")
+    }
     var info = stat()
     if stat(path, &info) == 0 {
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("\(flag) \(path) exists and is not a regular file; only regular files are replaced") }
@@ -77,6 +100,16 @@ func checkOutputLocation(_ path: String, flag: String) throws {
             throw fail("\(flag) \(path): the folder does not exist")
         }
         guard access(folder.isEmpty ? "." : folder, W_OK) == 0 else { throw fail("\(flag) \(path): the folder cannot be written") }
+    }
+}
+
+/// Refuses any output (`(path, flag)`) that names one of the inputs (`(path, what)`): the run would overwrite its own
+/// data, corpus or checkpoint.
+func checkOutputsSpareInputs(_ outputs: [(path: String, flag: String)], inputs: [(path: String, what: String)]) throws {
+    for output in outputs {
+        for input in inputs where sameFile(output.path, input.path) {
+            throw fail("\(output.flag) \(output.path) is \(input.what); it would be overwritten — give another file")
+        }
     }
 }
 

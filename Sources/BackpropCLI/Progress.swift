@@ -1,3 +1,4 @@
+import CBackpropSignals
 import Foundation
 
 /// A one-line progress bar for a training epoch, redrawn in place on a terminal at most ten times a second:
@@ -28,12 +29,15 @@ struct ProgressBar {
         let eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0
         let line = String(format: "epoch %d/%d [%@] %*d/%d  %.0f samples/s  loss %.4f  ETA %.1f s",
                           epoch, epochs, bar, String(total).count, done, total, rate, loss, eta)
-        FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+        let bytes = Array(("\r\u{1B}[K" + line).utf8)
+        _ = bytes.withUnsafeBufferPointer { bp_write_standard_output($0.baseAddress, UInt($0.count)) }
+        _ = bp_flush_standard_output()
     }
 
     /// Erases the bar, so that the epoch's summary line takes its place.
     func clear() {
-        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        let bytes = Array("\r\u{1B}[K".utf8)
+        _ = bytes.withUnsafeBufferPointer { bp_write_standard_output($0.baseAddress, UInt($0.count)) }
     }
 }
 

@@ -92,8 +92,17 @@ struct TableModel {
     init(path: String) throws {
         let loaded: (network: Network, metadata: [String: String])
         do { loaded = try Checkpoint.load(from: path) } catch { throw fail(error.description) }
-        guard let json = loaded.metadata["table"], let schema = TableSchema(json: json) else {
+        guard let json = loaded.metadata["table"] else {
             throw fail("\(path) was not trained on a table (its metadata has no table schema); evaluate it on an MNIST-format folder")
+        }
+        guard let schema = TableSchema(json: json) else { throw fail("\(path): its table schema (metadata 'table') cannot be read") }
+        if let s = schema.standardization {
+            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? [])
+            guard s.featureMeans.count == schema.featureCount, s.featureScales.count == schema.featureCount,
+                  (s.targetMeans?.count ?? 0) == (s.targetScales?.count ?? 0), values.allSatisfy(\.isFinite),
+                  (s.featureScales + (s.targetScales ?? [])).allSatisfy({ $0 > 0 }) else {
+                throw fail("\(path): its table standardization is damaged (\(s.featureMeans.count) means and \(s.featureScales.count) scales for \(schema.featureCount) features; every value must be finite and every scale positive)")
+            }
         }
         guard schema.featureCount == loaded.network.inputSize && schema.targetWidth == loaded.network.outputSize else {
             throw fail("\(path): its table schema (\(schema.featureCount) inputs, \(schema.targetWidth) outputs) does not fit its network (\(loaded.network.inputSize), \(loaded.network.outputSize))")

@@ -1,5 +1,6 @@
 @_spi(Internals) import Backprop
 import ArgumentParser
+import CBackpropSignals
 import Foundation
 
 /// `backprop text`: a character-level language model trained on text files, and text sampled from it.
@@ -101,6 +102,7 @@ struct TextTrain: ParsableCommand {
     func run() throws {
         Parallel.setThreadCount(threadCount(threads, default: Parallel.availableProcessors, quiet: json))
         try checkOutputLocation(output, flag: "--output")
+        try checkOutputsSpareInputs([(output, "--output")], inputs: text.map { ($0, "a text file of the corpus (--text)") })
         installTemporaryFileCleanup()
         let corpus: TextCorpus
         do { corpus = try TextCorpus(files: text) } catch { throw fail(error.description) }
@@ -110,6 +112,18 @@ struct TextTrain: ParsableCommand {
             throw fail("\(text.joined(separator: " ")): the \(name) part (\(part.count) bytes of \(corpus.ids.count), the \(name == "training" ? "first 95" : "last 5") %) is shorter than one sequence of \(sequenceLength) per stream for \(batchSize) streams (\(streamsNeeded) bytes); give more text or smaller --batch-size/--sequence-length")
         }
         let kind: RecurrentCell = cell == "lstm" ? .lstm : cell == "gru" ? .gru : .rnnTanh
+        // Refuse, before allocating, a model and step that do not fit in memory: parameters with gradients and two
+        // optimizer buffers, the layer's saved gates and states, the one-hot input, logits and targets.
+        let v = Double(corpus.vocabulary.count), cells = Double(batchSize * sequenceLength)
+        let parameters = Double(RecurrentStack.parameterCount(cell: kind, inputSize: corpus.vocabulary.count, hiddenSize: hidden,
+                                                              numLayers: numLayers, directions: 1)) + (Double(hidden) + 1) * v
+        let scratch = RecurrentStack.scratchEstimate(cell: kind, inputSize: corpus.vocabulary.count, hiddenSize: hidden,
+                                                     numLayers: numLayers, directions: 1, rows: batchSize, steps: sequenceLength)
+        let needed = 4 * (4 * parameters + scratch + cells * (5 * v + 2 * Double(hidden)))
+        if needed > Double(ProcessInfo.processInfo.physicalMemory) {
+            throw fail(String(format: "--hidden %d --num-layers %d with %d streams of %d bytes needs about %.1f GB; this machine has %.1f GB",
+                              hidden, numLayers, batchSize, sequenceLength, needed / 1e9, Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
+        }
         let model = TextModel(vocabulary: corpus.vocabulary, cell: kind, hiddenSize: hidden, numLayers: numLayers,
                               dropout: dropout, seed: seed)
         let optimizer: any Optimizer = switch self.optimizer {
@@ -207,7 +221,8 @@ struct TextSample: ParsableCommand {
         } catch {
             throw fail("--prime: \(error.description)")
         }
-        FileHandle.standardOutput.write(Data(bytes))
-        if bytes.last != 10 { FileHandle.standardOutput.write(Data([10])) }
+        let text = bytes.last == 10 ? bytes : bytes + [10]
+        // Through stdio, so that a failed write is reported (BackpropCommand.checkStandardOutput), not a trap.
+        _ = text.withUnsafeBufferPointer { bp_write_standard_output($0.baseAddress, UInt($0.count)) }
     }
 }

@@ -31,6 +31,23 @@ extension Train {
                 throw fail("--output and --checkpoint name the same file (\(output)); the model would overwrite the checkpoint")
             }
             if let output, let plot, sameFile(output, plot) { throw fail("--output and --plot name the same file (\(output))") }
+            var outputs: [(path: String, flag: String)] = []
+            if let output { outputs.append((output, "--output")) }
+            if let plot { outputs.append((plot, "--plot")) }
+            if checkpointEvery != nil { outputs.append((checkpoint, "--checkpoint")) }
+            var inputs: [(path: String, what: String)] = []
+            if trainsOnTable {
+                inputs.append((self.data, "the training table (--data)"))
+                if let validation { inputs.append((validation, "the validation table (--validation)")) }
+            } else {
+                let files = Dataset.standardFiles
+                for file in [files.trainImages, files.trainLabels, files.testImages, files.testLabels] {
+                    for suffix in [".gz", ""] { inputs.append(("\(self.data)/\(file)\(suffix)", "a data file (--data)")) }
+                }
+            }
+            try checkOutputsSpareInputs(outputs, inputs: inputs)
+            // The checkpoint may keep being written where it is resumed from; the model and the plot may not.
+            if let resume { try checkOutputsSpareInputs(outputs.filter { $0.flag != "--checkpoint" }, inputs: [(resume, "the checkpoint being resumed (--resume)")]) }
         }
         Parallel.setThreadCount(threadCount(threads, default: world != nil ? 1 : Parallel.availableProcessors,
                                             quiet: quiet || json))
@@ -65,10 +82,12 @@ extension Train {
     /// Stops before any work if the network's parameters, gradients, optimizer state and activations need more
     /// memory than the machine has.
     func checkMemory(_ settings: Settings, world: MPICommunicator?) throws {
+        let what = model.isRecurrent ? "--model \(model.rawValue) --hidden \(hidden) --num-layers \(numLayers)\(bidirectional ? " --bidirectional" : "")"
+            : "--layers \(settings.sizes.map(String.init).joined(separator: "-"))"
         if let needed = memoryNeeded(settings), needed > ProcessInfo.processInfo.physicalMemory {
-            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
+            throw fail("\(what) needs about \(gigabytes(needed)) for its parameters, gradients, optimizer state and activations; this machine has \(gigabytes(ProcessInfo.processInfo.physicalMemory))", rank: world)
         } else if memoryNeeded(settings) == nil {
-            throw fail("--layers \(settings.sizes.map(String.init).joined(separator: "-")) is too large to count", rank: world)
+            throw fail("\(what) is too large to count", rank: world)
         }
     }
 
@@ -205,12 +224,12 @@ extension Train {
     func summary(_ settings: Settings, loss: any Loss, schedule: any LearningRateSchedule,
                  data: (train: Dataset, test: Dataset), world: MPICommunicator?) -> String {
         """
-        backprop: \(modelDescription(settings)) \
-        \(settings.activation.rawValue)\(batchNorm ? " + batch norm" : "")\(residual ? ", residual" : ""), \
+        backprop: \(modelDescription(settings))\
+        \(model.isRecurrent ? "" : " " + settings.activation.rawValue)\(batchNorm ? " + batch norm" : "")\(residual ? ", residual" : ""), \
         \(loss.name), \(settings.optimizer.rawValue) lr \(settings.learningRate)\
         \(schedule is ConstantSchedule ? "" : " (\(schedule))"), \
         batch \(settings.batchSize == 0 ? "full (\(data.train.count))" : String(settings.batchSize)), \
-        init \(settings.initializer.name), seed \(seed), \(Parallel.threadCount) thread(s)\
+        init \(model.isRecurrent ? "pytorch" : settings.initializer.name), seed \(seed), \(Parallel.threadCount) thread(s)\
         \(world.map { " on each of \($0.size) MPI ranks" } ?? ""); \
         \(data.train.count) training and \(data.test.count) test samples from \(self.data)
         """

@@ -74,11 +74,22 @@ extension Train {
         ])
     }
 
-    /// Bytes an MLP of `settings.sizes` needs while training, counted before anything is allocated: parameters,
+    /// Bytes an MLP of `settings.sizes` (or the recurrent model) needs while training, counted before anything is allocated: parameters,
     /// gradients and up to three optimizer buffers (AMSGrad's), 4 bytes each, and the activations and their gradients
     /// of a micro-batch (at most 4 096 rows) and of an evaluation batch. `nil` when the count overflows.
     func memoryNeeded(_ settings: Settings) -> UInt64? {
         let sizes = settings.sizes
+        if model.isRecurrent {  // rows of a square image as steps; the stack's parameters and scratch, the head's
+            let side = max(1, Int(Double(sizes[0]).squareRoot())), directions = bidirectional ? 2 : 1
+            let cell: RecurrentCell = model == .lstm ? .lstm : model == .gru ? .gru : .rnnTanh
+            let parameters = Double(RecurrentStack.parameterCount(cell: cell, inputSize: side, hiddenSize: hidden, numLayers: numLayers,
+                                                                  directions: directions)) + Double(directions * hidden + 1) * Double(sizes.last!)
+            let rows = (settings.batchSize == 0 ? 4096 : min(settings.batchSize, 4096)) + 256
+            let scratch = RecurrentStack.scratchEstimate(cell: cell, inputSize: side, hiddenSize: hidden, numLayers: numLayers,
+                                                         directions: directions, rows: rows, steps: side)
+            let bytes = 4 * (5 * parameters + scratch)
+            return bytes < 1.8e19 ? UInt64(bytes) : nil
+        }
         var parameters = 0, activations = 0
         for i in 0..<(sizes.count - 1) {
             let (weights, o1) = (sizes[i] &+ 1).multipliedReportingOverflow(by: sizes[i + 1])

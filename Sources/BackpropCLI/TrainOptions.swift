@@ -281,6 +281,10 @@ struct Train: ParsableCommand {
         }
         guard hidden >= 1 && hidden <= 1 << 16 else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }
         guard (1...64).contains(numLayers) else { throw ValidationError("--num-layers must be in 1...64; got \(numLayers)") }
+        if model.isRecurrent {  // refuse what the recurrent models would silently ignore
+            if self.activation != nil { throw ValidationError("--model \(model.rawValue) has its own nonlinearities (gates); it does not take --activation") }
+            if self.initializer != nil { throw ValidationError("--model \(model.rawValue) is initialised as PyTorch does (U(−1/√H, 1/√H)); it does not take --init") }
+        }
         if !model.isRecurrent && (numLayers != 1 || bidirectional) {
             throw ValidationError("--num-layers and --bidirectional are for --model rnn, lstm or gru, not \(model.rawValue)")
         }

@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <stdio.h>
 #include "CBackpropSignals.h"
 #include <signal.h>
 #include <string.h>
@@ -45,4 +47,19 @@ void bp_install_temporary_file_cleanup(void) {
     sigemptyset(&set);
     for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaddset(&set, signals[i]);
     sigprocmask(SIG_UNBLOCK, &set, 0);
+}
+
+static int bp_standard_output_error = 0;  // the errno of the first failed write
+
+unsigned long bp_write_standard_output(const void *bytes, unsigned long count) {
+    unsigned long written = fwrite(bytes, 1, count, stdout);
+    if (written < count && !bp_standard_output_error) bp_standard_output_error = errno ? errno : EIO;
+    return written;
+}
+
+int bp_flush_standard_output(void) {
+    errno = 0;
+    if (fflush(stdout) != 0 && !bp_standard_output_error) bp_standard_output_error = errno ? errno : EIO;
+    if (ferror(stdout) && !bp_standard_output_error) bp_standard_output_error = EIO;
+    return bp_standard_output_error;
 }

@@ -103,6 +103,14 @@ public struct Table: Sendable {
     /// no end checks): a private mapping of a regular file (the newline written into the last page's slack, or
     /// a read copy when the size is a whole number of pages), or the bytes read from anything else.
     static func withContents<R>(of path: String, _ body: (UnsafeBufferPointer<UInt8>) throws(TableError) -> R) throws(TableError) -> R {
+        // Only regular files (checked before opening: opening a FIFO with no writer would wait for ever, and a
+        // device such as /dev/zero never ends).
+        var status = stat()
+        if stat(path, &status) == 0 {
+            let kind = status.st_mode & S_IFMT
+            if kind == S_IFDIR { throw .unreadable(path: path, reason: "it is a folder, not a file") }
+            if kind != S_IFREG { throw .unreadable(path: path, reason: "not a regular file (a device, FIFO or socket)") }
+        }
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             let code = errno

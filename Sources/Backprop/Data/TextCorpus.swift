@@ -22,9 +22,15 @@ public struct TextCorpus: Sendable {
         precondition(!files.isEmpty, "TextCorpus: no files")
         var bytes: [UInt8] = []
         for path in files {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .fileNotFound(path: path) }
-            guard !isDirectory.boolValue else { throw .unreadable(path: path, reason: "it is a directory") }
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                if errno == ENOENT { throw .fileNotFound(path: path) }
+                throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            guard (status.st_mode & S_IFMT) != S_IFDIR else { throw .unreadable(path: path, reason: "it is a directory") }
+            guard (status.st_mode & S_IFMT) == S_IFREG else {
+                throw .unreadable(path: path, reason: "not a regular file (a device, FIFO or socket)")
+            }
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
                 throw .unreadable(path: path, reason: (error as NSError).localizedDescription)

@@ -66,6 +66,7 @@ public struct SafetensorsFile: Sendable {
         let bytes: [UInt8]
         do { bytes = try readFile(path) } catch {
             if case .fileNotFound = error { throw .fileNotFound(path: path) }
+            if case .unreadable(_, let reason) = error { throw .unreadable(path: path, reason: reason) }  // (not the path twice)
             throw .unreadable(path: path, reason: error.description)
         }
         try self.init(bytes: bytes, path: path)

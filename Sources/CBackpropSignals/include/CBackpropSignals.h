@@ -12,4 +12,9 @@ void bp_temporary_file_end(void);
 /// thread. Idempotent.
 void bp_install_temporary_file_cleanup(void);
 
+/// Writes `count` bytes to standard output through stdio; returns the bytes written.
+unsigned long bp_write_standard_output(const void *bytes, unsigned long count);
+/// Flushes standard output; returns 0, or the errno of a write that failed (now or earlier).
+int bp_flush_standard_output(void);
+
 #endif

@@ -58,11 +58,21 @@ public struct RecurrentStack: Sendable {
     }
 
     /// The number of parameters of a stack of this shape.
-    static func parameterCount(cell: RecurrentCell, inputSize: Int, hiddenSize: Int, numLayers: Int, directions: Int) -> Int {
+    public static func parameterCount(cell: RecurrentCell, inputSize: Int, hiddenSize: Int, numLayers: Int, directions: Int) -> Int {
         (0..<numLayers).reduce(0) { total, k in
             total + directions * RecurrentParameters.count(inputSize: k == 0 ? inputSize : directions * hiddenSize,
                                                             hiddenSize: hiddenSize, gates: cell.gates)
         }
+    }
+
+    /// An upper bound, in floats, of the scratch space of a stack of this shape for `rows` sequences of `steps`
+    /// steps with room for the backward pass (in `Double`, so that absurd sizes compare rather than overflow): for
+    /// sizing memory before anything is allocated.
+    public static func scratchEstimate(cell: RecurrentCell, inputSize: Int, hiddenSize: Int, numLayers: Int, directions: Int,
+                                       rows: Int, steps: Int) -> Double {
+        let h = Double(hiddenSize), g = Double(cell.gates) * h, d = Double(directions), f = Double(inputSize)
+        let perStep = Double(numLayers) * d * (g + 4 * h) + 2 * g + 2 * d * h * 2 + 2 * f + d * h * Double(numLayers)
+        return Double(rows) * (Double(steps) + 1) * perStep + f * g + 2 * g
     }
 
     var parameters: [Matrix] { layers.flatMap(\.parameters) }
