@@ -215,6 +215,31 @@ struct RecurrentStackTests {
         }
     }
 
+    /// With two threads (the products split between them) the results are those of one thread, forward and
+    /// backward, for every cell, stacked and in both directions.
+    @Test func sequencesSplitBetweenThreadsGiveWhatOneThreadGives() {
+        let layers: [any RecurrentLayer] = [
+            LSTM(inputSize: 3, hiddenSize: 6, numLayers: 2, bidirectional: true, seed: 1),
+            GRU(inputSize: 3, hiddenSize: 6, returnsSequences: false, seed: 2), RNN(inputSize: 3, hiddenSize: 6, numLayers: 2, seed: 3),
+        ]
+        let x = randomMatrix(37, 15, seed: 4, in: -1...1)  // 37 sequences: parts of 18 and 19
+        for layer in layers {
+            func run(threads: Int) -> [Float] {
+                Parallel.withThreadCount(threads) {
+                    let output = Matrix(rows: 37, columns: layer.outputSize(forInputSize: 15)), final = RecurrentState(zerosFor: layer, sequences: 37)
+                    let context = LayerContext(mode: .training, scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 37, inputSize: 15, backward: true)))
+                    layer.forward(output: output, finalState: final, input: x, initialState: nil, context: context)
+                    for gradient in layer.parameterGradients { gradient.fill(0) }
+                    let dx = Matrix(rows: 37, columns: 15), dInitial = RecurrentState(zerosFor: layer, sequences: 37)
+                    layer.backward(dInput: dx, dInitialState: dInitial, dOutput: randomMatrix(37, output.columns, seed: 5),
+                                   dFinalState: nil, input: x, context: context)
+                    return output.scalars + final.hidden.scalars + dx.scalars + dInitial.hidden.scalars + layer.parameterGradients.flatMap(\.scalars)
+                }
+            }
+            expectClose(run(threads: 2), run(threads: 1).map(Double.init), relative: 1e-5, absolute: 1e-6, "\(type(of: layer))")
+        }
+    }
+
     /// Settings saved before stacking existed read as one layer, one direction; new settings round-trip.
     @Test func savedSettingsRoundTripAndOldOnesRead() throws {
         let old = #"{"inputSize":28,"hiddenSize":8,"returnsSequences":false}"#
