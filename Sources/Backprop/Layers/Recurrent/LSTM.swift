@@ -43,41 +43,16 @@ public struct LSTM: RecurrentLayer {
 }
 
 extension LSTM: SavableLayer {
-    public struct Settings: Codable, Sendable, Equatable {
-        public var inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, dropout: Float, returnsSequences: Bool
-    }
+    public typealias Settings = RecurrentSettings
     public static let typeName = "lstm"
     public var settings: Settings {
         Settings(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, bidirectional: bidirectional, dropout: dropout,
                  returnsSequences: returnsSequences)
     }
-    public static func parameterCount(for s: Settings) -> Int? {
-        guard (0...(1 << 24)).contains(s.inputSize), (0...(1 << 24)).contains(s.hiddenSize), (1...1024).contains(s.numLayers) else {
-            return Int.max
-        }
-        return RecurrentStack.parameterCount(cell: .lstm, inputSize: s.inputSize, hiddenSize: s.hiddenSize,
-                                             numLayers: s.numLayers, directions: s.bidirectional ? 2 : 1)
-    }
+    public static func parameterCount(for s: Settings) -> Int? { s.parameterCount(cell: .lstm) }
     public init(settings: Settings) throws {
-        try checkSize(settings.inputSize, "inputSize", in: "lstm")
-        try checkSize(settings.hiddenSize, "hiddenSize", in: "lstm")
-        try checkSetting((1...1024).contains(settings.numLayers), "lstm: numLayers \(settings.numLayers) is not in 1...1024")
-        try checkSetting(settings.dropout >= 0 && settings.dropout < 1, "lstm: dropout \(settings.dropout) is not in [0, 1)")
+        try settings.check(in: "lstm")
         self.init(inputSize: settings.inputSize, hiddenSize: settings.hiddenSize, numLayers: settings.numLayers,
                   bidirectional: settings.bidirectional, dropout: settings.dropout, returnsSequences: settings.returnsSequences, seed: 0)
-    }
-}
-
-extension LSTM.Settings {
-    enum CodingKeys: String, CodingKey { case inputSize, hiddenSize, numLayers, bidirectional, dropout, returnsSequences }
-    /// Reads settings saved before stacking and directions existed as one layer, one direction, no dropout.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        inputSize = try c.decode(Int.self, forKey: .inputSize)
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        numLayers = try c.decodeIfPresent(Int.self, forKey: .numLayers) ?? 1
-        bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false
-        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
-        returnsSequences = try c.decode(Bool.self, forKey: .returnsSequences)
     }
 }

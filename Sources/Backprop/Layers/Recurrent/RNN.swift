@@ -34,42 +34,16 @@ public struct RNN: RecurrentLayer {
 }
 
 extension RNN: SavableLayer {
-    public struct Settings: Codable, Sendable, Equatable {
-        public var inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, dropout: Float, returnsSequences: Bool, nonlinearity: Nonlinearity
-    }
+    public typealias Settings = RecurrentSettings
     public static let typeName = "rnn"
     public var settings: Settings {
         Settings(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, bidirectional: bidirectional, dropout: dropout,
                  returnsSequences: returnsSequences, nonlinearity: nonlinearity)
     }
-    public static func parameterCount(for s: Settings) -> Int? {
-        guard (0...(1 << 24)).contains(s.inputSize), (0...(1 << 24)).contains(s.hiddenSize), (1...1024).contains(s.numLayers) else {
-            return Int.max
-        }
-        return RecurrentStack.parameterCount(cell: s.nonlinearity == .relu ? .rnnReLU : .rnnTanh, inputSize: s.inputSize, hiddenSize: s.hiddenSize,
-                                             numLayers: s.numLayers, directions: s.bidirectional ? 2 : 1)
-    }
+    public static func parameterCount(for s: Settings) -> Int? { s.parameterCount(cell: s.nonlinearity == .relu ? .rnnReLU : .rnnTanh) }
     public init(settings: Settings) throws {
-        try checkSize(settings.inputSize, "inputSize", in: "rnn")
-        try checkSize(settings.hiddenSize, "hiddenSize", in: "rnn")
-        try checkSetting((1...1024).contains(settings.numLayers), "rnn: numLayers \(settings.numLayers) is not in 1...1024")
-        try checkSetting(settings.dropout >= 0 && settings.dropout < 1, "rnn: dropout \(settings.dropout) is not in [0, 1)")
-        self.init(inputSize: settings.inputSize, hiddenSize: settings.hiddenSize, nonlinearity: settings.nonlinearity, numLayers: settings.numLayers,
+        try settings.check(in: "rnn")
+        self.init(inputSize: settings.inputSize, hiddenSize: settings.hiddenSize, nonlinearity: settings.nonlinearity ?? .tanh, numLayers: settings.numLayers,
                   bidirectional: settings.bidirectional, dropout: settings.dropout, returnsSequences: settings.returnsSequences, seed: 0)
-    }
-}
-
-extension RNN.Settings {
-    enum CodingKeys: String, CodingKey { case inputSize, hiddenSize, numLayers, bidirectional, dropout, returnsSequences, nonlinearity }
-    /// Reads settings saved before stacking and directions existed as one layer, one direction, no dropout.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        inputSize = try c.decode(Int.self, forKey: .inputSize)
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        numLayers = try c.decodeIfPresent(Int.self, forKey: .numLayers) ?? 1
-        bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false
-        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
-        returnsSequences = try c.decode(Bool.self, forKey: .returnsSequences)
-        nonlinearity = try c.decode(RNN.Nonlinearity.self, forKey: .nonlinearity)
     }
 }

@@ -119,3 +119,47 @@ public enum RecurrentCell: String, Sendable, Codable {
         }
     }
 }
+
+/// What a saved ``RNN``, ``LSTM`` or ``GRU`` is besides its parameters (their ``SavableLayer/Settings``): sizes,
+/// stacking, directions, dropout, output, and an RNN's nonlinearity (`nil` for the gated cells).
+public struct RecurrentSettings: Codable, Sendable, Equatable {
+    public var inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, dropout: Float, returnsSequences: Bool
+    public var nonlinearity: RNN.Nonlinearity?
+
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bidirectional: Bool = false, dropout: Float = 0,
+                returnsSequences: Bool = true, nonlinearity: RNN.Nonlinearity? = nil) {
+        (self.inputSize, self.hiddenSize, self.numLayers, self.bidirectional) = (inputSize, hiddenSize, numLayers, bidirectional)
+        (self.dropout, self.returnsSequences, self.nonlinearity) = (dropout, returnsSequences, nonlinearity)
+    }
+
+    enum CodingKeys: String, CodingKey { case inputSize, hiddenSize, numLayers, bidirectional, dropout, returnsSequences, nonlinearity }
+
+    /// Reads settings saved before stacking and directions existed as one layer, one direction, no dropout.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        inputSize = try c.decode(Int.self, forKey: .inputSize)
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        numLayers = try c.decodeIfPresent(Int.self, forKey: .numLayers) ?? 1
+        bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? false
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
+        returnsSequences = try c.decode(Bool.self, forKey: .returnsSequences)
+        nonlinearity = try c.decodeIfPresent(RNN.Nonlinearity.self, forKey: .nonlinearity)
+    }
+
+    /// The parameters of a stack of `cell` with these settings (`Int.max` for sizes no file can hold).
+    func parameterCount(cell: RecurrentCell) -> Int? {
+        guard (0...(1 << 24)).contains(inputSize), (0...(1 << 24)).contains(hiddenSize), (1...1024).contains(numLayers) else {
+            return Int.max
+        }
+        return RecurrentStack.parameterCount(cell: cell, inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers,
+                                             directions: bidirectional ? 2 : 1)
+    }
+
+    /// Throws ``InvalidLayerSettings`` for settings read from a file that cannot make a layer.
+    func check(in type: String) throws {
+        try checkSize(inputSize, "inputSize", in: type)
+        try checkSize(hiddenSize, "hiddenSize", in: type)
+        try checkSetting((1...1024).contains(numLayers), "\(type): numLayers \(numLayers) is not in 1...1024")
+        try checkSetting(dropout >= 0 && dropout < 1, "\(type): dropout \(dropout) is not in [0, 1)")
+    }
+}
