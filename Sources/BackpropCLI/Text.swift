@@ -68,6 +68,9 @@ struct TextTrain: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch.")
     var json = false
 
+    @Flag(help: "Print nothing but errors (and the JSON lines, with --json).")
+    var quiet = false
+
     func validate() throws {
         guard !text.isEmpty else { throw ValidationError("give the corpus with --text FILE…") }
         guard ["lstm", "gru", "rnn"].contains(cell) else { throw ValidationError("--cell must be lstm, gru or rnn; got '\(cell)'") }
@@ -136,13 +139,13 @@ struct TextTrain: ParsableCommand {
         let chunks = TextCorpus.chunkCount(corpus.training, streams: batchSize, sequenceLength: sequenceLength)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        if !json {
+        if !json && !quiet {
             print("backprop text: \(corpus.ids.count) bytes, vocabulary \(corpus.vocabulary.count); \(numLayers > 1 ? "\(numLayers)×" : "")\(cell) \(hidden), "
                   + "\(self.optimizer) lr \(learningRate), \(batchSize) streams × \(sequenceLength) bytes, \(chunks) steps per epoch, "
                   + "\(Parallel.threadCount) thread(s)")
         }
         for epoch in 1...epochs {
-            var bar = standardOutputIsTerminal && !json ? ProgressBar(epoch: epoch, epochs: epochs, samplesPerBatch: batchSize * sequenceLength) : nil
+            var bar = standardOutputIsTerminal && !json && !quiet ? ProgressBar(epoch: epoch, epochs: epochs, samplesPerBatch: batchSize * sequenceLength) : nil
             let start = monotonicSeconds()
             let trainLoss: Double
             do {
@@ -164,7 +167,7 @@ struct TextTrain: ParsableCommand {
                                  characters_per_second: characters / max(seconds, 1e-9))
             if json {
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
-            } else {
+            } else if !quiet {
                 print(String(format: "epoch %3d/%d  train loss %.4f  validation loss %.4f (%.3f bits per character)  %.1f s  %.0f characters/s",
                              epoch, epochs, trainLoss, validation, line.validation_bits_per_character, seconds, line.characters_per_second))
             }
@@ -179,7 +182,7 @@ struct TextTrain: ParsableCommand {
                 throw fail(error.description)
             }
         }
-        if !json { print("saved the model to \(output)") }
+        if !json && !quiet { print("saved the model to \(output)") }
     }
 }
 

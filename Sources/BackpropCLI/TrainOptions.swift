@@ -98,8 +98,10 @@ struct Train: ParsableCommand {
         """)
     var model: ModelKind = .mlp
 
-    @Option(parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)")
-    var hidden: Int = 128
+    @Option(name: .customLong("hidden"), parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)")
+    var hiddenOption: Int?
+    /// The hidden state's size of a recurrent model.
+    var hidden: Int { hiddenOption ?? 128 }
 
     @Option(parsing: .unconditional, help: """
         rnn, lstm and gru: stacked recurrent layers, each above the first reading the one below's hidden states \
@@ -285,8 +287,8 @@ struct Train: ParsableCommand {
             if self.activation != nil { throw ValidationError("--model \(model.rawValue) has its own nonlinearities (gates); it does not take --activation") }
             if self.initializer != nil { throw ValidationError("--model \(model.rawValue) is initialised as PyTorch does (U(−1/√H, 1/√H)); it does not take --init") }
         }
-        if !model.isRecurrent && (numLayers != 1 || bidirectional) {
-            throw ValidationError("--num-layers and --bidirectional are for --model rnn, lstm or gru, not \(model.rawValue)")
+        if !model.isRecurrent && (numLayers != 1 || bidirectional || hiddenOption != nil) {
+            throw ValidationError("--hidden, --num-layers and --bidirectional are for --model rnn, lstm or gru, not \(model.rawValue) (give its layers with --layers)")
         }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }

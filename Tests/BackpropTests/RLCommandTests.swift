@@ -111,6 +111,8 @@ struct RecurrentCommandTests {
                                        "--epochs", "3", "--resume", checkpoint, "--output", model])
         #expect(resumed.status == 1 && resumed.stderr.contains("--num-layers 3 conflicts"), "\(resumed.stderr) \(resumed.stdout)")
         let mlp = try runBackprop(["train", "--data", folder.path, "--num-layers", "2", "--epochs", "1"])
-        #expect(mlp.status == 64 && mlp.stderr.contains("--num-layers and --bidirectional are for --model rnn, lstm or gru"))
+        #expect(mlp.status == 64 && mlp.stderr.contains("--hidden, --num-layers and --bidirectional are for --model rnn, lstm or gru"))
+        let hidden = try runBackprop(["train", "--data", folder.path, "--hidden", "64", "--epochs", "1"])
+        #expect(hidden.status == 64 && hidden.stderr.contains("give its layers with --layers"))
     }
 }

@@ -73,6 +73,9 @@ struct TextCommandTests {
             let result = try runBackprop(["text", "train", "--text", text] + flags)
             #expect(result.status == 64 && result.stderr.contains(message), "\(flags): \(result.stderr)")
         }
+        let quiet = try runBackprop(["text", "train", "--text", text, "--hidden", "4", "--sequence-length", "10", "--batch-size", "8",
+                                     "--quiet", "--threads", "1", "--output", "\(folder.path)/q.safetensors"])
+        #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet.stdout) \(quiet.stderr)")
         let noText = try runBackprop(["text", "train"])
         #expect(noText.status == 64 && noText.stderr.contains("--text"))
         let notAModel = try runBackprop(["text", "sample", "--model", text])
