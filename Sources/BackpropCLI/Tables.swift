@@ -30,6 +30,19 @@ extension Train {
     /// one-line error (exit 1).
     func prepareTable() throws -> PreparedTable {
         let imputes = impute == .mean
+        // Resuming: the checkpoint's schema (columns, categories, standardisation) is the authority, not one inferred
+        // again from the table given, which could encode the same rows differently.
+        var resumedSchema: TableSchema?
+        if let resume {
+            let file: SafetensorsFile
+            do { file = try SafetensorsFile(contentsOf: resume) } catch { throw fail(error.description) }
+            guard let json = file.metadata["table"] else { throw fail("--resume \(resume) was not trained on a table") }
+            guard let saved = TableSchema(json: json) else { throw fail("\(resume): its table schema (metadata 'table') cannot be read") }
+            if let target, target != saved.target {
+                throw fail("--target \(target) conflicts with \(resume), which was trained on target '\(saved.target)'; resume with the same settings")
+            }
+            resumedSchema = saved
+        }
         do {
             var seconds = 0.0
             // The table lives only in this scope: its cells are freed once the data set is built.
@@ -38,7 +51,7 @@ extension Train {
                 let clock = ContinuousClock(), start = clock.now
                 let table = try Table(contentsOf: data)
                 seconds = (clock.now - start).seconds
-                let schema = try TableSchema(table: table, target: target, task: task)
+                let schema = try resumedSchema ?? TableSchema(table: table, target: target, task: task)
                 return (try schema.dataset(from: table, imputeMissing: imputes), schema, table.rowCount)
             }()
             var validationSet: Dataset
@@ -54,8 +67,8 @@ extension Train {
                 all = parts.train
                 validationSet = parts.validation
             }
-            let standardization = Standardization(of: all, standardizes: schema.standardizedInputs,
-                                                  targets: schema.task == .regression)
+            let standardization = resumedSchema?.standardization
+                ?? Standardization(of: all, standardizes: schema.standardizedInputs, targets: schema.task == .regression)
             schema.standardization = standardization
             return PreparedTable(train: all.standardized(by: standardization),
                                  validation: validationSet.standardized(by: standardization),

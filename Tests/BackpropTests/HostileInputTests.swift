@@ -136,4 +136,32 @@ struct HostileInputTests {
             #expect(result.status == 64 && result.stderr.contains("does not take \(flags[0])"), "\(result.stderr)")
         }
     }
+
+    /// Resuming on a table takes the checkpoint's schema: a category the checkpoint never saw is an error naming the
+    /// cell (it was silently one-hot encoded afresh), and the saved standardization is kept, not recomputed.
+    @Test func resumingOnATableTakesTheCheckpointsSchema() throws {
+        let folder = TemporaryFolder()
+        let checkpoint = "\(folder.path)/run.ckpt", model = "\(folder.path)/m.safetensors"
+        var result = try runBackprop(["train", "--data", "Examples/Tables/fruit.csv", "--epochs", "1", "--checkpoint-every", "1",
+                                      "--checkpoint", checkpoint, "--output", model])
+        #expect(result.status == 0, "\(result.stderr)")
+        let saved = try #require(TableSchema(json: try SafetensorsFile(contentsOf: checkpoint).metadata["table"] ?? ""))
+        // The same rows with 'yellow' renamed 'purple', and heavier fruit (another mean, were it recomputed).
+        let text = try String(contentsOfFile: "Examples/Tables/fruit.csv", encoding: .utf8)
+        let renamed = "\(folder.path)/renamed.csv", heavier = "\(folder.path)/heavier.csv"
+        try text.replacingOccurrences(of: "yellow", with: "purple").write(toFile: renamed, atomically: true, encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        let heavy = [lines[0]] + lines.dropFirst().map { line -> String in
+            var cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            cells[0] = String((Double(cells[0]) ?? 0) + 500)
+            return cells.joined(separator: ",")
+        }
+        try (heavy.joined(separator: "\n") + "\n").write(toFile: heavier, atomically: true, encoding: .utf8)
+        result = try runBackprop(["train", "--data", renamed, "--epochs", "2", "--resume", checkpoint, "--output", model])
+        #expect(result.status == 1 && result.stderr.contains("purple"), "\(result.stderr)")
+        result = try runBackprop(["train", "--data", heavier, "--epochs", "2", "--resume", checkpoint, "--output", model])
+        #expect(result.status == 0, "\(result.stderr)")
+        let resumed = try #require(TableSchema(json: try SafetensorsFile(contentsOf: model).metadata["table"] ?? ""))
+        #expect(resumed.standardization == saved.standardization)
+    }
 }
