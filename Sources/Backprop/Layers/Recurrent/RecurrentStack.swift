@@ -454,6 +454,7 @@ public struct RecurrentStack: Sendable {
                     dh.fill(0)
                 }
                 if cell == .lstm && dFinalState?.cell == nil { dc.fill(0) }
+                b.biasSum.fill(0)
                 for i in 0..<t {
                     let step = d == 0 ? t - 1 - i : i, (current, previous) = Self.blocks(step: step, direction: d)
                     let needsPrevious = i < t - 1 || dInitialState != nil
@@ -463,15 +464,19 @@ public struct RecurrentStack: Sendable {
                     case .lstm:
                         bp_lstm_step_backward(dG.pointer, dc.pointer, dh.pointer, r.step(r.gates, step).pointer,
                                               r.step(r.cellTanh, step).pointer, r.block(r.cells, previous).pointer, n, h)
+                        addColumnSums(b.biasSum, of: dG)  // while dG is in cache: Σ dG for both biases
                         if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = dGₜ·W_hh
                     case .gru:
                         let dHiddenSide = r.step(b.hiddenSideGradients, step)
                         bp_gru_step_backward(dG.pointer, dHiddenSide.pointer, dh.pointer, r.step(r.gates, step).pointer,
                                              r.step(r.hiddenN, step).pointer, r.block(r.hidden, previous).pointer, n, h)
+                        addColumnSums(p.biasIHGradient, of: dG)  // while both are in cache
+                        addColumnSums(p.biasHHGradient, of: dHiddenSide)
                         if needsPrevious { gemm(dh, dHiddenSide, p.weightHH, beta: 1) }  // dhₜ₋₁ = dhₜ∘z + (·)·W_hh
                     case .rnnTanh, .rnnReLU:
                         bp_rnn_step_backward(dG.pointer, dh.pointer, r.block(r.hidden, current).pointer, n * h,
                                              cell == .rnnReLU ? 1 : 0)
+                        addColumnSums(b.biasSum, of: dG)
                         if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = δₜ·W_hh
                     }
                 }
@@ -483,12 +488,7 @@ public struct RecurrentStack: Sendable {
                 let hiddenSide = cell == .gru ? b.hiddenSideGradients : b.gateGradients
                 let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n))
                 gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
-                if cell == .gru {
-                    addColumnSums(p.biasHHGradient, of: hiddenSide)
-                    addColumnSums(p.biasIHGradient, of: b.gateGradients)
-                } else {  // both biases are in the same sum: one pass over dG
-                    b.biasSum.fill(0)
-                    addColumnSums(b.biasSum, of: b.gateGradients)
+                if cell != .gru {  // both biases get the same Σ dG, summed step by step above
                     for j in 0..<b.biasSum.columns {
                         p.biasIHGradient.pointer[j] += b.biasSum.pointer[j]
                         p.biasHHGradient.pointer[j] += b.biasSum.pointer[j]
