@@ -275,6 +275,8 @@ final class WorkerTeam: @unchecked Sendable {
     // Jobs left to run on the caller alone, after one whose caller waited long for a preempted worker (read and
     // written only by the holder of `busy`).
     nonisolated(unsafe) private var soloJobs = 0
+    nonisolated(unsafe) private var soloLength = WorkerTeam.shortestSolo  // the next solo run's length
+    nonisolated(unsafe) private var jobsSinceSolo = 0  // parallel jobs since the last solo run ended
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -305,8 +307,9 @@ final class WorkerTeam: @unchecked Sendable {
 
     /// A wait for a worker longer than this (and than the caller's own share) means the worker was preempted.
     static let preemptedWait = 200_000
-    /// How many jobs the caller then runs alone before it tries the workers again.
-    static let soloJobsAfterPreemption = 4_000
+    /// How many jobs the caller then runs alone before it tries the workers again: 256 the first time, doubling
+    /// while preemptions keep coming, up to 8 192.
+    static let shortestSolo = 256, longestSolo = 8_192
 
     /// The largest part count a job can have (16 bits of `claim`).
     static let maximumParts = 65_535
@@ -355,9 +358,17 @@ final class WorkerTeam: @unchecked Sendable {
         // With parts claimed one at a time, the wait is at most the one part a worker is finishing: shorter than
         // this thread's own work. Much longer means the system stopped running the worker mid-part (another process
         // wants the core): run the next jobs alone rather than wait for it again.
+        // A preemption soon after the last solo run means the machine is still busy: the next run is twice as long (up
+        // to `longestSolo`); one long after it is a passing event (on this host a virtual CPU is sometimes paused
+        // briefly even when the machine is quiet): the run is short again.
+        jobsSinceSolo += 1
         if spins > 0 {
             let waited = Self.nanoseconds() - ownWorkDone
-            if waited > max(Self.preemptedWait, ownWorkDone - start) { soloJobs = Self.soloJobsAfterPreemption }
+            if waited > max(Self.preemptedWait, ownWorkDone - start) {
+                soloLength = jobsSinceSolo < 2_048 ? min(2 * soloLength, Self.longestSolo) : Self.shortestSolo
+                soloJobs = soloLength
+                jobsSinceSolo = 0
+            }
         }
         (jobFunction, jobContext) = (nil, nil)
         busy.store(false, ordering: .releasing)
@@ -402,29 +413,17 @@ final class WorkerTeam: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    /// A worker's loop: wait for a new generation (spinning, then asleep), then claim parts of the job.
-    ///
-    /// On a busy machine a spinning worker is one more runnable thread competing with the caller for a core, and the
-    /// caller's serial work between jobs then runs at a fraction of a core. So the worker times its spinning: if
-    /// 1 000 pauses (about 50 µs) took over a millisecond, the system preempted it, and for the next 1 000 jobs it
-    /// sleeps as soon as it is idle. A sleeping thread that wakes is placed ahead of long-running ones by the
-    /// scheduler, so it still takes parts of the jobs, at the busy process's expense rather than the caller's.
+    /// A worker's loop: wait for a new generation (spinning, then asleep), then claim parts of the job. (A worker that
+    /// slept as soon as it was idle after finding itself preempted was tried: on a quiet machine its false alarms
+    /// made 2-thread epochs 1.3× slower, and the caller's fallback to running alone, in `run`, already keeps a busy
+    /// machine at about 1.1× one thread.)
     private func work(index: Int, from start: Int) {
         var seen = start
-        var calmJobsNeeded = 0  // > 0: preempted recently; do not spin
         while true {
-            var spins = 0, lastCheck = WorkerTeam.nanoseconds()
+            var spins = 0
             while generation.load(ordering: .acquiring) == seen {
-                if calmJobsNeeded == 0 && spins < 20_000 {
-                    spins += 1
-                    bp_cpu_relax()
-                    if spins % 1_000 == 0 {
-                        let now = WorkerTeam.nanoseconds()
-                        if now - lastCheck > 1_000_000 { calmJobsNeeded = 1_000 }
-                        lastCheck = now
-                    }
-                    continue
-                }
+                spins += 1
+                if spins < 20_000 { bp_cpu_relax(); continue }  // about 0.5 ms on Zen 4 (measured)
                 pthread_mutex_lock(sleepLock)
                 sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -434,7 +433,6 @@ final class WorkerTeam: @unchecked Sendable {
                 pthread_mutex_unlock(sleepLock)
             }
             seen = generation.load(ordering: .acquiring)
-            if calmJobsNeeded > 0 { calmJobsNeeded -= 1 }
             if index < jobThreads.load(ordering: .relaxed) { runClaimedParts(onCaller: false) }
         }
     }
