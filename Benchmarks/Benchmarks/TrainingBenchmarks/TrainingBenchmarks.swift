@@ -270,14 +270,6 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("exp kernel 64×128",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .kilo)) { benchmark in
-        let x = randomInput(64, 128), y = Matrix(rows: 64, columns: 128)
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations { exponentialForward(output: y, input: x) }
-        benchmark.stopMeasurement()
-    }
-
     // Every element-wise activation, forward then backward over a 256×1024 batch (262 144 elements; the same count for
     // each, so the times compare per element), 1 thread.
     for kind in ActivationKind.allCases {

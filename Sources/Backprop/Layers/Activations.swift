@@ -15,7 +15,7 @@ public struct Sigmoid: Activation {
     /// (`bp_sigmoid`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "Sigmoid.forward")
-        forEachElementChunk(bp_sigmoid, output: output, input)
+        forEachElementChunk({ y, z, _, _, n, _ in bp_sigmoid(y, z, n) }, output: output, input)
     }
 
     /// `dZ = dY ∘ Y(1 − Y)` (`bp_sigmoid_backward`), split between the threads for large batches.
@@ -23,7 +23,7 @@ public struct Sigmoid: Activation {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "Sigmoid.backward")
         precondition(sameShape: dInput, output, "Sigmoid.backward")
-        forEachElementChunk(bp_sigmoid_backward, output: dInput, dOutput, output)
+        forEachElementChunk({ dz, dy, y, _, n, _ in bp_sigmoid_backward(dz, dy, y, n) }, output: dInput, dOutput, output)
     }
 }
 
@@ -36,7 +36,7 @@ public struct ReLU: Activation {
     /// `Y = max(0, Z)` (`bp_relu`), split between the threads for large batches.
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         precondition(sameShape: output, input, "ReLU.forward")
-        forEachElementChunk(bp_relu, output: output, input)
+        forEachElementChunk({ y, z, _, _, n, _ in bp_relu(y, z, n) }, output: output, input)
     }
 
     /// `dZ = dY ∘ [Z > 0]` (`bp_relu_backward`), split between the threads for large batches.
@@ -44,7 +44,7 @@ public struct ReLU: Activation {
         guard let dInput else { return }
         precondition(sameShape: dInput, dOutput, "ReLU.backward")
         precondition(sameShape: dInput, input, "ReLU.backward")
-        forEachElementChunk(bp_relu_backward, output: dInput, dOutput, input)
+        forEachElementChunk({ dz, dy, z, _, n, _ in bp_relu_backward(dz, dy, z, n) }, output: dInput, dOutput, input)
     }
 }
 

@@ -37,8 +37,9 @@ public func gemm(
         return
     }
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
-    // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm. Below about 2 MFLOP
-    // per part the split costs more than it gains.
+    // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm claimed by whichever thread
+    // is free: up to `gemmPartsPerThread` parts per thread, none of less than 2²⁰ multiply-adds (below that the
+    // split costs more than it gains).
     let byRows = m >= n
     let split = byRows ? m : n
     let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: gemmPartsPerThread), split / 16))

@@ -28,37 +28,13 @@ func sumOfSquares(_ x: Matrix) -> Double {
     }
 }
 
-/// An element-wise C kernel `kernel(output, input, count)`.
-typealias UnaryKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int) -> Void
-/// An element-wise C kernel `kernel(output, a, b, count)`.
-typealias BinaryKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Void
-
-/// Runs `kernel` over all elements, in chunks split between the threads when there are at least 32 768 elements
-/// per thread (below that the hand-off costs more than it saves).
-func forEachElementChunk(_ kernel: UnaryKernel, output: Matrix, _ input: Matrix) {
-    var job = (kernel: kernel, y: output.pointer, x: UnsafePointer(input.pointer))
-    Parallel.forEachChunk(of: output.count, minimumPerPart: 32_768, context: &job) { context, start, end in
-        let job = context.load(as: (kernel: UnaryKernel, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>).self)
-        job.kernel(job.y + start, job.x + start, end - start)
-    }
-}
-
-/// Runs `kernel` over all elements of `output`, `a` and `b`, as the unary form does.
-func forEachElementChunk(_ kernel: BinaryKernel, output: Matrix, _ a: Matrix, _ b: Matrix) {
-    var job = (kernel: kernel, y: output.pointer, a: UnsafePointer(a.pointer), b: UnsafePointer(b.pointer))
-    Parallel.forEachChunk(of: output.count, minimumPerPart: 32_768, context: &job) { context, start, end in
-        let job = context.load(as: (kernel: BinaryKernel, y: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>,
-                                    b: UnsafePointer<Float>).self)
-        job.kernel(job.y + start, job.a + start, job.b + start, end - start)
-    }
-}
-
 /// An element-wise C kernel over up to three inputs and a setting: `kernel(output, a, b, c, count, setting)`.
 typealias ElementKernel = @convention(c) (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                           UnsafePointer<Float>, Int, Float) -> Void
 
-/// Runs `kernel` over all elements of `output` and its inputs (unused ones may repeat `a`), as the unary form
-/// does: split between the threads when there are at least 32 768 elements per thread. Allocates nothing.
+/// Runs `kernel` over all elements of `output` and its inputs (unused ones may repeat `a`), in chunks
+/// split between the threads when there are at least 32 768 elements per thread (below that the hand-off costs more
+/// than it saves). Allocates nothing.
 func forEachElementChunk(_ kernel: ElementKernel, output: Matrix, _ a: Matrix, _ b: Matrix? = nil, _ c: Matrix? = nil,
                          setting: Float = 0) {
     struct Job {

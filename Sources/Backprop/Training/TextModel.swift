@@ -125,7 +125,8 @@ public final class TextModel {
         output.reserveCapacity(length)
         var probabilities = [Double](repeating: 0, count: v)
         for _ in 0..<length {
-            let top = (0..<v).map { Double(logits.pointer[$0]) / Double(temperature) }.max()!
+            var top = -Double.infinity
+            for j in 0..<v { top = max(top, Double(logits.pointer[j]) / Double(temperature)) }
             var total = 0.0
             for j in 0..<v {
                 probabilities[j] = exp(Double(logits.pointer[j]) / Double(temperature) - top)

@@ -1,28 +1,10 @@
 #ifndef BACKPROP_CSIMD_H
 #define BACKPROP_CSIMD_H
 // What Swift code in a package cannot do itself: element-wise kernels compiled per instruction set (Kernels.c),
-// a software prefetch, the floating-point control word, a spin-wait hint, and a packed square root on the
-// baseline target (Swift's squareRoot() on SIMD types is computed lane by lane, while SSE, part of every x86-64
-// CPU, and NEON, part of every ARM64 CPU, have a 4-lane one).
+// a software prefetch, the floating-point control word and a spin-wait hint.
 // No stable API: for Backprop's own kernels.
 
 #include <stdint.h>
-
-typedef float bp_float4 __attribute__((ext_vector_type(4)));
-
-#if defined(__SSE__)
-#include <xmmintrin.h>
-/// The IEEE square root of each lane (sqrtps).
-static inline bp_float4 bp_sqrt4(bp_float4 x) { return (bp_float4)_mm_sqrt_ps((__m128)x); }
-#elif defined(__ARM_NEON)
-#include <arm_neon.h>
-static inline bp_float4 bp_sqrt4(bp_float4 x) { return (bp_float4)vsqrtq_f32((float32x4_t)x); }
-#else
-static inline bp_float4 bp_sqrt4(bp_float4 x) {
-    bp_float4 r = { __builtin_sqrtf(x[0]), __builtin_sqrtf(x[1]), __builtin_sqrtf(x[2]), __builtin_sqrtf(x[3]) };
-    return r;
-}
-#endif
 
 // Kernels.c: element-wise loops compiled for AVX-512, AVX2 + FMA and the baseline target, chosen at load time.
 

@@ -108,7 +108,7 @@ public struct RecurrentStack: Sendable {
     /// `gates` (`T·N × 4H`), `cells` (like `hidden`), `cellTanh` (`T·N × H`); for a GRU `gates` (`T·N × 3H`) and
     /// `hiddenN` (`T·N × H`).
     struct Buffers {
-        let base: Int, n: Int, t: Int, h: Int, g: Int, cell: RecurrentCell
+        let n: Int, t: Int, h: Int, g: Int, cell: RecurrentCell
         let context: LayerContext
         let recordSize: Int
         let input: Matrix  // T·N × F, time-major
@@ -128,7 +128,6 @@ public struct RecurrentStack: Sendable {
             let h = stack.hiddenSize, g = stack.cell.gates * h, nt = n * t, dh = stack.directions * h
             (self.n, self.t, self.h, self.g, self.cell) = (n, t, h, g, stack.cell)
             self.context = context ?? LayerContext()
-            base = 0
             switch stack.cell {
             case .lstm: recordSize = (nt + n) * h * 2 + nt * g + nt * h
             case .gru: recordSize = (nt + n) * h + nt * g + nt * h
