@@ -215,23 +215,26 @@ struct RecurrentStackTests {
         }
     }
 
-    /// With two threads (the products split between them) the results are those of one thread, forward and
-    /// backward, for every cell, stacked and in both directions.
+    /// With two threads (each step's rows split between them: the recurrent GEMM and the cell's kernel of each
+    /// half on one thread) the results are those of one thread, forward and backward, for every cell, stacked and in
+    /// both directions. 1 400 sequences of hidden size 40 are enough rows for every cell's step to split.
     @Test func sequencesSplitBetweenThreadsGiveWhatOneThreadGives() {
+        let (n, h) = (1400, 40)
+        #expect(2 * RecurrentSteps.minimumRows(width: h, depth: h) <= n, "the RNN's steps must split, or this tests nothing")
         let layers: [any RecurrentLayer] = [
-            LSTM(inputSize: 3, hiddenSize: 6, numLayers: 2, bidirectional: true, seed: 1),
-            GRU(inputSize: 3, hiddenSize: 6, returnsSequences: false, seed: 2), RNN(inputSize: 3, hiddenSize: 6, numLayers: 2, seed: 3),
+            LSTM(inputSize: 3, hiddenSize: h, numLayers: 2, bidirectional: true, seed: 1),
+            GRU(inputSize: 3, hiddenSize: h, returnsSequences: false, seed: 2), RNN(inputSize: 3, hiddenSize: h, numLayers: 2, seed: 3),
         ]
-        let x = randomMatrix(37, 15, seed: 4, in: -1...1)  // 37 sequences: parts of 18 and 19
+        let x = randomMatrix(n, 9, seed: 4, in: -1...1)
         for layer in layers {
             func run(threads: Int) -> [Float] {
                 Parallel.withThreadCount(threads) {
-                    let output = Matrix(rows: 37, columns: layer.outputSize(forInputSize: 15)), final = RecurrentState(zerosFor: layer, sequences: 37)
-                    let context = LayerContext(mode: .training, scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: 37, inputSize: 15, backward: true)))
+                    let output = Matrix(rows: n, columns: layer.outputSize(forInputSize: 9)), final = RecurrentState(zerosFor: layer, sequences: n)
+                    let context = LayerContext(mode: .training, scratch: Matrix(rows: 1, columns: layer.scratchCount(rows: n, inputSize: 9, backward: true)))
                     layer.forward(output: output, finalState: final, input: x, initialState: nil, context: context)
                     for gradient in layer.parameterGradients { gradient.fill(0) }
-                    let dx = Matrix(rows: 37, columns: 15), dInitial = RecurrentState(zerosFor: layer, sequences: 37)
-                    layer.backward(dInput: dx, dInitialState: dInitial, dOutput: randomMatrix(37, output.columns, seed: 5),
+                    let dx = Matrix(rows: n, columns: 9), dInitial = RecurrentState(zerosFor: layer, sequences: n)
+                    layer.backward(dInput: dx, dInitialState: dInitial, dOutput: randomMatrix(n, output.columns, seed: 5),
                                    dFinalState: nil, input: x, context: context)
                     return output.scalars + final.hidden.scalars + dx.scalars + dInitial.hidden.scalars + layer.parameterGradients.flatMap(\.scalars)
                 }

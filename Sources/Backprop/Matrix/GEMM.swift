@@ -80,6 +80,25 @@ private func matrixVectorProduct(_ c: Matrix, _ a: Matrix, _ b: Matrix, m: Int, 
     }
 }
 
+/// `C ← α·op(A)·op(B) + β·C` on the calling thread, on raw row-major operands (`op(A)` `m × k`, `op(B)` `k × n`,
+/// leading dimensions `lda`, `ldb`, `ldc`): for kernels that already run on one of ``Parallel``'s threads, such as a
+/// recurrent step's rows. A single row of C is one `sgemv`, as in ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)``
+/// (OpenBLAS's small-matrix `sgemm` would allocate). Allocates nothing.
+@inline(__always)
+func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      c: UnsafeMutablePointer<Float>, ldc: Int, transposeA: Bool = false, transposeB: Bool = false,
+                      alpha: Float = 1, beta: Float) {
+    if m == 0 || n == 0 { return }
+    if m == 1 {  // cᵀ = op(B)ᵀ·aᵀ, with a a row of op(A): contiguous when A is not transposed
+        precondition(!transposeA, "gemmOnThisThread: a single row of a transposed A is not contiguous")
+        cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k), Int32(transposeB ? k : n),
+                    alpha, b, Int32(ldb), a, 1, beta, c, 1)
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
 /// One `sgemm` call's arguments, for the threads that each compute a block of rows or columns of C.
 private struct GEMMPart {
     var m: Int, n: Int, k: Int

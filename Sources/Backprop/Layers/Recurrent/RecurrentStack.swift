@@ -346,28 +346,28 @@ public struct RecurrentStack: Sendable {
             project(r.gates, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
-                let gates = r.step(r.gates, step)
-                gemm(gates, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
-                bp_lstm_step(gates.pointer, bias, r.block(r.cells, previous).pointer, r.block(r.cells, current).pointer,
-                             r.step(r.cellTanh, step).pointer, r.block(r.hidden, current).pointer, n, h)
+                RecurrentSteps.lstmForward(.init(gates: r.step(r.gates, step).pointer, previousHidden: r.block(r.hidden, previous).pointer,
+                                                 weightHH: p.weightHH.pointer, bias: bias, previousCell: r.block(r.cells, previous).pointer,
+                                                 cell: r.block(r.cells, current).pointer, cellTanh: r.step(r.cellTanh, step).pointer,
+                                                 hidden: r.block(r.hidden, current).pointer, h: h), n: n)
             }
         case .gru:
             project(r.gates, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
-                gemm(recurrent, r.block(r.hidden, previous), p.weightHH, transposeB: true)
-                bp_gru_step(r.step(r.gates, step).pointer, p.biasIH.pointer, recurrent.pointer, p.biasHH.pointer,
-                            r.block(r.hidden, previous).pointer,
-                            r.step(r.hiddenN, step).pointer, r.block(r.hidden, current).pointer, n, h)
+                RecurrentSteps.gruForward(.init(gates: r.step(r.gates, step).pointer, recurrent: recurrent.pointer,
+                                                previousHidden: r.block(r.hidden, previous).pointer, weightHH: p.weightHH.pointer,
+                                                biasIH: p.biasIH.pointer, biasHH: p.biasHH.pointer,
+                                                hiddenN: r.step(r.hiddenN, step).pointer, hidden: r.block(r.hidden, current).pointer,
+                                                h: h), n: n)
             }
         case .rnnTanh, .rnnReLU:
             let steps = r.hidden.rows(d == 0 ? n..<((t + 1) * n) : 0..<(t * n))
             project(steps, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
-                let hidden = r.block(r.hidden, current)
-                gemm(hidden, r.block(r.hidden, previous), p.weightHH, transposeB: true, beta: 1)
-                bp_rnn_step(hidden.pointer, bias, n, h, cell == .rnnReLU ? 1 : 0)
+                RecurrentSteps.rnnForward(.init(hidden: r.block(r.hidden, current).pointer, previousHidden: r.block(r.hidden, previous).pointer,
+                                                weightHH: p.weightHH.pointer, bias: bias, h: h, relu: cell == .rnnReLU), n: n)
             }
         }
     }
@@ -461,22 +461,26 @@ public struct RecurrentStack: Sendable {
                     let dG = r.step(b.gateGradients, step)
                     switch cell {
                     case .lstm:
-                        bp_lstm_step_backward(dG.pointer, dc.pointer, dh.pointer, r.step(r.gates, step).pointer,
-                                              r.step(r.cellTanh, step).pointer, r.block(r.cells, previous).pointer, n, h)
-                        addColumnSums(b.biasSum, of: dG)  // while dG is in cache: Σ dG for both biases
-                        if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = dGₜ·W_hh
+                        RecurrentSteps.lstmBackward(.init(gateGradients: dG.pointer, cellGradient: dc.pointer, hiddenGradient: dh.pointer,
+                                                          gates: r.step(r.gates, step).pointer, cellTanh: r.step(r.cellTanh, step).pointer,
+                                                          previousCell: r.block(r.cells, previous).pointer, weightHH: p.weightHH.pointer,
+                                                          h: h, needsPrevious: needsPrevious), n: n)  // dG; dhₜ₋₁ = dGₜ·W_hh
+                        addColumnSums(b.biasSum, of: dG)  // Σ dG for both biases
                     case .gru:
                         let dHiddenSide = r.step(b.hiddenSideGradients, step)
-                        bp_gru_step_backward(dG.pointer, dHiddenSide.pointer, dh.pointer, r.step(r.gates, step).pointer,
-                                             r.step(r.hiddenN, step).pointer, r.block(r.hidden, previous).pointer, n, h)
-                        addColumnSums(p.biasIHGradient, of: dG)  // while both are in cache
+                        RecurrentSteps.gruBackward(.init(inputSideGradients: dG.pointer, hiddenSideGradients: dHiddenSide.pointer,
+                                                         hiddenGradient: dh.pointer, gates: r.step(r.gates, step).pointer,
+                                                         hiddenN: r.step(r.hiddenN, step).pointer,
+                                                         previousHidden: r.block(r.hidden, previous).pointer,
+                                                         weightHH: p.weightHH.pointer, h: h, needsPrevious: needsPrevious),
+                                                   n: n)  // dhₜ₋₁ = dhₜ∘z + dR·W_hh
+                        addColumnSums(p.biasIHGradient, of: dG)
                         addColumnSums(p.biasHHGradient, of: dHiddenSide)
-                        if needsPrevious { gemm(dh, dHiddenSide, p.weightHH, beta: 1) }  // dhₜ₋₁ = dhₜ∘z + (·)·W_hh
                     case .rnnTanh, .rnnReLU:
-                        bp_rnn_step_backward(dG.pointer, dh.pointer, r.block(r.hidden, current).pointer, n * h,
-                                             cell == .rnnReLU ? 1 : 0)
+                        RecurrentSteps.rnnBackward(.init(delta: dG.pointer, hiddenGradient: dh.pointer,
+                                                         hidden: r.block(r.hidden, current).pointer, weightHH: p.weightHH.pointer,
+                                                         h: h, relu: cell == .rnnReLU, needsPrevious: needsPrevious), n: n)  // δ; dhₜ₋₁ = δₜ·W_hh
                         addColumnSums(b.biasSum, of: dG)
-                        if needsPrevious { gemm(dh, dG, p.weightHH) }  // dhₜ₋₁ = δₜ·W_hh
                     }
                 }
                 if let dInitialState {

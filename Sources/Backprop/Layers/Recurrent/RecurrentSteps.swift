@@ -1,0 +1,147 @@
+import CSIMD
+
+/// One time step of a cell, split by rows (sequences) between ``Parallel``'s threads. Within a step the sequences are
+/// independent, so each thread runs the recurrent GEMM of its own rows and then the cell's kernel on them, while
+/// they are still in its core's cache: one hand-off per step instead of one for the GEMM and a kernel on one thread.
+/// A part gets at least 2²⁰ multiply-adds (as ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)``'s parts do), so small
+/// batches run on the calling thread.
+///
+/// All pointers are row-major blocks of the step's `N` rows: `H` wide for states, `G·H` for gates. Allocates nothing.
+enum RecurrentSteps {
+    /// The fewest rows a part gets for a step whose GEMM is `rows × width × depth`.
+    @inline(__always)
+    static func minimumRows(width: Int, depth: Int) -> Int { max(1, (1 << 20) / max(1, width * depth)) }
+
+    // MARK: LSTM
+
+    struct LSTMForward {
+        let gates: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>, previousCell: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>
+        let cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
+        let h: Int
+    }
+
+    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection), then ``bp_lstm_step`` on those rows: the
+    /// gates activated in place, `c = f⊙c₋₁ + i⊙g`, `tanh c`, `h = o⊙tanh c`.
+    static func lstmForward(_ job: LSTMForward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 4 * job.h, depth: job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: LSTMForward.self).pointee, h = j.h, g = 4 * h
+            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
+                             c: j.gates + start * g, ldc: g, transposeB: true, beta: 1)
+            bp_lstm_step(j.gates + start * g, j.bias, j.previousCell + start * h, j.cell + start * h,
+                         j.cellTanh + start * h, j.hidden + start * h, end - start, h)
+        }
+    }
+
+    struct LSTMBackward {
+        let gateGradients: UnsafeMutablePointer<Float>, cellGradient: UnsafeMutablePointer<Float>
+        let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>
+        let previousCell: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let h: Int, needsPrevious: Bool
+    }
+
+    /// ``bp_lstm_step_backward`` on the rows (`dG`, and `dc` becomes `∂L/∂cₜ₋₁`), then, unless this is the first step
+    /// and no initial state wants a gradient, `dh ← dG·W_hh` (`∂L/∂hₜ₋₁`).
+    static func lstmBackward(_ job: LSTMBackward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: 4 * job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: LSTMBackward.self).pointee, h = j.h, g = 4 * h
+            bp_lstm_step_backward(j.gateGradients + start * g, j.cellGradient + start * h, j.hiddenGradient + start * h,
+                                  j.gates + start * g, j.cellTanh + start * h, j.previousCell + start * h, end - start, h)
+            if j.needsPrevious {
+                gemmOnThisThread(m: end - start, n: h, k: g, a: j.gateGradients + start * g, lda: g, b: j.weightHH, ldb: h,
+                                 c: j.hiddenGradient + start * h, ldc: h, beta: 0)
+            }
+        }
+    }
+
+    // MARK: GRU
+
+    struct GRUForward {
+        let gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>
+        let weightHH: UnsafePointer<Float>, biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>
+        let hiddenN: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
+        let h: Int
+    }
+
+    /// `R = h₋₁·W_hhᵀ` (`N × 3H`, kept apart from the input side because `r` multiplies only its `n` part), then
+    /// ``bp_gru_step`` on those rows: `r`, `z`, `n = tanh(W_in x + b_in + r⊙(W_hn h₋₁ + b_hn))`, `h = (1−z)⊙n + z⊙h₋₁`.
+    static func gruForward(_ job: GRUForward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 3 * job.h, depth: job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: GRUForward.self).pointee, h = j.h, g = 3 * h
+            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
+                             c: j.recurrent + start * g, ldc: g, transposeB: true, beta: 0)
+            bp_gru_step(j.gates + start * g, j.biasIH, j.recurrent + start * g, j.biasHH, j.previousHidden + start * h,
+                        j.hiddenN + start * h, j.hidden + start * h, end - start, h)
+        }
+    }
+
+    struct GRUBackward {
+        let inputSideGradients: UnsafeMutablePointer<Float>, hiddenSideGradients: UnsafeMutablePointer<Float>
+        let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, hiddenN: UnsafePointer<Float>
+        let previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let h: Int, needsPrevious: Bool
+    }
+
+    /// ``bp_gru_step_backward`` on the rows (the input- and hidden-side gradients; `dh` becomes `dh⊙z`), then, unless
+    /// no earlier state needs it, `dh += dR·W_hh` (`∂L/∂hₜ₋₁`).
+    static func gruBackward(_ job: GRUBackward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: 3 * job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: GRUBackward.self).pointee, h = j.h, g = 3 * h
+            bp_gru_step_backward(j.inputSideGradients + start * g, j.hiddenSideGradients + start * g, j.hiddenGradient + start * h,
+                                 j.gates + start * g, j.hiddenN + start * h, j.previousHidden + start * h, end - start, h)
+            if j.needsPrevious {
+                gemmOnThisThread(m: end - start, n: h, k: g, a: j.hiddenSideGradients + start * g, lda: g, b: j.weightHH,
+                                 ldb: h, c: j.hiddenGradient + start * h, ldc: h, beta: 1)
+            }
+        }
+    }
+
+    // MARK: RNN
+
+    struct RNNForward {
+        let hidden: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>
+        let h: Int, relu: Bool
+    }
+
+    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection), then ``bp_rnn_step``: `h = φ(h + b)`.
+    static func rnnForward(_ job: RNNForward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: RNNForward.self).pointee, h = j.h
+            gemmOnThisThread(m: end - start, n: h, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
+                             c: j.hidden + start * h, ldc: h, transposeB: true, beta: 1)
+            bp_rnn_step(j.hidden + start * h, j.bias, end - start, h, j.relu ? 1 : 0)
+        }
+    }
+
+    struct RNNBackward {
+        let delta: UnsafeMutablePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>
+        let weightHH: UnsafePointer<Float>
+        let h: Int, relu: Bool, needsPrevious: Bool
+    }
+
+    /// ``bp_rnn_step_backward`` on the rows (`δ = dh⊙φ′`), then, unless no earlier state needs it, `dh ← δ·W_hh`.
+    static func rnnBackward(_ job: RNNBackward, n: Int) {
+        var job = job
+        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
+                              context: &job) { context, start, end in
+            let j = context.assumingMemoryBound(to: RNNBackward.self).pointee, h = j.h
+            bp_rnn_step_backward(j.delta + start * h, j.hiddenGradient + start * h, j.hidden + start * h, (end - start) * h,
+                                 j.relu ? 1 : 0)
+            if j.needsPrevious {
+                gemmOnThisThread(m: end - start, n: h, k: h, a: j.delta + start * h, lda: h, b: j.weightHH, ldb: h,
+                                 c: j.hiddenGradient + start * h, ldc: h, beta: 0)
+            }
+        }
+    }
+}
