@@ -596,3 +596,46 @@ void bp_rmsprop(float *restrict theta, const float *restrict gradient, float *re
     else if (buffer) bp_rmsprop_loop(theta, gradient, v, v, buffer, count, learningRate, alpha, epsilon, weightDecay, momentum, 0, 1);
     else bp_rmsprop_loop(theta, gradient, v, v, v, count, learningRate, alpha, epsilon, weightDecay, momentum, 0, 0);
 }
+
+/// Max pooling of `planes` planes of h × w (the channels of one or more images, contiguous) with a k × k window
+/// moved by `stride`, into planes of outH × outW: each window's maximum, and in `indices` the position of that
+/// maximum in `x` (relative to `x`, as a float), the first one in row-major order when several are equal (as
+/// PyTorch picks); a NaN wins, as in PyTorch, so that it propagates. The 2 × 2, stride-2 window of the
+/// CNNs has its own loop, which the compiler vectorises.
+BP_CLONES
+void bp_max_pool(float *restrict y, float *restrict indices, const float *restrict x, long planes, long h, long w,
+                 long outH, long outW, long k, long stride) {
+    for (long p = 0; p < planes; p++) {
+        const float *plane = x + p * h * w;
+        float *out = y + p * outH * outW, *where = indices + p * outH * outW;
+        for (long oy = 0; oy < outH; oy++) {
+            if (k == 2 && stride == 2) {
+                const float *top = plane + 2 * oy * w, *bottom = top + w;
+                long base = p * h * w + 2 * oy * w;
+                for (long ox = 0; ox < outW; ox++) {
+                    float a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1];
+                    float best = a; long at = 0;
+                    if (b > best || b != b) { best = b; at = 1; }
+                    if (c > best || c != c) { best = c; at = w; }
+                    if (d > best || d != d) { best = d; at = w + 1; }
+                    out[oy * outW + ox] = best;
+                    where[oy * outW + ox] = (float)(base + 2 * ox + at);
+                }
+                continue;
+            }
+            for (long ox = 0; ox < outW; ox++) {
+                long first = (oy * stride) * w + ox * stride, at = first;
+                float best = plane[first];
+                for (long i = 0; i < k; i++) {
+                    for (long j = 0; j < k; j++) {
+                        long index = (oy * stride + i) * w + ox * stride + j;
+                        float v = plane[index];
+                        if (v > best || v != v) { best = v; at = index; }
+                    }
+                }
+                out[oy * outW + ox] = best;
+                where[oy * outW + ox] = (float)(p * h * w + at);
+            }
+        }
+    }
+}

@@ -86,6 +86,44 @@ extension ConvolutionTests {
         #expect(results[0].contains { $0 != 0 })
     }
 
+    /// Max pooling of every window shape and stride against the definition, computed here: each window's maximum,
+    /// the gradient routed to its first position when values tie (as PyTorch does), and a NaN that wins its window.
+    @Test(arguments: [(2, 2), (3, 2), (2, 1), (3, 3)])
+    func maxPoolingIsTheDefinition(_ window: (size: Int, stride: Int)) {
+        let shape = ImageShape(channels: 2, height: 7, width: 8), rows = 3
+        let pool = Pool2D(.max, input: shape, kernelSize: window.size, stride: window.stride)
+        var values = randomMatrix(rows, shape.count, seed: 9, in: 0...4).scalars.map { $0.rounded() }  // many ties
+        values[shape.count + 9] = .nan  // sample 1, channel 0, row 1, column 1
+        let x = Matrix(rows: rows, columns: shape.count, values: values)
+        let out = pool.output, dy = randomMatrix(rows, out.count, seed: 10)
+        let y = Matrix(rows: rows, columns: out.count), dx = Matrix(rows: rows, columns: shape.count)
+        let scratch = Matrix(rows: 1, columns: pool.scratchCount(rows: rows, inputSize: shape.count, backward: true))
+        pool.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+        pool.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
+        var expectedY = [Float](repeating: 0, count: rows * out.count), expectedDX = [Float](repeating: 0, count: rows * shape.count)
+        for n in 0..<rows {
+            for c in 0..<shape.channels {
+                for oy in 0..<out.height {
+                    for ox in 0..<out.width {
+                        var best = -Float.infinity, at = -1
+                        for i in 0..<window.size {
+                            for j in 0..<window.size {
+                                let index = n * shape.count + (c * shape.height + oy * window.stride + i) * shape.width + ox * window.stride + j
+                                if at < 0 || values[index] > best || values[index].isNaN { (best, at) = (values[index], index) }
+                            }
+                        }
+                        let o = n * out.count + (c * out.height + oy) * out.width + ox
+                        expectedY[o] = best
+                        expectedDX[at] += dy.scalars[o]
+                    }
+                }
+            }
+        }
+        #expect(y.scalars.enumerated().allSatisfy { $1 == expectedY[$0] || ($1.isNaN && expectedY[$0].isNaN) }, "\(window)")
+        #expect(dx.scalars == expectedDX, "\(window)")
+        #expect(expectedY.contains { $0.isNaN }, "the NaN falls in a window")
+    }
+
     /// Batches larger than a chunk (64 samples) give what the samples give one at a time.
     @Test func chunkedBatchesEqualSingleSamples() {
         let layer = Conv2D(input: ImageShape(channels: 2, height: 6, width: 6), outputChannels: 3, kernelSize: 3, padding: 1, seed: 2)

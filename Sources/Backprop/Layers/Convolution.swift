@@ -1,3 +1,5 @@
+import CSIMD
+
 /// The shape of one sample of image-like data: channels × height × width, flattened channel-major (NCHW, as
 /// PyTorch's `flatten` orders it) into a row of `channels · height · width` features.
 public struct ImageShape: Sendable, Equatable, Codable {
@@ -334,31 +336,28 @@ private struct PoolRows {
     let layer: Pool2D
     let x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 
-    /// Each window's maximum (its input index kept in `scratch`) or mean.
+    /// Each window's maximum (its position in the image kept in `scratch`; ``bp_max_pool``) or mean.
     func forward(rows: Range<Int>) {
         let input = layer.input, out = layer.output, k = layer.kernelSize, stride = layer.stride
         let h = input.height, w = input.width
+        if layer.kind == .max {  // positions relative to each image, so that they stay exact as floats
+            for n in rows {
+                bp_max_pool(y + n * out.count, scratch + n * out.count, x + n * input.count, input.channels, h, w,
+                            out.height, out.width, k, stride)
+            }
+            return
+        }
         for n in rows {
             let image = x + n * input.count, result = y + n * out.count
             for c in 0..<input.channels {
                 for oy in 0..<out.height {
                     for ox in 0..<out.width {
                         let o = (c * out.height + oy) * out.width + ox
-                        var best = -Float.infinity, bestIndex = 0, sum: Float = 0
+                        var sum: Float = 0
                         for i in 0..<k {
-                            for j in 0..<k {
-                                let index = (c * h + oy * stride + i) * w + ox * stride + j
-                                let v = image[index]
-                                sum += v
-                                if v > best { best = v; bestIndex = index }
-                            }
+                            for j in 0..<k { sum += image[(c * h + oy * stride + i) * w + ox * stride + j] }
                         }
-                        if layer.kind == .max {
-                            result[o] = best
-                            scratch[n * out.count + o] = Float(bestIndex)
-                        } else {
-                            result[o] = sum / Float(k * k)
-                        }
+                        result[o] = sum / Float(k * k)
                     }
                 }
             }

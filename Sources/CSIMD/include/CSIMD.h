@@ -99,6 +99,10 @@ void bp_sigmoid_backward(float *dz, const float *dy, const float *y, long count)
 void bp_relu(float *y, const float *z, long count);
 /// dz = dy · [z > 0].
 void bp_relu_backward(float *dz, const float *dy, const float *z, long count);
+/// Max pooling of `planes` h × w planes with a k × k window moved by `stride` into outH × outW planes: the maxima, and
+/// each maximum's position in `x` (the first of equal ones) as a float in `indices`.
+void bp_max_pool(float *y, float *indices, const float *x, long planes, long h, long w, long outH, long outW, long k,
+                 long stride);
 
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
