@@ -639,3 +639,69 @@ void bp_max_pool(float *restrict y, float *restrict indices, const float *restri
         }
     }
 }
+
+/// The columns [first, last) of an output row whose input column x·stride + j − padding lies inside 0..<w.
+static inline void bp_inside_columns(long j, long w, long outW, long stride, long padding, long *first, long *last) {
+    long f = (padding - j + stride - 1) / stride;
+    f = f < 0 ? 0 : (f > outW ? outW : f);
+    long reach = w - 1 + padding - j, l = reach < 0 ? f : reach / stride + 1;
+    l = l > outW ? outW : l;
+    *first = f;
+    *last = l < f ? f : l;
+}
+
+/// im2col of one image (channels × h × w): columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p],
+/// 0 outside the image; rows of `columns` are `rowStride` apart.
+BP_CLONES
+void bp_unfold(float *restrict columns, long rowStride, const float *restrict image, long channels, long h, long w,
+               long k, long stride, long padding, long outH, long outW) {
+    long row = 0;
+    for (long c = 0; c < channels; c++) {
+        for (long i = 0; i < k; i++) {
+            for (long j = 0; j < k; j++, row++) {
+                float *target = columns + row * rowStride;
+                long first, last;
+                bp_inside_columns(j, w, outW, stride, padding, &first, &last);
+                for (long y = 0; y < outH; y++) {
+                    long sourceY = y * stride + i - padding;
+                    float *line = target + y * outW;
+                    if (sourceY < 0 || sourceY >= h) {
+                        for (long x = 0; x < outW; x++) line[x] = 0;
+                        continue;
+                    }
+                    const float *source = image + (c * h + sourceY) * w + j - padding;
+                    for (long x = 0; x < first; x++) line[x] = 0;
+                    if (stride == 1) for (long x = first; x < last; x++) line[x] = source[x];
+                    else for (long x = first; x < last; x++) line[x] = source[x * stride];
+                    for (long x = last; x < outW; x++) line[x] = 0;
+                }
+            }
+        }
+    }
+}
+
+/// col2im, the adjoint of bp_unfold: image (overwritten) = the sum, at each input position, of the gradients of
+/// the patch elements taken from it.
+BP_CLONES
+void bp_fold(float *restrict image, const float *restrict columns, long rowStride, long channels, long h, long w,
+             long k, long stride, long padding, long outH, long outW) {
+    for (long e = 0; e < channels * h * w; e++) image[e] = 0;
+    long row = 0;
+    for (long c = 0; c < channels; c++) {
+        for (long i = 0; i < k; i++) {
+            for (long j = 0; j < k; j++, row++) {
+                const float *source = columns + row * rowStride;
+                long first, last;
+                bp_inside_columns(j, w, outW, stride, padding, &first, &last);
+                for (long y = 0; y < outH; y++) {
+                    long targetY = y * stride + i - padding;
+                    if (targetY < 0 || targetY >= h) continue;
+                    float *target = image + (c * h + targetY) * w + j - padding;
+                    const float *line = source + y * outW;
+                    if (stride == 1) for (long x = first; x < last; x++) target[x] += line[x];
+                    else for (long x = first; x < last; x++) target[x * stride] += line[x];
+                }
+            }
+        }
+    }
+}

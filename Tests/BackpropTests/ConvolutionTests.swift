@@ -156,13 +156,38 @@ extension ConvolutionTests {
 }
 
 extension ConvolutionTests {
-    /// Small images, large padding and strides: every edge case of the patch bounds passes the gradient check.
-    @Test(arguments: [(1, 1, 3, 1, 1), (1, 2, 3, 2, 1), (3, 3, 3, 2, 2), (5, 4, 2, 3, 0), (2, 5, 3, 1, 2)])
+    /// Small images, large padding and strides: in every edge case of the patch bounds the output is the
+    /// convolution's definition, computed here as sums, and the gradients pass the gradient check.
+    @Test(arguments: [(1, 1, 3, 1, 1), (1, 2, 3, 2, 1), (3, 3, 3, 2, 2), (5, 4, 2, 3, 0), (2, 5, 3, 1, 2), (6, 7, 3, 1, 1),
+                      (7, 6, 5, 1, 1), (6, 6, 3, 2, 0)])
     func edgeCases(_ shape: (Int, Int, Int, Int, Int)) {
         let (height, width, kernel, stride, padding) = shape
         let layer = Conv2D(input: ImageShape(channels: 2, height: height, width: width), outputChannels: 2,
                            kernelSize: kernel, stride: stride, padding: padding, seed: 7)
-        let result = gradientCheck(layer, input: randomMatrix(3, 2 * height * width, seed: 8))
+        let x = randomMatrix(3, 2 * height * width, seed: 8), out = layer.output
+        let y = layer(x)
+        var expected = [Float]()
+        for n in 0..<3 {
+            for o in 0..<2 {
+                for oy in 0..<out.height {
+                    for ox in 0..<out.width {
+                        var sum = Double(layer.bias[0, o])
+                        for c in 0..<2 {
+                            for i in 0..<kernel {
+                                for j in 0..<kernel {
+                                    let (iy, ix) = (oy * stride + i - padding, ox * stride + j - padding)
+                                    guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
+                                    sum += Double(layer.weight[o, (c * kernel + i) * kernel + j]) * Double(x[n, (c * height + iy) * width + ix])
+                                }
+                            }
+                        }
+                        expected.append(Float(sum))
+                    }
+                }
+            }
+        }
+        expectClose(y.scalars, expected.map(Double.init), relative: 1e-5, absolute: 1e-6, "\(shape)")
+        let result = gradientCheck(layer, input: x)
         #expect(result.passes(tolerance: 1e-2), "\(shape): \(result)")
     }
 }

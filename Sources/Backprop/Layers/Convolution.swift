@@ -163,63 +163,18 @@ public struct Conv2D: Layer {
         }
     }
 
-    /// The output columns `x` whose input column `s·x + j − p` lies inside the image, for kernel column `j`:
-    /// `first..<last` (outside it the patch element is padding).
-    fileprivate func insideColumns(kernelColumn j: Int) -> (first: Int, last: Int) {
-        let width = output.width
-        let first = min(width, max(0, (padding - j + stride - 1) / stride))
-        let reach = input.width - 1 + padding - j  // the last x has s·x ≤ reach; none when reach < 0
-        return (first, reach < 0 ? first : max(first, min(width, reach / stride + 1)))
-    }
-
     /// im2col: `columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p]` (0 outside the image), rows
-    /// `rowStride` apart.
+    /// `rowStride` apart (``bp_unfold``).
     fileprivate func unfold(_ image: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>, rowStride: Int) {
-        let out = output, k = kernelSize, h = input.height, w = input.width
-        var row = 0
-        for c in 0..<input.channels {
-            for i in 0..<k {
-                for j in 0..<k {
-                    let target = columns + row * rowStride
-                    let (first, last) = insideColumns(kernelColumn: j)
-                    for y in 0..<out.height {
-                        let sourceY = y * stride + i - padding, line = target + y * out.width
-                        guard sourceY >= 0 && sourceY < h else { line.update(repeating: 0, count: out.width); continue }
-                        let source = image + (c * h + sourceY) * w + j - padding
-                        line.update(repeating: 0, count: first)
-                        if stride == 1 {
-                            (line + first).update(from: source + first, count: last - first)
-                        } else {
-                            for x in first..<last { line[x] = source[x * stride] }
-                        }
-                        (line + last).update(repeating: 0, count: out.width - last)
-                    }
-                    row += 1
-                }
-            }
-        }
+        bp_unfold(columns, rowStride, image, input.channels, input.height, input.width, kernelSize, stride, padding,
+                  output.height, output.width)
     }
 
-    /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient.
+    /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient
+    /// (``bp_fold``).
     fileprivate func fold(_ columns: UnsafePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
-        let out = output, k = kernelSize, h = input.height, w = input.width
-        image.update(repeating: 0, count: input.count)
-        var row = 0
-        for c in 0..<input.channels {
-            for i in 0..<k {
-                for j in 0..<k {
-                    let source = columns + row * rowStride
-                    let (first, last) = insideColumns(kernelColumn: j)
-                    for y in 0..<out.height {
-                        let targetY = y * stride + i - padding
-                        guard targetY >= 0 && targetY < h else { continue }
-                        let target = image + (c * h + targetY) * w + j - padding, line = source + y * out.width
-                        for x in first..<last { target[x * stride] += line[x] }
-                    }
-                    row += 1
-                }
-            }
-        }
+        bp_fold(image, columns, rowStride, input.channels, input.height, input.width, kernelSize, stride, padding,
+                output.height, output.width)
     }
 }
 
