@@ -197,6 +197,16 @@ extension Layer {
 ///
 /// A type states `f` and `f′` for one element; the layer's passes loop over the batch with them
 /// (``mapElements(output:input:_:)`` and ``chainElements(dInput:dOutput:input:output:_:)``).
+///
+/// ## Fast path for your own activation
+/// The default passes are `@inlinable`: they are compiled in your module for your type, with `value` and `derivative`
+/// inlined into the loops, so when those are plain arithmetic (`+ − × ÷`, `squareRoot()`, `min`/`max`, comparisons)
+/// the compiler vectorises the loops. Squareplus, `(z + √(z² + 4))/2`, written this way in the Benchmarks package
+/// runs its two passes over 262 144 elements in 3.3× ReLU's time (it was 18× before the passes were inlinable).
+/// A call the compiler cannot inline (Foundation's `exp`, `tanh`) keeps the loop scalar, and these passes run on
+/// the calling thread: for those, override `forward(output:input:context:)` and
+/// `backward(dInput:dOutput:input:output:context:)` and run your own kernel over the matrices' `pointer`s, as the
+/// built-in activations do with their C kernels.
 public protocol Activation: Layer {
     /// `f(z)`.
     func value(_ z: Float) -> Float
@@ -207,12 +217,15 @@ public protocol Activation: Layer {
 extension Activation {
     public func outputSize(forInputSize inputSize: Int) -> Int { inputSize }
 
-    /// `Y = f(Z)`, element by element.
+    /// `Y = f(Z)`, element by element. Inlinable, so that it is compiled for the conforming type where the type is
+    /// declared, with `f` inlined into the loop, which the compiler then vectorises when `f` is plain arithmetic.
+    @inlinable
     public func forward(output: Matrix, input: Matrix, context: LayerContext) {
         mapElements(output: output, input: input) { value($0) }
     }
 
-    /// `dZ = dY ∘ f′(Z)`, element by element (nothing to do when `dInput` is `nil`).
+    /// `dZ = dY ∘ f′(Z)`, element by element (nothing to do when `dInput` is `nil`); inlinable, as `forward` is.
+    @inlinable
     public func backward(dInput: Matrix?, dOutput: Matrix, input: Matrix, output: Matrix, context: LayerContext) {
         guard let dInput else { return }
         chainElements(dInput: dInput, dOutput: dOutput, input: input, output: output) { derivative(input: $0, output: $1) }
