@@ -155,7 +155,7 @@ struct CommandTests {
         folder.write("t10k-labels-idx1-ubyte.gz", Array(idx([20], [UInt8](repeating: 0, count: 20)).prefix(15)))
         let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"])
         #expect(result.status == 1)
-        #expect(result.stderr == "backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz: truncated: expected 28 bytes, found 15\n")
+        #expect(result.stderr == "backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz: truncated: its header gives 20 elements (28 bytes with the 8-byte header), but the file decompresses to 15 bytes (13 missing)\n")
 
         let missing = try runBackprop(["train", "--data", "\(folder.path)/nowhere", "--epochs", "1"])
         #expect(missing.status == 1 && missing.stderr.contains("nowhere/train-images-idx3-ubyte.gz: no such file"))

@@ -227,8 +227,8 @@ extension Dataset {
                                      found: "\(images.dimensions[1])×\(images.dimensions[2])")
         }
         guard images.dimensions[0] == labels.dimensions[0] else {
-            throw .mismatch(expected: "as many labels as images (\(images.dimensions[0]) in \(imagePath))",
-                            found: "\(labels.dimensions[0]) in \(labelPath)")
+            throw .countMismatch(imagesPath: imagePath, images: images.dimensions[0], labelsPath: labelPath,
+                                 labels: labels.dimensions[0])
         }
         if let bad = labels.bytes.firstIndex(where: { Int($0) >= classCount }) {
             throw .labelOutOfRange(path: labelPath, index: bad, label: Int(labels.bytes[bad]), classCount: classCount)

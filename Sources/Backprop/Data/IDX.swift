@@ -23,7 +23,8 @@ public struct IDXFile: Sendable {
 
     /// Parses and validates an IDX file held in memory (gzip or raw); `path` is only for messages.
     public init(bytes: [UInt8], path: String) throws(DataError) {
-        let data = try decompressIfGzip(bytes, path: path, expectedSize: IDXFile.expectedSize)
+        let compressed = bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B
+        var data = try decompressIfGzip(bytes, path: path, expectedSize: IDXFile.expectedSize)
         func byte(_ i: Int) -> Int { Int(data[i]) }
         guard data.count >= 4 else {
             throw .truncated(path: path, expectedBytes: 4, foundBytes: data.count)
@@ -58,14 +59,13 @@ public struct IDXFile: Sendable {
             elementCount = product
         }
         let expected = headerSize + elementCount
-        if data.count < expected {
-            throw .truncated(path: path, expectedBytes: expected, foundBytes: data.count)
-        }
-        if data.count > expected {
-            throw .trailingBytes(path: path, expectedBytes: expected, foundBytes: data.count)
+        guard data.count == expected else {
+            throw .payloadSize(path: path, dimensions: dimensions, expectedBytes: expected, foundBytes: data.count,
+                               compressed: compressed)
         }
         self.dimensions = dimensions
-        self.bytes = Array(data[headerSize...])
+        data.removeSubrange(0..<headerSize)  // in place: no second copy of the payload
+        self.bytes = data
     }
 }
 
@@ -106,10 +106,11 @@ enum InflateLimit { case unknown, stop, size(Int) }
 /// stream through as if it were raw data), so a truncated or corrupt file is an error. Concatenated gzip members
 /// are read one after another, as `gunzip` does.
 ///
-/// With `expectedSize` (given the bytes inflated so far, the length the whole must have, once it can tell), inflating
-/// stops as soon as the output passes that length: a small file that would inflate to gigabytes is refused after the
-/// size its header claims (``DataError/trailingBytes(path:expectedBytes:foundBytes:)``, found = what was inflated
-/// when it stopped), never held whole in memory.
+/// With `expectedSize` (given the bytes inflated so far, the length the whole must have, once it can tell), the output
+/// is allocated once at that length, and inflating stops as soon as the output passes it: the bytes returned are then
+/// one more than the length claimed, for the caller to report (``DataError/payloadSize(path:dimensions:expectedBytes:foundBytes:compressed:)``),
+/// so a small file that would inflate to gigabytes is never held whole in memory. Inflating also stops when
+/// `expectedSize` says `stop` (a header that cannot be valid), returning what it has for the caller to report.
 func decompressIfGzip(_ raw: [UInt8], path: String, expectedSize: (([UInt8]) -> InflateLimit)? = nil) throws(DataError) -> [UInt8] {
     guard raw.count >= 2, raw[0] == 0x1F, raw[1] == 0x8B else { return raw }
     var stream = z_stream()
@@ -118,29 +119,39 @@ func decompressIfGzip(_ raw: [UInt8], path: String, expectedSize: (([UInt8]) -> 
     }
     defer { inflateEnd(&stream) }
     var output: [UInt8] = []
-    output.reserveCapacity(raw.count * 4)
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     var consumed = 0
     var finished = false, stoppedEarly = false
+    var limit: Int?  // the length the whole must have, once known
     try raw.withUnsafeBufferPointer { (input) throws(DataError) in
         stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!)
         stream.avail_in = UInt32(input.count)
         while true {
+            // Until the header tells the length, small steps (an IDX header is at most 1 024 bytes); then never more
+            // than one byte past it.
+            let room = limit.map { max(1, $0 + 1 - output.count) } ?? (expectedSize == nil ? Int.max : 4096)
             let (status, produced) = chunk.withUnsafeMutableBufferPointer { buffer in
                 stream.next_out = buffer.baseAddress!
-                stream.avail_out = UInt32(buffer.count)
+                stream.avail_out = UInt32(min(buffer.count, room))
                 let status = inflate(&stream, Z_NO_FLUSH)
-                return (status, buffer.count - Int(stream.avail_out))
+                return (status, Int(UInt32(min(buffer.count, room)) - stream.avail_out))
             }
             output.append(contentsOf: chunk[0..<produced])
             consumed = input.count - Int(stream.avail_in)
-            switch expectedSize?(output) ?? .unknown {
-            case .unknown: break
-            case .stop:
-                stoppedEarly = true  // a header that cannot be valid: the parser reports it
+            if limit == nil {
+                switch expectedSize?(output) ?? .unknown {
+                case .unknown: break
+                case .stop:
+                    stoppedEarly = true  // a header that cannot be valid: the parser reports it
+                    return
+                case .size(let size):
+                    limit = size
+                    output.reserveCapacity(size + 1)
+                }
+            }
+            if let limit, output.count > limit {
+                stoppedEarly = true  // more than the header claims: the parser reports the sizes
                 return
-            case .size(let limit):
-                if output.count > limit { throw .trailingBytes(path: path, expectedBytes: limit, foundBytes: output.count) }
             }
             switch status {
             case Z_STREAM_END:
