@@ -53,7 +53,7 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: all cores)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: the CPUs this process may use)", transform: number)
     var threads: Int?
 
     @Flag(help: "Print one JSON object: loss, accuracy, count, per_class_accuracy, confusion_matrix.")

@@ -13,10 +13,10 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(parsing: .unconditional, help: "The index of the first test image (required for images; for a table, the first row, default 0).")
+    @Option(parsing: .unconditional, help: "The index of the first test image (required for images; for a table, the first row, default 0).", transform: number)
     var index: Int?
 
-    @Option(parsing: .unconditional, help: "How many images to show (default 1), or rows of a table to predict (default: all).")
+    @Option(parsing: .unconditional, help: "How many images to show (default 1), or rows of a table to predict (default: all).", transform: number)
     var count: Int?
 
     func validate() throws {

@@ -176,7 +176,7 @@ struct HostileFlagTests {
     @Test(arguments: [
         (["train", "--epochs", "-1"], "--epochs must be at least 1"),
         (["train", "--threads", "-1"], "--threads must be in 1...1024; got -1"),
-        (["train", "--learning-rate", "-0.1"], "--learning-rate must be positive; got -0.1"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate must be positive and finite; got -0.1"),
         (["train", "--threads", "1000000"], "--threads must be in 1...1024; got 1000000"),
         (["train", "--min-learning-rate", "inf", "--schedule", "cosine"], "--min-learning-rate must be finite and ≥ 0; got inf"),
         (["evaluate", "--model", "m.safetensors", "--threads", "0"], "--threads must be in 1...1024; got 0"),

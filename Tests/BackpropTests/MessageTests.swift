@@ -18,6 +18,65 @@ struct MessageTests {
         }
     }
 
+    /// A number the flag's type cannot hold is out of range (it was read as infinity or 0 and reported as if the user
+    /// had typed that, or as a bare "is invalid"); a fraction where a whole number is needed, and text, say so.
+    @Test(arguments: [
+        (["train", "--learning-rate", "1e400"], "out of range (the largest magnitude a 32-bit float holds is 3.4028235e+38)"),
+        (["train", "--learning-rate=1e39"], "out of range (the largest magnitude a 32-bit float holds"),
+        (["train", "--momentum", "1e-50"], "out of range (the smallest non-zero magnitude a 32-bit float holds is 1e-45)"),
+        (["train", "--clip-value", "-1e400"], "out of range"),
+        (["train", "--validation-fraction", "1e400"], "out of range (the largest magnitude a 64-bit float holds"),
+        (["train", "--epochs", "99999999999999999999"], "out of range (a whole number from -9223372036854775808 to 9223372036854775807)"),
+        (["train", "--seed", "-1"], "out of range (a whole number from 0 to 18446744073709551615)"),
+        (["train", "--batch-size", "6.5"], "not a whole number"),
+        (["evaluate", "--model", "m.safetensors", "--threads", "1e3"], "not a whole number"),
+        (["predict", "--model", "m.safetensors", "--index", "18446744073709551616"], "out of range"),
+        (["text", "train", "--text", "corpus.txt", "--learning-rate", "1e400"], "out of range"),
+        (["text", "sample", "--model", "m.safetensors", "--temperature", "1e400"], "out of range"),
+        (["rl", "train", "--gamma", "1e999"], "out of range"),
+        (["rl", "play", "--model", "m.safetensors", "--episodes", "many"], "not a number"),
+    ])
+    func aNumberTheFlagCannotHoldIsOutOfRange(_ arguments: [String], _ message: String) throws {
+        let result = try runBackprop(arguments)
+        let value = arguments.last!.split(separator: "=").last!
+        Self.expectOneLine(result, status: 64, ["The value '\(value)' is invalid for '", message], "\(arguments)")
+        #expect(!result.stderr.contains("got inf") && !result.stderr.contains("got 0.0"), "\(result.stderr)")
+    }
+
+    /// Infinity typed as such is refused by the flag's own check, which says that the value must be finite.
+    @Test func infinityTypedAsSuchMustBeFinite() throws {
+        for (arguments, message) in [(["train", "--learning-rate", "inf"], "--learning-rate must be positive and finite; got inf"),
+                                     (["rl", "train", "--learning-rate", "+infinity"], "--learning-rate must be positive and finite; got inf"),
+                                     (["train", "--weight-decay", "inf"], "--weight-decay must be finite and ≥ 0; got inf")] {
+            Self.expectOneLine(try runBackprop(arguments), status: 64, [message], "\(arguments)")
+        }
+    }
+
+    /// Every option's default is shown once (ArgumentParser adds "(default: …)" itself to an option with a default
+    /// value, and some help texts said it too), and no option lists its values twice.
+    @Test(arguments: [["train"], ["evaluate"], ["predict"], ["rl", "train"], ["rl", "play"], ["text", "train"], ["text", "sample"]])
+    func helpShowsEachDefaultOnce(_ command: [String]) throws {
+        let result = try runBackprop(command + ["--help"])
+        #expect(result.status == 0)
+        // One entry per option: its line and the indented lines that continue it.
+        var entries: [String] = []
+        var inOptions = false
+        for line in result.stdout.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("OPTIONS:") { inOptions = true; continue }
+            guard inOptions else { continue }
+            if line.hasPrefix("  -") { entries.append(line.trimmingCharacters(in: .whitespaces)) }
+            else if line.hasPrefix("    "), !entries.isEmpty { entries[entries.count - 1] += " " + line.trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(entries.count > 3, "\(result.stdout)")
+        for entry in entries {
+            #expect(entry.components(separatedBy: "default:").count <= 2, "\(command): \(entry)")
+            if let values = entry.range(of: "(values: ") {
+                let list = entry[values.upperBound...].prefix { $0 != ";" && $0 != ")" }.components(separatedBy: ", ")
+                #expect(list.count < 2 || !entry[..<values.lowerBound].contains("\(list[0]), \(list[1])"), "\(command): \(entry)")
+            }
+        }
+    }
+
     /// Image and label files that disagree on the count name both files and both counts; a file whose header
     /// disagrees with its size names the dimensions, the size they need and the size found.
     @Test func countMessagesNameBothFilesAndCounts() throws {
