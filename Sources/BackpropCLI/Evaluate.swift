@@ -28,6 +28,9 @@ struct ModelAndData {
         do {
             test = try Dataset.mnistTest(directory: data, classCount: network.outputSize)
         } catch {
+            if case .labelOutOfRange(let path, let index, let label, let classCount) = error {
+                throw fail("\(path): label \(label) (item \(index)) is outside the model's \(classCount) classes (0...\(classCount - 1)); \(model) was trained on other classes")
+            }
             throw fail(error.description)
         }
         guard test.featureCount == network.inputSize else {

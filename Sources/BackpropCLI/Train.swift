@@ -59,6 +59,10 @@ extension Train {
             data = try Dataset.mnist(directory: self.data, classCount: settings.sizes.last!)
         } catch {
             var message = error.description
+            if case .labelOutOfRange(let path, let index, let label, let classCount) = error {
+                let sizes = settings.sizes.map(String.init).joined(separator: "-")
+                message = "\(path): label \(label) (item \(index)) is outside the network's \(classCount) classes (0...\(classCount - 1)), the last size of --layers \(sizes)\(layers == nil ? " (the default)" : ""); end --layers with more classes than the largest label"
+            }
             if case .fileNotFound = error, self.data == Dataset.defaultDirectory {
                 message += " (install Fashion-MNIST with: apt-get install dataset-fashion-mnist, or pass --data DIR)"
             }

@@ -77,6 +77,26 @@ struct MessageTests {
         }
     }
 
+    /// A label outside the model's classes names the label, the model's number of classes and the file, for a model of
+    /// fewer classes than the data has and for data with more classes than the model.
+    @Test(arguments: [(10, 12), (3, 10)])
+    func aLabelOutsideTheModelsClassesNamesAll(_ modelClasses: Int, _ dataClasses: Int) throws {
+        let folder = TemporaryFolder()
+        HostileDataTests.folder(folder, train: 30, test: 30, classes: dataClasses)
+        let model = "\(folder.path)/m.safetensors"
+        try Network(sizes: [16, modelClasses], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        let labels = "\(folder.path)/t10k-labels-idx1-ubyte.gz"
+        for command in [["evaluate"], ["predict", "--index", "0"]] {
+            let result = try runBackprop(command + ["--model", model, "--data", folder.path])
+            Self.expectOneLine(result, status: 1, ["\(labels): label \(modelClasses) (item \(modelClasses))",
+                                                   "outside the model's \(modelClasses) classes (0...\(modelClasses - 1))", model],
+                               "\(command)")
+        }
+        let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-\(modelClasses)", "--epochs", "1"])
+        Self.expectOneLine(result, status: 1, ["\(folder.path)/train-labels-idx1-ubyte.gz: label \(modelClasses) (item \(modelClasses))",
+                                               "outside the network's \(modelClasses) classes", "--layers 16-\(modelClasses)"])
+    }
+
     /// Image and label files that disagree on the count name both files and both counts; a file whose header
     /// disagrees with its size names the dimensions, the size they need and the size found.
     @Test func countMessagesNameBothFilesAndCounts() throws {
