@@ -136,6 +136,9 @@ struct RLTrain: ParsableCommand {
             do {
                 report = try trainer.trainEpisode(in: environment, seed: seed &+ UInt64(episode))
             } catch {
+                if case .diverged(_, _, let loss) = error {
+                    throw fail("episode \(episode): training diverged: the update after it gave a loss of \(loss.isNaN ? "NaN" : "\(loss)"); try a lower --learning-rate than \(learningRate) (the default is 0.01)")
+                }
                 throw fail("episode \(episode): \(error.description)")
             }
             running = 0.05 * report.totalReward + 0.95 * running

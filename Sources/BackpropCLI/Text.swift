@@ -154,6 +154,7 @@ struct TextTrain: ParsableCommand {
                 }
             } catch {
                 bar?.clear()
+                if case .diverged = error { throw fail("\(error.description); nothing saved") }  // (it names the epoch)
                 throw fail("epoch \(epoch): \(error.description); nothing saved")
             }
             let seconds = monotonicSeconds() - start

@@ -114,4 +114,12 @@ struct MessageTests {
         result = try runBackprop(["evaluate", "--model", model, "--data", folder.path])
         Self.expectOneLine(result, status: 1, ["\(folder.path)/t10k-images-idx3-ubyte: truncated: its header gives 20×4×4 elements (336 bytes with the 16-byte header), but the file has 328 bytes (8 missing)"])
     }
+
+    /// `rl train` with an absurd learning rate: the message is about the episode and the learning rate (it spoke of
+    /// "epoch 0, batch 0", and "-nan").
+    @Test func anRLRunThatDivergesNamesTheEpisodeAndTheLearningRate() throws {
+        let result = try runBackprop(["rl", "train", "--learning-rate", "1e30", "--episodes", "5", "--quiet"])
+        Self.expectOneLine(result, status: 1, ["episode 2: training diverged: the update after it gave a loss of NaN; try a lower --learning-rate than 1e+30"])
+        #expect(!result.stderr.contains("epoch") && !result.stderr.contains("-nan"), "\(result.stderr)")
+    }
 }
