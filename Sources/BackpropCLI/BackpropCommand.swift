@@ -49,6 +49,31 @@ func subcommandPath() -> String {
     return " \(first)"
 }
 
+/// The bytes given for `flag` exactly as the shell passed them: its last `flag VALUE` or `flag=VALUE` (the one
+/// ArgumentParser keeps), before any `--`. `CommandLine.arguments` replaces bytes that are not UTF-8 with U+FFFD, so
+/// an option whose value may be any bytes (`text sample --prime`) reads them here, from `CommandLine.unsafeArgv`.
+func rawArgument(_ flag: String) -> [UInt8]? {
+    let name = Array(flag.utf8), prefix = name + [UInt8(ascii: "=")]
+    func argument(_ i: Int) -> [UInt8] {
+        guard let pointer = CommandLine.unsafeArgv[i] else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+    }
+    var value: [UInt8]?
+    var i = 1
+    while i < Int(CommandLine.argc) {
+        let token = argument(i)
+        if token == [UInt8(ascii: "-"), UInt8(ascii: "-")] { break }
+        if token == name && i + 1 < Int(CommandLine.argc) {
+            value = argument(i + 1)
+            i += 2
+            continue
+        }
+        if token.starts(with: prefix) { value = Array(token.dropFirst(prefix.count)) }
+        i += 1
+    }
+    return value
+}
+
 /// Prints `message` to standard error as `backprop: error: message` and exits with status 1.
 func fail(_ message: String) -> ExitCode {
     printError("backprop: error: \(message)")

@@ -201,7 +201,10 @@ struct TextSample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Divides the logits before the softmax: below 1 more likely bytes, above 1 more varied. (default: 0.8)", transform: number)
     var temperature: Float = 0.8
 
-    @Option(help: "Text to start from (run through the model first; not printed again). (default: a newline)")
+    @Option(parsing: .unconditional, help: """
+        Text to start from (run through the model first; not printed again): its bytes exactly as given, UTF-8 or \
+        not, each of which the model's vocabulary must hold. (default: a newline)
+        """)
     var prime: String?
 
     @Option(parsing: .unconditional, help: "Seeds the sampling. (default: 0)", transform: number)
@@ -218,7 +221,8 @@ struct TextSample: ParsableCommand {
         Parallel.setThreadCount(1)
         let textModel: TextModel
         do { textModel = try TextModel.load(from: model) } catch { throw fail(error.description) }
-        let prime = Array((self.prime ?? "").utf8)
+        // The bytes as the shell passed them: `prime` has each byte that is not UTF-8 replaced by U+FFFD.
+        let prime = self.prime == nil ? [] : rawArgument("--prime") ?? Array((self.prime ?? "").utf8)
         let bytes: [UInt8]
         do {
             bytes = try textModel.sample(length: length, temperature: temperature, prime: prime, seed: seed)

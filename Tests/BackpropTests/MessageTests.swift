@@ -122,4 +122,37 @@ struct MessageTests {
         Self.expectOneLine(result, status: 1, ["episode 2: training diverged: the update after it gave a loss of NaN; try a lower --learning-rate than 1e+30"])
         #expect(!result.stderr.contains("epoch") && !result.stderr.contains("-nan"), "\(result.stderr)")
     }
+
+    /// `text sample --prime` takes the bytes as the shell passed them, UTF-8 or not (Swift's `CommandLine.arguments`
+    /// turns a byte that is not UTF-8 into U+FFFD); bytes outside the vocabulary are named as \xNN.
+    @Test func aPrimeOfAnyBytesIsTakenAsGiven() throws {
+        let folder = TemporaryFolder()
+        // A Latin-1 corpus: é is the single byte E9, not valid UTF-8 on its own.
+        var corpus: [UInt8] = []
+        for i in 0..<800 { corpus += Array((i % 3 == 0 ? "the cat sat on the mat. " : "le caf").utf8) + (i % 3 == 0 ? [] : [0xE9, 0x20]) }
+        let text = folder.write("latin1.txt", corpus), model = "\(folder.path)/m.safetensors"
+        let trained = try runBackprop(["text", "train", "--text", text, "--hidden", "8", "--sequence-length", "10", "--batch-size", "8",
+                                       "--threads", "1", "--quiet", "--output", model])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        func sample(prime: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            // The shell's printf makes the bytes; Foundation's Process could pass only UTF-8.
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "exec \"$0\" text sample --model \"$1\" --length 20 --prime \"$(printf '\(prime)')\"",
+                                 backpropExecutable.path, model]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        }
+        let latin1 = try sample(prime: "le caf\\351")  // octal 351 = E9
+        #expect(latin1.status == 0 && latin1.stderr.isEmpty, "\(latin1.stderr)")
+        let unknown = try sample(prime: "caf\\303\\251\\377")  // é in UTF-8 (C3 A9), and FF
+        Self.expectOneLine(unknown, status: 1, ["--prime: not in the model's vocabulary: \\xA9, \\xC3, \\xFF"])
+        let dashes = try sample(prime: "\\055\\055the")  // a value that looks like a flag is still the prime
+        Self.expectOneLine(dashes, status: 1, ["--prime: not in the model's vocabulary: '-'"])
+    }
 }

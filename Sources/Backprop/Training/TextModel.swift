@@ -92,7 +92,7 @@ public final class TextModel {
         public let bytes: [UInt8]
         public var description: String {
             "not in the model's vocabulary: " + bytes.map { byte in
-                (32..<127).contains(byte) ? "'\(Character(UnicodeScalar(byte)))'" : String(format: "0x%02X", byte)
+                (32..<127).contains(byte) ? "'\(Character(UnicodeScalar(byte)))'" : String(format: "\\x%02X", byte)
             }.joined(separator: ", ")
         }
     }
