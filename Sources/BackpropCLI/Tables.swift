@@ -83,6 +83,12 @@ extension Train {
         _ = try settings()  // flags first: a usage error should not wait for a large file
         let table = try prepareTable()
         let schema = table.schema
+        if schema.task == .regression, let loss {  // (--task regression --loss is refused with the flags)
+            if let resume {
+                throw fail("--loss \(loss.rawValue) is for classification, but \(resume) learns the target '\(schema.target)' by regression (mean squared error); leave out --loss", rank: world)
+            }
+            throw fail("--loss \(loss.rawValue) is for classification, but the target '\(schema.target)' of \(data) holds numbers that are not all integers, so it is learnt by regression (mean squared error); give --task classification to take its values as classes, or leave out --loss", rank: world)
+        }
         let settings = try self.settings(auto: (schema.featureCount, schema.targetWidth))
         guard settings.sizes[0] == schema.featureCount else {
             throw fail("--layers starts with \(settings.sizes[0]) inputs, but \(data) gives \(schema.featureCount) (\(schema.features.count) feature columns\(schema.features.contains { $0.categories != nil } ? ", text columns one-hot" : "")); use auto", rank: world)

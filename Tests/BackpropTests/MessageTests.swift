@@ -155,4 +155,18 @@ struct MessageTests {
         let dashes = try sample(prime: "\\055\\055the")  // a value that looks like a flag is still the prime
         Self.expectOneLine(dashes, status: 1, ["--prime: not in the model's vocabulary: '-'"])
     }
+
+    /// `--loss` with a table whose target is learnt by regression (inferred from its numbers) is refused, naming
+    /// the conflict, before training (it was silently ignored).
+    @Test func aLossForClassificationWithARegressionTableIsRefused() throws {
+        let folder = TemporaryFolder()
+        let output = "\(folder.path)/m.safetensors"
+        for loss in ["cross-entropy", "binary-cross-entropy"] {
+            let result = try runBackprop(["train", "--data", "Examples/Tables/houses.csv", "--target", "price_k", "--loss", loss,
+                                          "--epochs", "1", "--output", output])
+            Self.expectOneLine(result, status: 1, ["--loss \(loss) is for classification, but the target 'price_k' of Examples/Tables/houses.csv",
+                                                   "learnt by regression", "--task classification"], loss)
+            #expect(result.stdout.isEmpty && !FileManager.default.fileExists(atPath: output))
+        }
+    }
 }
