@@ -41,6 +41,10 @@ extension Train {
             if let target, target != saved.target {
                 throw fail("--target \(target) conflicts with \(resume), which was trained on target '\(saved.target)'; resume with the same settings")
             }
+            // Its standardization is applied to the table before the network is read: check it against the network now.
+            let network: Network
+            do { network = try Checkpoint.network(from: file, path: resume).network } catch { throw fail(error.description) }
+            if let problem = saved.inconsistency(inputs: network.inputSize, outputs: network.outputSize) { throw fail("\(resume): \(problem)") }
             resumedSchema = saved
         }
         do {
@@ -115,16 +119,8 @@ struct TableModel {
             throw fail("\(path) was not trained on a table (its metadata has no table schema); evaluate it on an MNIST-format folder")
         }
         guard let schema = TableSchema(json: json) else { throw fail("\(path): its table schema (metadata 'table') cannot be read") }
-        if let s = schema.standardization {
-            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? [])
-            guard s.featureMeans.count == schema.featureCount, s.featureScales.count == schema.featureCount,
-                  (s.targetMeans?.count ?? 0) == (s.targetScales?.count ?? 0), values.allSatisfy(\.isFinite),
-                  (s.featureScales + (s.targetScales ?? [])).allSatisfy({ $0 > 0 }) else {
-                throw fail("\(path): its table standardization is damaged (\(s.featureMeans.count) means and \(s.featureScales.count) scales for \(schema.featureCount) features; every value must be finite and every scale positive)")
-            }
-        }
-        guard schema.featureCount == loaded.network.inputSize && schema.targetWidth == loaded.network.outputSize else {
-            throw fail("\(path): its table schema (\(schema.featureCount) inputs, \(schema.targetWidth) outputs) does not fit its network (\(loaded.network.inputSize), \(loaded.network.outputSize))")
+        if let problem = schema.inconsistency(inputs: loaded.network.inputSize, outputs: loaded.network.outputSize) {
+            throw fail("\(path): \(problem)")
         }
         (network, metadata, self.schema) = (loaded.network, loaded.metadata, schema)
     }
