@@ -185,6 +185,21 @@ func decompressIfGzip(_ raw: [UInt8], path: String, expectedSize: (([UInt8]) -> 
     return output
 }
 
+/// The gzip path of the data files, for the fuzz target: `bytes` inflated as ``decompressIfGzip(_:path:expectedSize:)``
+/// inflates them (returned as they are if they are not gzip), bounded by an IDX header as ``IDXFile`` reads them when
+/// `boundedByIDXHeader`.
+@_spi(Internals) public func inflateDataFile(_ bytes: [UInt8], path: String, boundedByIDXHeader: Bool) throws(DataError) -> [UInt8] {
+    if boundedByIDXHeader { return try decompressIfGzip(bytes, path: path, expectedSize: IDXFile.expectedSize) }
+    return try decompressIfGzip(bytes, path: path)
+}
+
+/// The length an IDX file whose first bytes are `prefix` must have, if its header is complete and valid (for the fuzz
+/// target's bound on inflating).
+@_spi(Internals) public func idxExpectedSize(_ prefix: [UInt8]) -> Int? {
+    if case .size(let size) = IDXFile.expectedSize(prefix) { return size }
+    return nil
+}
+
 /// The bytes of the file at `path`.
 func readFile(_ path: String) throws(DataError) -> [UInt8] {
     var status = stat()

@@ -66,7 +66,12 @@ public final class TextModel {
 
     /// Loads a model saved by ``save(to:metadata:)``.
     public static func load(from path: String) throws(CheckpointError) -> TextModel {
-        let (network, metadata) = try Checkpoint.load(from: path)
+        try load(from: SafetensorsFile(contentsOf: path), path: path)
+    }
+
+    /// The model a safetensors file holds (`path` is only for messages).
+    public static func load(from file: SafetensorsFile, path: String) throws(CheckpointError) -> TextModel {
+        let (network, metadata) = try Checkpoint.network(from: file, path: path)
         guard let list = metadata[vocabularyKey] else {
             throw .invalidArchitecture(path: path, reason: "no vocabulary (\(vocabularyKey)): not a text model")
         }
