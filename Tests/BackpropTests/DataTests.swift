@@ -123,6 +123,15 @@ struct DataTests {
             guard case .payloadSize(path, [10, 2, 2], 56, let found, true)? = error as? DataError else { return false }  // 16 + 40
             return found > 56 && found <= 4096  // inflating stopped soon after the claimed size
         }
+        // A tiny gzip file whose header claims 2⁴⁰ bytes: nothing of that size is allocated (found by FuzzGzip: the
+        // allocation for the claimed size failed and trapped).
+        let huge = folder.write("huge.gz", idx([1 << 16, 1 << 16, 256], [1, 2, 3]))
+        #expect {
+            try IDXFile(contentsOf: huge)
+        } throws: { error in
+            guard case .payloadSize(huge, _, let expected, 19, true)? = error as? DataError else { return false }
+            return expected == 16 + (1 << 40)
+        }
         // A gzip file whose header is not IDX stops at once too, and the header is what is reported.
         let notIDX = folder.write("text.gz", [UInt8](repeating: 65, count: 10 << 20))
         #expect(throws: DataError.badHeader(path: notIDX, offset: 0, expected: "magic bytes 00 00", found: "41 41")) {

@@ -107,7 +107,7 @@ enum InflateLimit { case unknown, stop, size(Int) }
 /// are read one after another, as `gunzip` does.
 ///
 /// With `expectedSize` (given the bytes inflated so far, the length the whole must have, once it can tell), the output
-/// is allocated once at that length, and inflating stops as soon as the output passes it: the bytes returned are then
+/// is allocated once at that length (or at what the input can inflate to, if less), and inflating stops as soon as the output passes it: the bytes returned are then
 /// one more than the length claimed, for the caller to report (``DataError/payloadSize(path:dimensions:expectedBytes:foundBytes:compressed:)``),
 /// so a small file that would inflate to gigabytes is never held whole in memory. Inflating also stops when
 /// `expectedSize` says `stop` (a header that cannot be valid), returning what it has for the caller to report.
@@ -146,7 +146,9 @@ func decompressIfGzip(_ raw: [UInt8], path: String, expectedSize: (([UInt8]) -> 
                     return
                 case .size(let size):
                     limit = size
-                    output.reserveCapacity(size + 1)
+                    // Deflate expands at most 1 032-fold: a header claiming more than the input can give is not
+                    // allocated for (a 33-byte file claiming 2⁴⁰ bytes made the allocation fail).
+                    output.reserveCapacity(min(size, 1032 * raw.count) + 1)
                 }
             }
             if let limit, output.count > limit {
