@@ -6,6 +6,29 @@ import Testing
 /// What this round's fuzz targets (Fuzz/) and measurement (Scripts/hostile_inputs.py) found, each tested as a class.
 @Suite("Hostile input, round four: found by fuzzing and measurement")
 struct RoundFourTests {
+    /// A checkpoint counting more epochs or optimizer steps than any run reaches is refused: a step count of Int.max
+    /// trapped at the first step after resuming, with every optimizer that counts its steps.
+    @Test(arguments: ["adam", "momentum", "rmsprop", "adagrad", "adadelta"])
+    func aCheckpointsCountsMustBeReachable(_ optimizer: String) throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let checkpoint = "\(folder.path)/run.ckpt"
+        let common = ["train", "--data", folder.path, "--layers", "16-4", "--optimizer", optimizer, "--quiet"]
+        var result = try runBackprop(common + ["--epochs", "1", "--checkpoint-every", "1", "--checkpoint", checkpoint])
+        #expect(result.status == 0, "\(result.stderr)")
+        for (key, value, epochs) in [(TrainingCheckpoint.Key.optimizerSteps, "9223372036854775807", "2"),
+                                     (TrainingCheckpoint.Key.epoch, "9007199254740993", "9007199254740994")] {
+            var file = try SafetensorsFile(contentsOf: checkpoint)
+            let good = file
+            file.metadata[key] = value
+            try file.write(to: checkpoint)
+            result = try runBackprop(common + ["--epochs", epochs, "--resume", checkpoint])
+            #expect(result.status == 1 && result.stderr.contains("neither can be above 2^53") && result.stderr.split(separator: "\n").count == 1,
+                    "\(optimizer) \(key): \(result.status) \(result.stderr)")
+            try good.write(to: checkpoint)
+        }
+    }
+
     /// A table model or checkpoint whose saved standardization does not fit its schema (a scale missing, target
     /// statistics of the wrong width or on a classification target) is refused by every command that reads it,
     /// `train --resume` included (it trapped there: the standardization was applied before any check).
