@@ -15,6 +15,8 @@ struct BackpropCommand: ParsableCommand {
     /// error is one line on standard error and exit status 64 (ArgumentParser would add the usage text after it).
     static func main() {
         installTemporaryFileCleanup()
+        // A closed pipe on standard output is a failed write (reported by checkStandardOutput), not a silent death.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot(nil)
             try command.run()
@@ -24,6 +26,12 @@ struct BackpropCommand: ParsableCommand {
             if code == .validationFailure {
                 printError("backprop: error: \(message(for: error)) (see 'backprop\(subcommandPath()) --help')")
                 Foundation.exit(code.rawValue)
+            }
+            if code == .success {  // --help, help: the text goes to standard output, which may fail too
+                let text = fullMessage(for: error)
+                if !text.isEmpty { print(text) }
+                checkStandardOutput()
+                Foundation.exit(0)
             }
             checkStandardOutput()
             exit(withError: error)

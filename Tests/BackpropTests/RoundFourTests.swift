@@ -68,3 +68,69 @@ struct RoundFourTests {
         }
     }
 }
+
+/// What this round's measurement (Scripts/hostile_inputs.py) found.
+@Suite("Hostile input, round four: found by measurement")
+struct MeasurementFindingsTests {
+    /// Runs `arguments` with standard output the write end of a pipe whose read end is closed, and SIGPIPE at its
+    /// default action (as a shell leaves it, whatever the test runner does with it).
+    static func runIntoClosedPipe(_ arguments: [String]) throws -> (status: Int32, signal: Int32, stderr: String) {
+        var output: [Int32] = [0, 0], error: [Int32] = [0, 0]
+        #expect(pipe(&output) == 0 && pipe(&error) == 0)
+        close(output[0])
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, error[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        let argv = ([backpropExecutable.path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, backpropExecutable.path, &actions, &attributes, argv, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        posix_spawnattr_destroy(&attributes)
+        close(output[1])
+        close(error[1])
+        #expect(spawned == 0)
+        let message = FileHandle(fileDescriptor: error[0], closeOnDealloc: true).readDataToEndOfFile()
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let signal = status & 0x7F, code = (status >> 8) & 0xFF
+        return (signal == 0 ? code : -1, signal, String(decoding: message, as: UTF8.self))
+    }
+
+    /// Output that cannot be written is one line and status 1 for every command: help text into a full disk (it
+    /// exited 0), and any output into a closed pipe (the process died of SIGPIPE, with no message).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/full")))
+    func outputThatCannotBeWrittenIsAnErrorEverywhere() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        let model = "\(folder.path)/m.safetensors"
+        try Network(sizes: [16, 4], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
+        for arguments in [["--help"], ["train", "--help"], ["help", "text", "sample"]] {
+            let process = Process()
+            process.executableURL = backpropExecutable
+            process.arguments = arguments
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+            let error = Pipe()
+            process.standardError = error
+            try process.run()
+            let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 1 && message == "backprop: error: cannot write to standard output: No space left on device\n",
+                    "\(arguments): \(process.terminationStatus) \(message)")
+        }
+        for arguments in [["evaluate", "--model", model, "--data", folder.path], ["predict", "--model", model, "--data", folder.path, "--index", "0"],
+                          ["train", "--data", folder.path, "--layers", "16-4", "--epochs", "2"], ["--help"]] {
+            let result = try Self.runIntoClosedPipe(arguments)
+            #expect(result.status == 1 && result.stderr == "backprop: error: cannot write to standard output: Broken pipe\n",
+                    "\(arguments): status \(result.status), signal \(result.signal): \(result.stderr)")
+        }
+    }
+}
