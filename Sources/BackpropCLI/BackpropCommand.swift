@@ -134,6 +134,17 @@ func checkOutputLocation(_ path: String, flag: String) throws {
         }
         guard access(folder.isEmpty ? "." : folder, W_OK) == 0 else { throw fail("\(flag) \(path): the folder cannot be written") }
     }
+    // The file is written beside its target and renamed over it (writeAtomically), so the folder must take a new file.
+    // access() cannot tell (root passes it where no file can be made: /proc, a read-only mount): make one and remove it.
+    let folder = (path as NSString).deletingLastPathComponent
+    var generator = SystemRandomNumberGenerator()
+    let probe = "\(folder.isEmpty ? "." : folder == "/" ? "" : folder)/.\(name).probe-\(getpid())-\(generator.next() % 1_000_000_000)"
+    let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+        throw fail("\(flag) \(path): a file cannot be made in its folder (\(String(cString: strerror(errno))))")
+    }
+    close(descriptor)
+    unlink(probe)
 }
 
 /// Refuses any output (`(path, flag)`) that names one of the inputs (`(path, what)`): the run would overwrite its own

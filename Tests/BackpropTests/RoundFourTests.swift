@@ -133,4 +133,20 @@ struct MeasurementFindingsTests {
                     "\(arguments): status \(result.status), signal \(result.signal): \(result.stderr)")
         }
     }
+
+    /// An output folder that access() calls writable but where no file can be made (as root: /proc) is refused
+    /// before training; the model was lost after training.
+    @Test func anOutputFolderThatCannotTakeAFileIsRefusedBeforeTraining() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 20, seed: 1)
+        for flags in [["--output", "/proc/m.safetensors"], ["--plot", "/proc/curves.svg"], ["--output", "/proc/self/comm"],
+                      ["--checkpoint-every", "1", "--checkpoint", "/proc/c.safetensors"]] {
+            let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"] + flags)
+            #expect(result.status == 1 && result.stdout.isEmpty && result.stderr.split(separator: "\n").count == 1
+                    && result.stderr.contains(flags[flags.count - 2]), "\(flags): \(result.status) \(result.stdout) \(result.stderr)")
+        }
+        let corpus = TextCommandTests.corpus(folder)
+        let result = try runBackprop(["text", "train", "--text", corpus, "--hidden", "4", "--output", "/proc/t.safetensors"])
+        #expect(result.status == 1 && result.stdout.isEmpty && result.stderr.contains("--output /proc/t.safetensors"), "\(result.stderr)")
+    }
 }
