@@ -149,4 +149,20 @@ struct MeasurementFindingsTests {
         let result = try runBackprop(["text", "train", "--text", corpus, "--hidden", "4", "--output", "/proc/t.safetensors"])
         #expect(result.status == 1 && result.stdout.isEmpty && result.stderr.contains("--output /proc/t.safetensors"), "\(result.stderr)")
     }
+
+    /// A number too large for a Float in a table is out of range, wherever it is: as a column's first value it made
+    /// the column text (one-hot encoded, silently), later it was called "not a number".
+    @Test func aTableNumberTooLargeForAFloatIsOutOfRange() throws {
+        let folder = TemporaryFolder()
+        for (rows, line) in [("1e400,x\n2,y\n3,x\n4,y\n", 2), ("1,x\n2,y\n-3e39,x\n4,y\n", 4)] {
+            let table = folder.write("t.csv", Array(("a,b\n" + rows).utf8))
+            let result = try runBackprop(["train", "--data", table, "--epochs", "1"])
+            #expect(result.status == 1 && result.stderr.contains("\(table), line \(line), column 'a' (1):")
+                    && result.stderr.contains("is out of range (a 32-bit float holds magnitudes up to 3.4e38)") && result.stdout.isEmpty,
+                    "\(rows): \(result.stderr)")
+        }
+        #expect(throws: TableError.outOfRange(path: "t", line: 3, column: "a", columnNumber: 1, text: "1e39")) {
+            try Table(bytes: Array("a,b\n1,x\n1e39,y\n".utf8), path: "t")
+        }
+    }
 }
