@@ -165,4 +165,24 @@ struct MeasurementFindingsTests {
             try Table(bytes: Array("a,b\n1,x\n1e39,y\n".utf8), path: "t")
         }
     }
+
+    /// A data file is read as a stream and its size checked against its header before its payload is read: a raw file
+    /// far larger than its header says, or a gzip stream followed by gigabytes of anything else, is refused without
+    /// being read whole (the whole file was read into memory first: 200 MB of trailing bytes cost 270 MB).
+    @Test func aDataFileLargerThanItsHeaderSaysIsNotReadWhole() throws {
+        let folder = TemporaryFolder()
+        let raw = folder.write("labels", idx([10], [UInt8](repeating: 1, count: 10)))
+        let compressed = folder.write("labels.gz", idx([10], [UInt8](repeating: 1, count: 10)))
+        let large: off_t = 64 << 30  // sparse: no disk is used, but reading it whole would need 64 GiB of memory
+        #expect(truncate(raw, large) == 0 && truncate(compressed, large) == 0)
+        #expect(throws: DataError.payloadSize(path: raw, dimensions: [10], expectedBytes: 18, foundBytes: Int(large), compressed: false)) {
+            try IDXFile(contentsOf: raw)
+        }
+        #expect {
+            try IDXFile(contentsOf: compressed)
+        } throws: { error in
+            guard case .unreadable(compressed, let reason)? = error as? DataError else { return false }
+            return reason.contains("bytes of garbage after the gzip stream")
+        }
+    }
 }
