@@ -36,6 +36,15 @@ struct ModelAndData {
         guard test.featureCount == network.inputSize else {
             throw fail("the model takes \(network.inputSize) inputs, but the images in \(data) have \(test.featureCount) pixels")
         }
+        // A model that reads images as images needs their shape, not only their pixel count (14×56 is not 28×28).
+        if let shape = test.imageShape {
+            if let convolution = network.layers.first as? Conv2D, convolution.input != shape {
+                throw fail("\(model) takes \(convolution.input.height)×\(convolution.input.width) images, but the images in \(data) are \(shape.height)×\(shape.width)")
+            }
+            if let recurrent = network.layers.first as? any RecurrentLayer, recurrent.inputSize != shape.width {
+                throw fail("\(model) reads images row by row, \(recurrent.inputSize) pixels a row, but the images in \(data) are \(shape.height)×\(shape.width)")
+            }
+        }
         loss = metadata["loss"] == "binary-cross-entropy" ? BinaryCrossEntropy() : CrossEntropy()
     }
 

@@ -69,9 +69,11 @@ extension Train {
             throw fail(message, rank: world)
         }
         if model != .mlp {
-            let side = Int(Double(data.train.featureCount).squareRoot())
-            guard side * side == data.train.featureCount else {
-                throw fail("--model \(model.rawValue) needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
+            // Square images: the CNN and the row-by-row recurrent models take a side from the pixel count, so 14×56
+            // images would be read as 28×28.
+            let shape = data.train.imageShape, side = shape?.height ?? 0
+            guard let shape, shape.height == shape.width else {
+                throw fail("--model \(model.rawValue) needs square one-channel images; the images in \(self.data) are \(shape.map { "\($0.height)×\($0.width)" } ?? "?")", rank: world)
             }
             guard side >= 4 || model != .cnn else {
                 throw fail("--model cnn needs images of at least 4×4 pixels for its two 2×2 poolings; \(self.data) has \(side)×\(side)", rank: world)

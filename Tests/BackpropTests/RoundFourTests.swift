@@ -185,4 +185,37 @@ struct MeasurementFindingsTests {
             return reason.contains("bytes of garbage after the gzip stream")
         }
     }
+
+    /// The CNN and the recurrent models need square images, judged by the images' shape, not their pixel count (14×56
+    /// images trained as if they were 28×28); test images must have the training images' shape; and evaluate and
+    /// predict refuse images of another shape than a CNN or recurrent model reads.
+    @Test func imagesOfAnotherShapeAreRefused() throws {
+        let folder = TemporaryFolder()
+        HostileDataTests.folder(folder, train: 16, test: 16, classes: 4, side: 4)
+        // The same 16 pixels as 2×8 images.
+        for prefix in ["train", "t10k"] {
+            folder.write("\(prefix)-images-idx3-ubyte.gz", idx([16, 2, 8], (0..<256).map { UInt8($0 % 251) }))
+        }
+        for model in ["cnn", "rnn", "lstm"] {
+            let result = try runBackprop(["train", "--data", folder.path, "--model", model, "--layers", "16-4", "--epochs", "1"])
+            #expect(result.status == 1 && result.stderr.contains("--model \(model) needs square one-channel images; the images in \(folder.path) are 2×8")
+                    && result.stdout.isEmpty, "\(model): \(result.stderr)")
+        }
+        folder.write("train-images-idx3-ubyte.gz", idx([16, 4, 4], (0..<256).map { UInt8($0 % 251) }))
+        var result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"])
+        #expect(result.status == 1 && result.stderr.contains("of 4×4 pixels like the training images") && result.stderr.contains("found 2×8"),
+                "\(result.stderr)")
+        // Models of 4×4 images evaluated on 2×8 ones.
+        let quadrants = TemporaryFolder()
+        quadrantFolder(quadrants, count: 16, seed: 1)
+        for (model, message) in [("cnn", "takes 4×4 images"), ("gru", "reads images row by row, 4 pixels a row")] {
+            let path = "\(folder.path)/\(model).safetensors"
+            result = try runBackprop(["train", "--data", quadrants.path, "--model", model, "--layers", "16-4", "--epochs", "1", "--output", path, "--quiet"])
+            #expect(result.status == 0, "\(result.stderr)")
+            for command in [["evaluate"], ["predict", "--index", "0"]] {
+                result = try runBackprop(command + ["--model", path, "--data", folder.path])
+                #expect(result.status == 1 && result.stderr.contains(message) && result.stderr.contains("are 2×8"), "\(model) \(command): \(result.stderr)")
+            }
+        }
+    }
 }
