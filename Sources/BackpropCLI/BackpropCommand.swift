@@ -24,7 +24,7 @@ struct BackpropCommand: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                printError("backprop: error: \(message(for: error)) (see 'backprop\(subcommandPath()) --help')")
+                printError("backprop: error: \(oneLine(message(for: error))) (see 'backprop\(subcommandPath()) --help')")
                 Foundation.exit(code.rawValue)
             }
             if code == .success {  // --help, help: the text goes to standard output, which may fail too
@@ -46,6 +46,19 @@ struct BackpropCommand: ParsableCommand {
             Foundation.exit(1)
         }
     }
+}
+
+/// ArgumentParser's `message` on one line: it lists an option's values one per line ("- sgd"), which become a list
+/// after the sentence that introduces them.
+func oneLine(_ message: String) -> String {
+    var text = "", items: [String] = []
+    for line in message.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where !line.isEmpty {
+        if line.hasPrefix("- ") { items.append(String(line.dropFirst(2))); continue }
+        if !items.isEmpty { text += " " + items.joined(separator: ", "); items = [] }
+        text += (text.isEmpty ? "" : " ") + line
+    }
+    if !items.isEmpty { text += " " + items.joined(separator: ", ") }
+    return text
 }
 
 /// The subcommands named at the start of the command line (` rl train`), for a help hint.

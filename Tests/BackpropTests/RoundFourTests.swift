@@ -218,4 +218,11 @@ struct MeasurementFindingsTests {
             }
         }
     }
+
+    /// ArgumentParser's message for a value not among an option's values listed them one per line: one line now.
+    @Test func aValueNotAmongTheOptionsValuesIsOneLine() throws {
+        let result = try runBackprop(["train", "--optimizer", "adamax"])
+        #expect(result.status == 64 && result.stderr == "backprop: error: The value 'adamax' is invalid for '--optimizer <optimizer>'. Please provide one of the following: sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw (see 'backprop train --help')\n",
+                "\(result.stderr)")
+    }
 }
