@@ -25,6 +25,9 @@ struct ModelAndData {
         } catch {
             throw fail(error.description)
         }
+        if metadata["table"] != nil {
+            throw fail("\(model) was trained on a table (its metadata has a table schema); evaluate it on a table: --data FILE.csv")
+        }
         do {
             test = try Dataset.mnistTest(directory: data, classCount: network.outputSize)
         } catch {

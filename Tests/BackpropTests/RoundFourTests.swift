@@ -225,4 +225,18 @@ struct MeasurementFindingsTests {
         #expect(result.status == 64 && result.stderr == "backprop: error: The value 'adamax' is invalid for '--optimizer <optimizer>'. Please provide one of the following: sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw (see 'backprop train --help')\n",
                 "\(result.stderr)")
     }
+
+    /// A model trained on a table, evaluated on images, says so (it reported the images' labels against its outputs).
+    @Test func aTableModelOnImagesSaysItWasTrainedOnATable() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 16, seed: 1)
+        let model = "\(folder.path)/houses.safetensors"
+        var result = try runBackprop(["train", "--data", "Examples/Tables/houses.csv", "--target", "price_k", "--epochs", "1", "--output", model, "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for command in [["evaluate"], ["predict", "--index", "0"]] {
+            result = try runBackprop(command + ["--model", model, "--data", folder.path])
+            #expect(result.status == 1 && result.stderr == "backprop: error: \(model) was trained on a table (its metadata has a table schema); evaluate it on a table: --data FILE.csv\n",
+                    "\(command): \(result.stderr)")
+        }
+    }
 }
