@@ -15,6 +15,9 @@ let package = Package(
         .target(name: "FuzzDriver"),
         .executableTarget(name: "FuzzIDX", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
+        .executableTarget(name: "FuzzGzip", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
+        .executableTarget(name: "FuzzSafetensorsMetadata", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
+        .executableTarget(name: "FuzzTable", dependencies: ["FuzzDriver", .product(name: "Backprop", package: root)]),
     ],
     swiftLanguageModes: [.v6]
 )

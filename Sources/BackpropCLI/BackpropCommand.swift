@@ -15,6 +15,8 @@ struct BackpropCommand: ParsableCommand {
     /// error is one line on standard error and exit status 64 (ArgumentParser would add the usage text after it).
     static func main() {
         installTemporaryFileCleanup()
+        // A closed pipe on standard output is a failed write (reported by checkStandardOutput), not a silent death.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot(nil)
             try command.run()
@@ -22,8 +24,14 @@ struct BackpropCommand: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                printError("backprop: error: \(message(for: error)) (see 'backprop\(subcommandPath()) --help')")
+                printError("backprop: error: \(oneLine(message(for: error))) (see 'backprop\(subcommandPath()) --help')")
                 Foundation.exit(code.rawValue)
+            }
+            if code == .success {  // --help, help: the text goes to standard output, which may fail too
+                let text = fullMessage(for: error)
+                if !text.isEmpty { print(text) }
+                checkStandardOutput()
+                Foundation.exit(0)
             }
             checkStandardOutput()
             exit(withError: error)
@@ -40,6 +48,19 @@ struct BackpropCommand: ParsableCommand {
     }
 }
 
+/// ArgumentParser's `message` on one line: it lists an option's values one per line ("- sgd"), which become a list
+/// after the sentence that introduces them.
+func oneLine(_ message: String) -> String {
+    var text = "", items: [String] = []
+    for line in message.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where !line.isEmpty {
+        if line.hasPrefix("- ") { items.append(String(line.dropFirst(2))); continue }
+        if !items.isEmpty { text += " " + items.joined(separator: ", "); items = [] }
+        text += (text.isEmpty ? "" : " ") + line
+    }
+    if !items.isEmpty { text += " " + items.joined(separator: ", ") }
+    return text
+}
+
 /// The subcommands named at the start of the command line (` rl train`), for a help hint.
 func subcommandPath() -> String {
     let arguments = Array(CommandLine.arguments.dropFirst())
@@ -47,6 +68,31 @@ func subcommandPath() -> String {
     if first == "rl", arguments.count > 1, ["train", "play"].contains(arguments[1]) { return " rl \(arguments[1])" }
     if first == "text", arguments.count > 1, ["train", "sample"].contains(arguments[1]) { return " text \(arguments[1])" }
     return " \(first)"
+}
+
+/// The bytes given for `flag` exactly as the shell passed them: its last `flag VALUE` or `flag=VALUE` (the one
+/// ArgumentParser keeps), before any `--`. `CommandLine.arguments` replaces bytes that are not UTF-8 with U+FFFD, so
+/// an option whose value may be any bytes (`text sample --prime`) reads them here, from `CommandLine.unsafeArgv`.
+func rawArgument(_ flag: String) -> [UInt8]? {
+    let name = Array(flag.utf8), prefix = name + [UInt8(ascii: "=")]
+    func argument(_ i: Int) -> [UInt8] {
+        guard let pointer = CommandLine.unsafeArgv[i] else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+    }
+    var value: [UInt8]?
+    var i = 1
+    while i < Int(CommandLine.argc) {
+        let token = argument(i)
+        if token == [UInt8(ascii: "-"), UInt8(ascii: "-")] { break }
+        if token == name && i + 1 < Int(CommandLine.argc) {
+            value = argument(i + 1)
+            i += 2
+            continue
+        }
+        if token.starts(with: prefix) { value = Array(token.dropFirst(prefix.count)) }
+        i += 1
+    }
+    return value
 }
 
 /// Prints `message` to standard error as `backprop: error: message` and exits with status 1.
@@ -101,6 +147,17 @@ func checkOutputLocation(_ path: String, flag: String) throws {
         }
         guard access(folder.isEmpty ? "." : folder, W_OK) == 0 else { throw fail("\(flag) \(path): the folder cannot be written") }
     }
+    // The file is written beside its target and renamed over it (writeAtomically), so the folder must take a new file.
+    // access() cannot tell (root passes it where no file can be made: /proc, a read-only mount): make one and remove it.
+    let folder = (path as NSString).deletingLastPathComponent
+    var generator = SystemRandomNumberGenerator()
+    let probe = "\(folder.isEmpty ? "." : folder == "/" ? "" : folder)/.\(name).probe-\(getpid())-\(generator.next() % 1_000_000_000)"
+    let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+        throw fail("\(flag) \(path): a file cannot be made in its folder (\(String(cString: strerror(errno))))")
+    }
+    close(descriptor)
+    unlink(probe)
 }
 
 /// Refuses any output (`(path, flag)`) that names one of the inputs (`(path, what)`): the run would overwrite its own

@@ -25,13 +25,28 @@ struct ModelAndData {
         } catch {
             throw fail(error.description)
         }
+        if metadata["table"] != nil {
+            throw fail("\(model) was trained on a table (its metadata has a table schema); evaluate it on a table: --data FILE.csv")
+        }
         do {
             test = try Dataset.mnistTest(directory: data, classCount: network.outputSize)
         } catch {
+            if case .labelOutOfRange(let path, let index, let label, let classCount) = error {
+                throw fail("\(path): label \(label) (item \(index)) is outside the model's \(classCount) classes (0...\(classCount - 1)); \(model) was trained on other classes")
+            }
             throw fail(error.description)
         }
         guard test.featureCount == network.inputSize else {
             throw fail("the model takes \(network.inputSize) inputs, but the images in \(data) have \(test.featureCount) pixels")
+        }
+        // A model that reads images as images needs their shape, not only their pixel count (14×56 is not 28×28).
+        if let shape = test.imageShape {
+            if let convolution = network.layers.first as? Conv2D, convolution.input != shape {
+                throw fail("\(model) takes \(convolution.input.height)×\(convolution.input.width) images, but the images in \(data) are \(shape.height)×\(shape.width)")
+            }
+            if let recurrent = network.layers.first as? any RecurrentLayer, recurrent.inputSize != shape.width {
+                throw fail("\(model) reads images row by row, \(recurrent.inputSize) pixels a row, but the images in \(data) are \(shape.height)×\(shape.width)")
+            }
         }
         loss = metadata["loss"] == "binary-cross-entropy" ? BinaryCrossEntropy() : CrossEntropy()
     }
@@ -53,7 +68,7 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: all cores)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: the CPUs this process may use)", transform: number)
     var threads: Int?
 
     @Flag(help: "Print one JSON object: loss, accuracy, count, per_class_accuracy, confusion_matrix.")

@@ -13,10 +13,10 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(parsing: .unconditional, help: "The index of the first test image (required for images; for a table, the first row, default 0).")
+    @Option(parsing: .unconditional, help: "The index of the first test image (required for images; for a table, the first row, default 0).", transform: number)
     var index: Int?
 
-    @Option(parsing: .unconditional, help: "How many images to show (default 1), or rows of a table to predict (default: all).")
+    @Option(parsing: .unconditional, help: "How many images to show (default 1), or rows of a table to predict (default: all).", transform: number)
     var count: Int?
 
     func validate() throws {
@@ -41,7 +41,7 @@ struct Predict: ParsableCommand {
         indices.withUnsafeBufferPointer { test.gather(indices: $0, input: input, targets: targets) }
         let logits = loaded.network(input)
         let probabilities = loaded.loss is BinaryCrossEntropy ? sigmoid(logits) : softmax(logits)
-        let side = Int(Double(test.featureCount).squareRoot())
+        let shape = test.imageShape ?? ImageShape(channels: 1, height: 1, width: test.featureCount)
         for row in 0..<count {
             let label = test.label(at: index + row), predicted = argmax(logits, row: row)
             var right: [String] = [
@@ -55,9 +55,9 @@ struct Predict: ParsableCommand {
                 let bar = String(repeating: "█", count: Int((p * 20).rounded()))
                 right.append(String(format: "%2d %@ %6.2f%% %@", c, names[c].padding(toLength: 11, withPad: " ", startingAt: 0), p * 100, bar))
             }
-            let picture = side * side == test.featureCount ? render(input.rows(row..<(row + 1)), side: side) : []
+            let picture = shape.height > 1 ? render(input.rows(row..<(row + 1)), height: shape.height, width: shape.width) : []
             for line in 0..<max(picture.count, right.count) {
-                let left = line < picture.count ? picture[line] : String(repeating: " ", count: side)
+                let left = line < picture.count ? picture[line] : String(repeating: " ", count: picture.isEmpty ? 0 : shape.width)
                 print(left + "   " + (line < right.count ? right[line] : ""))
             }
             print()
@@ -66,13 +66,13 @@ struct Predict: ParsableCommand {
 
     /// The image as text, two pixels per character (upper and lower half), shaded by the darker-to-lighter
     /// characters " ░▒▓█".
-    func render(_ image: Matrix, side: Int) -> [String] {
+    func render(_ image: Matrix, height: Int, width: Int) -> [String] {
         let shades: [Character] = [" ", "░", "▒", "▓", "█"]
         var lines: [String] = []
-        for r in stride(from: 0, to: side, by: 2) {
+        for r in stride(from: 0, to: height, by: 2) {
             var line = ""
-            for c in 0..<side {
-                let top = image[0, r * side + c], bottom = r + 1 < side ? image[0, (r + 1) * side + c] : 0
+            for c in 0..<width {
+                let top = image[0, r * width + c], bottom = r + 1 < height ? image[0, (r + 1) * width + c] : 0
                 let value = (top + bottom) / 2
                 line.append(shades[min(4, Int((value * 5).rounded(.down)))])
             }

@@ -38,34 +38,34 @@ struct RLTrain: ParsableCommand {
     @Option(help: "The environment: \(EnvironmentName.known.joined(separator: ", ")).")
     var env: String = "cartpole"
 
-    @Option(help: "reinforce or actor-critic.")
+    @Option(help: "The policy-gradient algorithm.")
     var algorithm: PolicyGradientAlgorithm = .reinforce
 
-    @Option(parsing: .unconditional, help: "Hidden units of the policy (and of the value network).")
+    @Option(parsing: .unconditional, help: "Hidden units of the policy (and of the value network). (default: 128)", transform: number)
     var hidden: Int = 128
 
-    @Option(parsing: .unconditional, help: "Dropout probability before the policy's ReLU. (default: 0.6 for reinforce, 0 for actor-critic)")
+    @Option(parsing: .unconditional, help: "Dropout probability before the policy's ReLU. (default: 0.6 for reinforce, 0 for actor-critic)", transform: number)
     var dropout: Float?
 
-    @Option(help: "The optimizer: sgd, adam. (default: adam)")
+    @Option(help: "The optimizer: sgd, adam.")
     var optimizer: String = "adam"
 
-    @Option(parsing: .unconditional, help: "The learning rate.")
+    @Option(parsing: .unconditional, help: "The learning rate. (default: 0.01)", transform: number)
     var learningRate: Float = 0.01
 
-    @Option(parsing: .unconditional, help: "The discount γ.")
+    @Option(parsing: .unconditional, help: "The discount γ. (default: 0.99)", transform: number)
     var gamma: Float = 0.99
 
-    @Option(parsing: .unconditional, help: "The most episodes to play.")
+    @Option(parsing: .unconditional, help: "The most episodes to play. (default: 1000)", transform: number)
     var episodes: Int = 1000
 
-    @Option(parsing: .unconditional, help: "Seeds the weights, the action sampling, dropout and each episode's start (seed + episode).")
+    @Option(parsing: .unconditional, help: "Seeds the weights, the action sampling, dropout and each episode's start (seed + episode). (default: 0)", transform: number)
     var seed: UInt64 = 0
 
     @Option(help: "Save the policy here (safetensors, written atomically).")
     var output: String?
 
-    @Option(parsing: .unconditional, help: "Threads for the matrix products (1 is fastest for these small networks).")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products (1 is fastest for these small networks). (default: 1)", transform: number)
     var threads: Int = 1
 
     @Flag(help: "Print one JSON object per episode, and one at the end.")
@@ -78,7 +78,7 @@ struct RLTrain: ParsableCommand {
         guard hidden >= 1 && hidden <= 1 << 16 else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }
         if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
         guard ["sgd", "adam"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd or adam; got '\(optimizer)'") }
-        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--learning-rate must be positive; got \(learningRate)") }
+        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--learning-rate must be positive and finite; got \(learningRate)") }
         guard gamma >= 0 && gamma <= 1 else { throw ValidationError("--gamma must be in [0, 1]; got \(gamma)") }
         guard episodes >= 1 && episodes <= 100_000_000 else { throw ValidationError("--episodes must be in 1...100000000; got \(episodes)") }
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
@@ -136,6 +136,9 @@ struct RLTrain: ParsableCommand {
             do {
                 report = try trainer.trainEpisode(in: environment, seed: seed &+ UInt64(episode))
             } catch {
+                if case .diverged(_, _, let loss) = error {
+                    throw fail("episode \(episode): training diverged: the update after it gave a loss of \(loss.isNaN ? "NaN" : "\(loss)"); try a lower --learning-rate than \(learningRate) (the default is 0.01)")
+                }
                 throw fail("episode \(episode): \(error.description)")
             }
             running = 0.05 * report.totalReward + 0.95 * running
@@ -190,10 +193,10 @@ struct RLPlay: ParsableCommand {
     @Option(help: "The environment: \(EnvironmentName.known.joined(separator: ", ")).")
     var env: String = "cartpole"
 
-    @Option(parsing: .unconditional, help: "Episodes to play.")
+    @Option(parsing: .unconditional, help: "Episodes to play. (default: 100)", transform: number)
     var episodes: Int = 100
 
-    @Option(parsing: .unconditional, help: "Seeds each episode's start (seed + episode) and the sampling.")
+    @Option(parsing: .unconditional, help: "Seeds each episode's start (seed + episode) and the sampling. (default: 0)", transform: number)
     var seed: UInt64 = 0
 
     @Flag(help: "Sample actions from the policy instead of taking the most probable.")

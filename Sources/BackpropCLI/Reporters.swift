@@ -1,5 +1,6 @@
 import Backprop
 import BackpropMPI
+import CBackpropSignals
 import Foundation
 
 /// What `backprop train` shows as it runs: one implementation per output style.
@@ -50,7 +51,7 @@ final class LineReporter: TrainingReporter {
             print("           gradient norm per layer " + norms.map { String(format: "%.3g", $0) }.joined(separator: " ")
                   + "   update ratio " + ratios.map { String(format: "%.2g", $0) }.joined(separator: " "))
         }
-        fflush(nil)  // one line per epoch, even through a pipe
+        _ = bp_flush_standard_output()  // one line per epoch, even through a pipe (a failure is kept for the exit)
     }
 
     func note(_ line: String) { print(line) }
@@ -79,7 +80,7 @@ final class JSONLinesReporter: TrainingReporter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: (try? encoder.encode(line)) ?? Data("{}".utf8), as: UTF8.self))
-        fflush(nil)
+        _ = bp_flush_standard_output()
     }
 
     func note(_ line: String) {}

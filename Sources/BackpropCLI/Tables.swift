@@ -41,6 +41,10 @@ extension Train {
             if let target, target != saved.target {
                 throw fail("--target \(target) conflicts with \(resume), which was trained on target '\(saved.target)'; resume with the same settings")
             }
+            // Its standardization is applied to the table before the network is read: check it against the network now.
+            let network: Network
+            do { network = try Checkpoint.network(from: file, path: resume).network } catch { throw fail(error.description) }
+            if let problem = saved.inconsistency(inputs: network.inputSize, outputs: network.outputSize) { throw fail("\(resume): \(problem)") }
             resumedSchema = saved
         }
         do {
@@ -83,6 +87,12 @@ extension Train {
         _ = try settings()  // flags first: a usage error should not wait for a large file
         let table = try prepareTable()
         let schema = table.schema
+        if schema.task == .regression, let loss {  // (--task regression --loss is refused with the flags)
+            if let resume {
+                throw fail("--loss \(loss.rawValue) is for classification, but \(resume) learns the target '\(schema.target)' by regression (mean squared error); leave out --loss", rank: world)
+            }
+            throw fail("--loss \(loss.rawValue) is for classification, but the target '\(schema.target)' of \(data) holds numbers that are not all integers, so it is learnt by regression (mean squared error); give --task classification to take its values as classes, or leave out --loss", rank: world)
+        }
         let settings = try self.settings(auto: (schema.featureCount, schema.targetWidth))
         guard settings.sizes[0] == schema.featureCount else {
             throw fail("--layers starts with \(settings.sizes[0]) inputs, but \(data) gives \(schema.featureCount) (\(schema.features.count) feature columns\(schema.features.contains { $0.categories != nil } ? ", text columns one-hot" : "")); use auto", rank: world)
@@ -109,16 +119,8 @@ struct TableModel {
             throw fail("\(path) was not trained on a table (its metadata has no table schema); evaluate it on an MNIST-format folder")
         }
         guard let schema = TableSchema(json: json) else { throw fail("\(path): its table schema (metadata 'table') cannot be read") }
-        if let s = schema.standardization {
-            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? [])
-            guard s.featureMeans.count == schema.featureCount, s.featureScales.count == schema.featureCount,
-                  (s.targetMeans?.count ?? 0) == (s.targetScales?.count ?? 0), values.allSatisfy(\.isFinite),
-                  (s.featureScales + (s.targetScales ?? [])).allSatisfy({ $0 > 0 }) else {
-                throw fail("\(path): its table standardization is damaged (\(s.featureMeans.count) means and \(s.featureScales.count) scales for \(schema.featureCount) features; every value must be finite and every scale positive)")
-            }
-        }
-        guard schema.featureCount == loaded.network.inputSize && schema.targetWidth == loaded.network.outputSize else {
-            throw fail("\(path): its table schema (\(schema.featureCount) inputs, \(schema.targetWidth) outputs) does not fit its network (\(loaded.network.inputSize), \(loaded.network.outputSize))")
+        if let problem = schema.inconsistency(inputs: loaded.network.inputSize, outputs: loaded.network.outputSize) {
+            throw fail("\(path): \(problem)")
         }
         (network, metadata, self.schema) = (loaded.network, loaded.metadata, schema)
     }

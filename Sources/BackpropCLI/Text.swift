@@ -29,37 +29,37 @@ struct TextTrain: ParsableCommand {
     @Option(help: "The recurrent cell: lstm, gru, rnn.")
     var cell: String = "lstm"
 
-    @Option(parsing: .unconditional, help: "The hidden state's size.")
+    @Option(parsing: .unconditional, help: "The hidden state's size. (default: 128)", transform: number)
     var hidden: Int = 128
 
-    @Option(parsing: .unconditional, help: "Stacked recurrent layers.")
+    @Option(parsing: .unconditional, help: "Stacked recurrent layers. (default: 1)", transform: number)
     var numLayers: Int = 1
 
-    @Option(parsing: .unconditional, help: "Dropout between stacked layers, in training.")
+    @Option(parsing: .unconditional, help: "Dropout between stacked layers, in training. (default: 0)", transform: number)
     var dropout: Float = 0
 
-    @Option(parsing: .unconditional, help: "Bytes per stream per step (the truncation length of backpropagation through time).")
+    @Option(parsing: .unconditional, help: "Bytes per stream per step (the truncation length of backpropagation through time). (default: 50)", transform: number)
     var sequenceLength: Int = 50
 
-    @Option(parsing: .unconditional, help: "Streams (sequences) per step.")
+    @Option(parsing: .unconditional, help: "Streams (sequences) per step. (default: 50)", transform: number)
     var batchSize: Int = 50
 
-    @Option(parsing: .unconditional, help: "Passes over the training bytes.")
+    @Option(parsing: .unconditional, help: "Passes over the training bytes. (default: 1)", transform: number)
     var epochs: Int = 1
 
     @Option(help: "The optimizer: adam, sgd, rmsprop.")
     var optimizer: String = "adam"
 
-    @Option(parsing: .unconditional, help: "The learning rate.")
+    @Option(parsing: .unconditional, help: "The learning rate. (default: 0.002)", transform: number)
     var learningRate: Float = 0.002
 
-    @Option(parsing: .unconditional, help: "Clip the gradient's global norm to this (0: no clipping).")
+    @Option(parsing: .unconditional, help: "Clip the gradient's global norm to this (0: no clipping). (default: 5)", transform: number)
     var clipNorm: Float = 5
 
-    @Option(parsing: .unconditional, help: "Seeds the initial weights and dropout.")
+    @Option(parsing: .unconditional, help: "Seeds the initial weights and dropout. (default: 0)", transform: number)
     var seed: UInt64 = 0
 
-    @Option(parsing: .unconditional, help: "Threads for the matrix products. (default: the CPUs this process may use)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products. (default: the CPUs this process may use)", transform: number)
     var threads: Int?
 
     @Option(help: "Save the model here (safetensors, written atomically, after every epoch).")
@@ -82,8 +82,8 @@ struct TextTrain: ParsableCommand {
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be in 1...100000; got \(batchSize)") }
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be in 1...1000000; got \(epochs)") }
         guard ["adam", "sgd", "rmsprop"].contains(optimizer) else { throw ValidationError("--optimizer must be adam, sgd or rmsprop; got '\(optimizer)'") }
-        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--learning-rate must be positive; got \(learningRate)") }
-        guard clipNorm.isFinite && clipNorm >= 0 else { throw ValidationError("--clip-norm must be ≥ 0; got \(clipNorm)") }
+        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--learning-rate must be positive and finite; got \(learningRate)") }
+        guard clipNorm.isFinite && clipNorm >= 0 else { throw ValidationError("--clip-norm must be finite and ≥ 0; got \(clipNorm)") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
         // The memory of one step: the one-hot input and logits, and the layer's saved gates and states.
         let (cells, overflow) = batchSize.multipliedReportingOverflow(by: sequenceLength)
@@ -154,6 +154,7 @@ struct TextTrain: ParsableCommand {
                 }
             } catch {
                 bar?.clear()
+                if case .diverged = error { throw fail("\(error.description); nothing saved") }  // (it names the epoch)
                 throw fail("epoch \(epoch): \(error.description); nothing saved")
             }
             let seconds = monotonicSeconds() - start
@@ -194,16 +195,19 @@ struct TextSample: ParsableCommand {
     @Option(help: "A model saved by 'backprop text train'.")
     var model: String
 
-    @Option(parsing: .unconditional, help: "Bytes to generate.")
+    @Option(parsing: .unconditional, help: "Bytes to generate. (default: 500)", transform: number)
     var length: Int = 500
 
-    @Option(parsing: .unconditional, help: "Divides the logits before the softmax: below 1 more likely bytes, above 1 more varied.")
+    @Option(parsing: .unconditional, help: "Divides the logits before the softmax: below 1 more likely bytes, above 1 more varied. (default: 0.8)", transform: number)
     var temperature: Float = 0.8
 
-    @Option(help: "Text to start from (run through the model first; not printed again). (default: a newline)")
+    @Option(parsing: .unconditional, help: """
+        Text to start from (run through the model first; not printed again): its bytes exactly as given, UTF-8 or \
+        not, each of which the model's vocabulary must hold. (default: a newline)
+        """)
     var prime: String?
 
-    @Option(parsing: .unconditional, help: "Seeds the sampling.")
+    @Option(parsing: .unconditional, help: "Seeds the sampling. (default: 0)", transform: number)
     var seed: UInt64 = 0
 
     func validate() throws {
@@ -217,7 +221,8 @@ struct TextSample: ParsableCommand {
         Parallel.setThreadCount(1)
         let textModel: TextModel
         do { textModel = try TextModel.load(from: model) } catch { throw fail(error.description) }
-        let prime = Array((self.prime ?? "").utf8)
+        // The bytes as the shell passed them: `prime` has each byte that is not UTF-8 replaced by U+FFFD.
+        let prime = self.prime == nil ? [] : rawArgument("--prime") ?? Array((self.prime ?? "").utf8)
         let bytes: [UInt8]
         do {
             bytes = try textModel.sample(length: length, temperature: temperature, prime: prime, seed: seed)

@@ -59,15 +59,21 @@ extension Train {
             data = try Dataset.mnist(directory: self.data, classCount: settings.sizes.last!)
         } catch {
             var message = error.description
+            if case .labelOutOfRange(let path, let index, let label, let classCount) = error {
+                let sizes = settings.sizes.map(String.init).joined(separator: "-")
+                message = "\(path): label \(label) (item \(index)) is outside the network's \(classCount) classes (0...\(classCount - 1)), the last size of --layers \(sizes)\(layers == nil ? " (the default)" : ""); end --layers with more classes than the largest label"
+            }
             if case .fileNotFound = error, self.data == Dataset.defaultDirectory {
                 message += " (install Fashion-MNIST with: apt-get install dataset-fashion-mnist, or pass --data DIR)"
             }
             throw fail(message, rank: world)
         }
         if model != .mlp {
-            let side = Int(Double(data.train.featureCount).squareRoot())
-            guard side * side == data.train.featureCount else {
-                throw fail("--model \(model.rawValue) needs square one-channel images; \(self.data) has \(data.train.featureCount) pixels per image", rank: world)
+            // Square images: the CNN and the row-by-row recurrent models take a side from the pixel count, so 14×56
+            // images would be read as 28×28.
+            let shape = data.train.imageShape, side = shape?.height ?? 0
+            guard let shape, shape.height == shape.width else {
+                throw fail("--model \(model.rawValue) needs square one-channel images; the images in \(self.data) are \(shape.map { "\($0.height)×\($0.width)" } ?? "?")", rank: world)
             }
             guard side >= 4 || model != .cnn else {
                 throw fail("--model cnn needs images of at least 4×4 pixels for its two 2×2 poolings; \(self.data) has \(side)×\(side)", rank: world)

@@ -33,10 +33,10 @@ struct Train: ParsableCommand {
     @Option(help: "Tables: the target column. (default: the last column)")
     var target: String?
 
-    @Option(help: "Tables: classification or regression. (default: classification when the target holds text or integers)")
+    @Option(help: "Tables: what the target asks for. (default: classification when the target holds text or integers, else regression)")
     var task: TableTask?
 
-    @Option(parsing: .unconditional, help: "Tables: the fraction of rows held out (seeded by --seed, as scikit-learn's train_test_split) to report test metrics on. (default: 0.2)")
+    @Option(parsing: .unconditional, help: "Tables: the fraction of rows held out (seeded by --seed, as scikit-learn's train_test_split) to report test metrics on. (default: 0.2)", transform: number)
     var validationFraction: Double?
 
     @Option(help: "Tables: a second table (same columns) to report test metrics on, instead of a split.")
@@ -51,54 +51,54 @@ struct Train: ParsableCommand {
     @Option(help: "Layer sizes from input to output, e.g. 784-128-10. (default: 784-128-10)")
     var layers: String?
 
-    @Option(help: "Hidden-layer activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: relu)")
+    @Option(help: "Hidden-layer activation. (default: relu)")
     var activation: ActivationKind?
 
     @Option(help: "Output loss: cross-entropy (softmax) or binary-cross-entropy (sigmoid outputs). (default: cross-entropy)")
     var loss: LossKind?
 
-    @Option(help: "The optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")). (default: sgd)")
+    @Option(help: "The optimizer. (default: sgd; adam for tables)")
     var optimizer: OptimizerKind?
 
     @Option(parsing: .unconditional, help: """
         The learning rate γ. (default: 0.1 for sgd, 0.01 for momentum, nesterov, adagrad and rmsprop, 1.0 for \
         adadelta, 0.001 for adam and adamw)
-        """)
+        """, transform: number)
     var learningRate: Float?
 
-    @Option(parsing: .unconditional, help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)")
+    @Option(parsing: .unconditional, help: "The momentum μ of the momentum and nesterov optimizers (and of rmsprop if given). (default: 0.9)", transform: number)
     var momentum: Float?
 
-    @Option(parsing: .unconditional, help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)")
+    @Option(parsing: .unconditional, help: "Weight decay λ: L2 added to the gradient; decoupled for adamw. (default: 0, 0.01 for adamw)", transform: number)
     var weightDecay: Float?
 
-    @Option(help: "Learning-rate schedule per epoch: none, step, exponential, cosine. (default: none)")
+    @Option(help: "Learning-rate schedule per epoch.")
     var schedule: ScheduleKind = .none
 
-    @Option(parsing: .unconditional, help: "step: epochs between decays. (default: a third of the epochs after warm-up)")
+    @Option(parsing: .unconditional, help: "step: epochs between decays. (default: a third of the epochs after warm-up)", transform: number)
     var stepSize: Int?
 
-    @Option(parsing: .unconditional, help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)")
+    @Option(parsing: .unconditional, help: "step and exponential: the decay factor. (default: 0.1 for step, 0.9 for exponential)", transform: number)
     var gamma: Float?
 
-    @Option(parsing: .unconditional, help: "cosine: the final learning rate. (default: 0)")
+    @Option(parsing: .unconditional, help: "cosine: the final learning rate. (default: 0)", transform: number)
     var minLearningRate: Float = 0
 
-    @Option(parsing: .unconditional, help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)")
+    @Option(parsing: .unconditional, help: "Epochs of linear warm-up before the schedule: γ·(e+1)/(W+1) in epoch e < W. (default: 0)", transform: number)
     var warmupEpochs: Int = 0
 
-    @Option(parsing: .unconditional, help: "Dropout probability after each hidden activation (0 = none). (default: 0)")
+    @Option(parsing: .unconditional, help: "Dropout probability after each hidden activation (0 = none). (default: 0)", transform: number)
     var dropout: Float = 0
 
     @Option(help: """
         mlp (the --layers network); cnn: conv 32 3×3 – activation – max pool 2 – conv 64 3×3 – activation – max pool 2 \
         – flatten – dense 128 – activation – dense (classes), for square one-channel images; rnn, lstm or gru: each image \
         read row by row (28 steps of 28 pixels), the last step's hidden state (--hidden) into a dense layer, named \
-        rnn and head as in torch_rnn_rows.py. (default: mlp)
+        rnn and head as in torch_rnn_rows.py.
         """)
     var model: ModelKind = .mlp
 
-    @Option(name: .customLong("hidden"), parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)")
+    @Option(name: .customLong("hidden"), parsing: .unconditional, help: "rnn, lstm and gru: the hidden state's size. (default: 128)", transform: number)
     var hiddenOption: Int?
     /// The hidden state's size of a recurrent model.
     var hidden: Int { hiddenOption ?? 128 }
@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: """
         rnn, lstm and gru: stacked recurrent layers, each above the first reading the one below's hidden states \
         (--dropout between them). (default: 1)
-        """)
+        """, transform: number)
     var numLayers: Int = 1
 
     @Flag(help: "rnn, lstm and gru: each layer also reads the rows bottom to top; the head reads both directions' last step.")
@@ -118,16 +118,16 @@ struct Train: ParsableCommand {
     @Flag(help: "Wrap each hidden layer of equal width (dense, batch norm, activation) in a residual block x + f(x).")
     var residual = false
 
-    @Option(parsing: .unconditional, help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)")
+    @Option(parsing: .unconditional, help: "Samples per step; 0 = the whole training set (full-batch gradient descent). (default: 64)", transform: number)
     var batchSize: Int?
 
-    @Option(parsing: .unconditional, help: "Passes over the training set. (default: 5)")
+    @Option(parsing: .unconditional, help: "Passes over the training set. (default: 5; 200 for tables)", transform: number)
     var epochs: Int?
 
-    @Option(parsing: .unconditional, help: "Seeds the weights, the shuffling and dropout.")
+    @Option(parsing: .unconditional, help: "Seeds the weights, the shuffling and dropout. (default: 0)", transform: number)
     var seed: UInt64 = 0
 
-    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: all cores)")
+    @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work (1 gives bitwise-reproducible runs). (default: the CPUs this process may use)", transform: number)
     var threads: Int?
 
     @Option(name: .customLong("init"), help: """
@@ -149,7 +149,7 @@ struct Train: ParsableCommand {
     @Option(help: "Write the training and test loss and accuracy per epoch here, as an SVG chart.")
     var plot: String?
 
-    @Option(parsing: .unconditional, help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.")
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint (model, optimizer state, epoch, generator) every N epochs.", transform: number)
     var checkpointEvery: Int?
 
     @Option(help: "Where --checkpoint-every writes.")
@@ -158,10 +158,10 @@ struct Train: ParsableCommand {
     @Option(help: "Continue training from a checkpoint written by --checkpoint-every, up to --epochs in all.")
     var resume: String?
 
-    @Option(parsing: .unconditional, help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).")
+    @Option(parsing: .unconditional, help: "Scale the gradients down when their global L2 norm exceeds this (as torch's clip_grad_norm_).", transform: number)
     var clipNorm: Float?
 
-    @Option(parsing: .unconditional, help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).")
+    @Option(parsing: .unconditional, help: "Clamp every gradient element to [-X, X] before each step (as torch's clip_grad_value_).", transform: number)
     var clipValue: Float?
 
     @Flag(help: "Record each layer's mean gradient norm and update ratio ‖Δθ‖/‖θ‖ per epoch (JSON: grad_norms, update_ratios).")
@@ -260,14 +260,14 @@ struct Train: ParsableCommand {
             epochs: epochs ?? (seedPreset ? 100 : table ? 200 : 5),
             initializer: initializer)
         guard settings.learningRate.isFinite && settings.learningRate > 0 else {
-            throw ValidationError("--learning-rate must be positive; got \(settings.learningRate)")
+            throw ValidationError("--learning-rate must be positive and finite; got \(settings.learningRate)")
         }
         guard settings.batchSize >= 0 else { throw ValidationError("--batch-size must be 0 (full batch) or positive") }
         guard settings.epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024; got \(threads)") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1); got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
-            throw ValidationError("--weight-decay must be ≥ 0; got \(weightDecay)")
+            throw ValidationError("--weight-decay must be finite and ≥ 0; got \(weightDecay)")
         }
         guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1); got \(dropout)") }
         if model != .mlp {  // refuse what the CNN and the recurrent models cannot honour rather than ignore it
@@ -292,13 +292,13 @@ struct Train: ParsableCommand {
         }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must be ≥ 0") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
-        if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive; got \(gamma)") }
+        if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive and finite; got \(gamma)") }
         guard minLearningRate >= 0 && minLearningRate.isFinite else {
             throw ValidationError("--min-learning-rate must be finite and ≥ 0; got \(minLearningRate)")
         }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
-        if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive; got \(clipNorm)") }
-        if let clipValue, !(clipValue > 0 && clipValue.isFinite) { throw ValidationError("--clip-value must be positive; got \(clipValue)") }
+        if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be positive and finite; got \(clipNorm)") }
+        if let clipValue, !(clipValue > 0 && clipValue.isFinite) { throw ValidationError("--clip-value must be positive and finite; got \(clipValue)") }
         return settings
     }
 }

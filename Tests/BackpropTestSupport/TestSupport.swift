@@ -5,8 +5,6 @@ import CZlib
 import Foundation
 import Testing
 
-@_spi(Internals) @testable import Backprop
-
 /// Expects `actual` and `expected` to agree element-wise: `|a − e| ≤ absolute + relative·|e|`.
 public func expectClose(
     _ actual: [Float], _ expected: [Double], relative: Double = 1e-5, absolute: Double = 1e-6,

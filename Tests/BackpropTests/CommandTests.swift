@@ -155,7 +155,7 @@ struct CommandTests {
         folder.write("t10k-labels-idx1-ubyte.gz", Array(idx([20], [UInt8](repeating: 0, count: 20)).prefix(15)))
         let result = try runBackprop(["train", "--data", folder.path, "--layers", "16-4", "--epochs", "1"])
         #expect(result.status == 1)
-        #expect(result.stderr == "backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz: truncated: expected 28 bytes, found 15\n")
+        #expect(result.stderr == "backprop: error: \(folder.path)/t10k-labels-idx1-ubyte.gz: truncated: its header gives 20 elements (28 bytes with the 8-byte header), but the file decompresses to 15 bytes (13 missing)\n")
 
         let missing = try runBackprop(["train", "--data", "\(folder.path)/nowhere", "--epochs", "1"])
         #expect(missing.status == 1 && missing.stderr.contains("nowhere/train-images-idx3-ubyte.gz: no such file"))
@@ -176,7 +176,7 @@ struct HostileFlagTests {
     @Test(arguments: [
         (["train", "--epochs", "-1"], "--epochs must be at least 1"),
         (["train", "--threads", "-1"], "--threads must be in 1...1024; got -1"),
-        (["train", "--learning-rate", "-0.1"], "--learning-rate must be positive; got -0.1"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate must be positive and finite; got -0.1"),
         (["train", "--threads", "1000000"], "--threads must be in 1...1024; got 1000000"),
         (["train", "--min-learning-rate", "inf", "--schedule", "cosine"], "--min-learning-rate must be finite and ≥ 0; got inf"),
         (["evaluate", "--model", "m.safetensors", "--threads", "0"], "--threads must be in 1...1024; got 0"),

@@ -44,8 +44,15 @@ struct DataTests {
         #expect(error([1, 0, 8, 1, 0, 0, 0, 0]) == .badHeader(path: path, offset: 0, expected: "magic bytes 00 00", found: "01 00"))
         #expect(error([0, 0, 0x0D, 1, 0, 0, 0, 0]) == .badHeader(path: path, offset: 2, expected: "element type 0x08 (unsigned byte)", found: "0xD"))
         #expect(error([0, 0, 8, 3, 0, 0, 0, 2]) == .truncated(path: path, expectedBytes: 16, foundBytes: 8))
-        #expect(error(idx([2, 2], [1, 2, 3])) == .truncated(path: path, expectedBytes: 16, foundBytes: 15))
-        #expect(error(idx([1], [1, 2])) == .trailingBytes(path: path, expectedBytes: 9, foundBytes: 10))
+        #expect(error(idx([2, 2], [1, 2, 3])) == .payloadSize(path: path, dimensions: [2, 2], expectedBytes: 16, foundBytes: 15, compressed: false))
+        #expect(error(idx([1], [1, 2])) == .payloadSize(path: path, dimensions: [1], expectedBytes: 9, foundBytes: 10, compressed: false))
+        #expect(error(idx([1], [1, 2]), name: "bad.idx.gz") == .payloadSize(path: "\(path).gz", dimensions: [1], expectedBytes: 9,
+                                                                           foundBytes: 10, compressed: true))
+        // The message names the dimensions, the sizes and what is missing or extra.
+        #expect(error(idx([3, 2, 2], [UInt8](repeating: 0, count: 10)))?.description
+                == "\(path): truncated: its header gives 3×2×2 elements (28 bytes with the 16-byte header), but the file has 26 bytes (2 missing)")
+        #expect(error(idx([3], [1, 2, 3, 4]))?.description
+                == "\(path): its header gives 3 elements (11 bytes with the 8-byte header), but the file has 12 bytes (1 extra after the last element)")
         #expect(error(idx([0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF], [])).map { "\($0)" }?.contains("fits in memory") == true)
 
         let missing = "\(folder.path)/nothing.gz"
@@ -74,10 +81,12 @@ struct DataTests {
         let folder = TemporaryFolder()
         folder.write("train-images-idx3-ubyte", idx([3, 2, 2], [UInt8](repeating: 0, count: 12)))
         folder.write("train-labels-idx1-ubyte", idx([2], [0, 1]))
-        #expect(throws: DataError.mismatch(expected: "as many labels as images (3 in \(folder.path)/train-images-idx3-ubyte)",
-                                           found: "2 in \(folder.path)/train-labels-idx1-ubyte")) {
+        #expect(throws: DataError.countMismatch(imagesPath: "\(folder.path)/train-images-idx3-ubyte", images: 3,
+                                                labelsPath: "\(folder.path)/train-labels-idx1-ubyte", labels: 2)) {
             try Dataset.mnist(directory: folder.path)
         }
+        #expect(DataError.countMismatch(imagesPath: "a", images: 3, labelsPath: "b", labels: 2).description
+                == "a holds 3 images but b holds 2 labels (the counts in their headers must agree)")
         folder.write("train-labels-idx1-ubyte", idx([3], [0, 1, 12]))
         #expect(throws: DataError.labelOutOfRange(path: "\(folder.path)/train-labels-idx1-ubyte", index: 2, label: 12, classCount: 10)) {
             try Dataset.mnist(directory: folder.path)
@@ -103,7 +112,7 @@ struct DataTests {
     }
 
     /// A small gzip file that inflates far beyond what its header claims stops inflating at the claimed size: the
-    /// error comes after at most one more 1 MB chunk, not after 30 MB (or 30 GB) in memory.
+    /// error comes after at most 4 KB more, not after 30 MB (or 30 GB) in memory.
     @Test func aGzipBombStopsAtTheSizeItsHeaderClaims() throws {
         let folder = TemporaryFolder()
         let path = folder.write("bomb.gz", idx([10, 2, 2], [UInt8](repeating: 0, count: 30 << 20)))
@@ -111,8 +120,17 @@ struct DataTests {
         #expect {
             try IDXFile(contentsOf: path)
         } throws: { error in
-            guard case .trailingBytes(path, 56, let found)? = error as? DataError else { return false }  // 4 + 12 header + 40
-            return found <= 2 << 20
+            guard case .payloadSize(path, [10, 2, 2], 56, let found, true)? = error as? DataError else { return false }  // 16 + 40
+            return found > 56 && found <= 4096  // inflating stopped soon after the claimed size
+        }
+        // A tiny gzip file whose header claims 2⁴⁰ bytes: nothing of that size is allocated (found by FuzzGzip: the
+        // allocation for the claimed size failed and trapped).
+        let huge = folder.write("huge.gz", idx([1 << 16, 1 << 16, 256], [1, 2, 3]))
+        #expect {
+            try IDXFile(contentsOf: huge)
+        } throws: { error in
+            guard case .payloadSize(huge, _, let expected, 19, true)? = error as? DataError else { return false }
+            return expected == 16 + (1 << 40)
         }
         // A gzip file whose header is not IDX stops at once too, and the header is what is reported.
         let notIDX = folder.write("text.gz", [UInt8](repeating: 65, count: 10 << 20))

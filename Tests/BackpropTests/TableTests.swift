@@ -150,7 +150,7 @@ struct BadTableTests {
     @Test func nonNumericCellInANumericColumn() {
         #expect(tableError("a,b\n1,0\n2,1\nx7,0\n")
                 == .notANumber(path: "t.csv", line: 4, column: "a", columnNumber: 1, text: "x7"))
-        #expect(tableError("a,b\n1,0\n1e999,1\n") == .notANumber(path: "t.csv", line: 3, column: "a", columnNumber: 1, text: "1e999"))
+        #expect(tableError("a,b\n1,0\n1e999,1\n") == .outOfRange(path: "t.csv", line: 3, column: "a", columnNumber: 1, text: "1e999"))
     }
 
     @Test func unknownTargetColumn() {

@@ -28,6 +28,9 @@ public struct Dataset: Sendable {
     public let featureCount: Int
     /// The number of classes (labels lie in `0..<classCount`), or the width of real-valued targets.
     public let targetWidth: Int
+    /// The shape of each sample as an image (one channel, rows × columns) when the samples are images read from IDX
+    /// files (``load(images:labels:classCount:)``); `nil` otherwise. Kept by subsets and splits.
+    public internal(set) var imageShape: ImageShape?
 
     /// A data set of these parts (checked by the public initialisers that call it).
     init(features: Features, targets: Targets, count: Int, featureCount: Int, targetWidth: Int) {
@@ -195,9 +198,10 @@ extension Dataset {
         let trainImages = locate(files.trainImages, in: directory), testImages = locate(files.testImages, in: directory)
         let train = try load(images: trainImages, labels: locate(files.trainLabels, in: directory), classCount: classCount)
         let test = try load(images: testImages, labels: locate(files.testLabels, in: directory), classCount: classCount)
-        guard train.featureCount == test.featureCount else {
-            throw .mismatch(expected: "test images (\(testImages)) of \(train.featureCount) pixels like the training images (\(trainImages))",
-                            found: "\(test.featureCount) pixels")
+        guard train.imageShape == test.imageShape else {  // (the same pixel count in another shape is not the same images)
+            func size(_ s: ImageShape?) -> String { s.map { "\($0.height)×\($0.width)" } ?? "?" }
+            throw .mismatch(expected: "test images (\(testImages)) of \(size(train.imageShape)) pixels like the training images (\(trainImages))",
+                            found: "\(size(test.imageShape))")
         }
         return (train, test)
     }
@@ -227,14 +231,16 @@ extension Dataset {
                                      found: "\(images.dimensions[1])×\(images.dimensions[2])")
         }
         guard images.dimensions[0] == labels.dimensions[0] else {
-            throw .mismatch(expected: "as many labels as images (\(images.dimensions[0]) in \(imagePath))",
-                            found: "\(labels.dimensions[0]) in \(labelPath)")
+            throw .countMismatch(imagesPath: imagePath, images: images.dimensions[0], labelsPath: labelPath,
+                                 labels: labels.dimensions[0])
         }
         if let bad = labels.bytes.firstIndex(where: { Int($0) >= classCount }) {
             throw .labelOutOfRange(path: labelPath, index: bad, label: Int(labels.bytes[bad]), classCount: classCount)
         }
-        return Dataset(images: images.bytes, featureCount: images.dimensions[1] * images.dimensions[2],
-                       labels: labels.bytes, classCount: classCount)
+        var data = Dataset(images: images.bytes, featureCount: images.dimensions[1] * images.dimensions[2],
+                           labels: labels.bytes, classCount: classCount)
+        data.imageShape = ImageShape(channels: 1, height: images.dimensions[1], width: images.dimensions[2])
+        return data
     }
 
     private static func locate(_ name: String, in directory: String) -> String {

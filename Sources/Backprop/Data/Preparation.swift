@@ -21,8 +21,10 @@ extension Dataset {
         case .labels(let labels): .labels(rows(labels, width: 1))
         case .values(let values, let width): .values(rows(values, width: width), width: width)
         }
-        return Dataset(features: newFeatures, targets: newTargets, count: indices.count, featureCount: featureCount,
-                       targetWidth: targetWidth)
+        var result = Dataset(features: newFeatures, targets: newTargets, count: indices.count, featureCount: featureCount,
+                             targetWidth: targetWidth)
+        result.imageShape = imageShape
+        return result
     }
 
     /// Splits the samples at random into a training set and a validation set of

@@ -13,7 +13,8 @@ import Darwin
 ///
 /// A column's kind comes from its first value that is not missing: a number makes the column numeric, and any
 /// later cell that is not a number is an error naming its line and column; anything else makes it a text column,
-/// whose later numbers are categories like any other text.
+/// whose later numbers are categories like any other text. A number too large for a `Float` (`1e400`) is an error,
+/// wherever it is.
 ///
 /// The reader follows RFC 4180 and what spreadsheets write: fields may be quoted (`"a, b"`, with `""` for a quote
 /// inside), line ends may be LF or CRLF, a UTF-8 byte-order mark is skipped, blank lines are skipped. The separator
@@ -360,13 +361,14 @@ struct CSVReader {
         }
         if state.kind == .undecided {
             let number = field.withUnsafeBufferPointer { DecimalParsing.parse($0) }
-            state.kind = number.map { $0.value.isFinite } == true ? .numeric : .text
+            state.kind = number != nil ? .numeric : .text  // (a number too large for a Float is refused below)
         }
         switch state.kind {
         case .numeric, .undecided:
             let number = field.withUnsafeBufferPointer { DecimalParsing.parse($0) }
             guard let number, number.value.isFinite else {
                 let text = String(decoding: field.prefix(40), as: UTF8.self)
+                if number != nil { throw .outOfRange(path: path, line: line, column: columnName(column), columnNumber: column + 1, text: text) }
                 throw .notANumber(path: path, line: line, column: columnName(column), columnNumber: column + 1, text: text)
             }
             if !number.isInteger { state.isInteger = false }

@@ -19,6 +19,8 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
     case duplicateColumn(path: String, name: String)
     /// A cell of a numeric column (its first value was a number) that is not a number.
     case notANumber(path: String, line: Int, column: String, columnNumber: Int, text: String)
+    /// A number in a numeric column too large for a 32-bit float (`1e400`).
+    case outOfRange(path: String, line: Int, column: String, columnNumber: Int, text: String)
     /// An empty cell (or `NA`, `N/A`, `NaN`, `null`) where a value is needed.
     case missingValue(path: String, line: Int, column: String, columnNumber: Int)
     /// The target (or a feature the model needs) is not a column of the header.
@@ -53,6 +55,8 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(path): two columns of the header are named '\(shown(name))'"
         case .notANumber(let path, let line, let column, let number, let text):
             "\(path), line \(line), column '\(shown(column))' (\(number)): '\(shown(text))' is not a number (the column's first value is a number)"
+        case .outOfRange(let path, let line, let column, let number, let text):
+            "\(path), line \(line), column '\(shown(column))' (\(number)): \(shown(text)) is out of range (a 32-bit float holds magnitudes up to 3.4e38)"
         case .missingValue(let path, let line, let column, let number):
             "\(path), line \(line), column '\(shown(column))' (\(number)): the cell is empty or NA (fill it, drop the row, or pass --impute mean for a numeric feature)"
         case .unknownColumn(let path, let name, let available):

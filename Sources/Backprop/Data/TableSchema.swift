@@ -195,6 +195,26 @@ public struct TableSchema: Codable, Sendable, Equatable {
         }
     }
 
+    /// Why this schema, read from a saved model, cannot drive a network of `inputs` inputs and `outputs` outputs (a
+    /// phrase to follow the model's path), or `nil` if it can: its inputs and outputs must be the network's, and its
+    /// standardisation must have a finite mean and a positive finite scale per input (and, for regression, per
+    /// output; a classification target has none).
+    public func inconsistency(inputs: Int, outputs: Int) -> String? {
+        if let s = standardization {
+            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? [])
+            let targets = s.targetMeans?.count ?? 0
+            guard s.featureMeans.count == featureCount, s.featureScales.count == featureCount, targets == (s.targetScales?.count ?? 0),
+                  targets == 0 || (task == .regression && targets == targetWidth), values.allSatisfy(\.isFinite),
+                  (s.featureScales + (s.targetScales ?? [])).allSatisfy({ $0 > 0 }) else {
+                return "its table standardization is damaged (\(s.featureMeans.count) means and \(s.featureScales.count) scales for \(featureCount) features, \(targets) for \(task == .regression ? targetWidth : 0) targets; every value must be finite and every scale positive)"
+            }
+        }
+        guard featureCount == inputs && targetWidth == outputs else {
+            return "its table schema (\(featureCount) inputs, \(targetWidth) outputs) does not fit its network (\(inputs), \(outputs))"
+        }
+        return nil
+    }
+
     /// The schema as one line of JSON (for a saved model's metadata).
     public var json: String {
         let encoder = JSONEncoder()

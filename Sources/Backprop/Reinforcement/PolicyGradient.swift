@@ -193,7 +193,11 @@ public final class PolicyGradientTrainer {
         var updated = false
         if bufferedEpisodes == episodesPerUpdate {
             defer { discardBufferedEpisodes() }
-            try update()
+            do { try update() } catch {
+                // The step reports epoch and batch 0; here the epoch is the episode.
+                if case .diverged(_, _, let loss) = error { throw .diverged(epoch: episodeCount, batch: 0, loss: loss) }
+                throw error
+            }
             updated = true
         }
         return EpisodeReport(episode: episodeCount, totalReward: total, steps: steps, updated: updated)

@@ -20,6 +20,9 @@ public enum TrainingCheckpoint {
         public static let optimizerTensorPrefix = "optimizer."
     }
 
+    /// The most epochs or optimizer steps a checkpoint may count (2⁵³, beyond any run).
+    static let largestCount = 1 << 53
+
     /// Saves `trainer`'s network and training state to `path`, atomically.
     public static func save(_ trainer: Trainer, to path: String, metadata: [String: String] = [:]) throws(CheckpointError) {
         var file = try Checkpoint.file(for: trainer.network, metadata: metadata)
@@ -49,6 +52,10 @@ public enum TrainingCheckpoint {
         let epoch = try number(Key.epoch, as: Int.self), steps = try number(Key.optimizerSteps, as: Int.self)
         guard epoch >= 0, steps >= 0 else {
             throw .invalidArchitecture(path: path, reason: "the training state counts \(epoch) epochs and \(steps) optimizer steps; neither can be negative")
+        }
+        // Counts no run reaches, which the next step or epoch would overflow (a step count of Int.max trapped).
+        guard epoch <= Self.largestCount, steps <= Self.largestCount else {
+            throw .invalidArchitecture(path: path, reason: "the training state counts \(epoch) epochs and \(steps) optimizer steps; neither can be above 2^53")
         }
         let words = (file.metadata[Key.generator] ?? "").split(separator: ",").compactMap { UInt64($0) }
         guard words.count == 4, words.contains(where: { $0 != 0 }) else {  // all zeros: xoshiro would draw 0 forever

@@ -66,7 +66,12 @@ public final class TextModel {
 
     /// Loads a model saved by ``save(to:metadata:)``.
     public static func load(from path: String) throws(CheckpointError) -> TextModel {
-        let (network, metadata) = try Checkpoint.load(from: path)
+        try load(from: SafetensorsFile(contentsOf: path), path: path)
+    }
+
+    /// The model a safetensors file holds (`path` is only for messages).
+    public static func load(from file: SafetensorsFile, path: String) throws(CheckpointError) -> TextModel {
+        let (network, metadata) = try Checkpoint.network(from: file, path: path)
         guard let list = metadata[vocabularyKey] else {
             throw .invalidArchitecture(path: path, reason: "no vocabulary (\(vocabularyKey)): not a text model")
         }
@@ -92,7 +97,7 @@ public final class TextModel {
         public let bytes: [UInt8]
         public var description: String {
             "not in the model's vocabulary: " + bytes.map { byte in
-                (32..<127).contains(byte) ? "'\(Character(UnicodeScalar(byte)))'" : String(format: "0x%02X", byte)
+                (32..<127).contains(byte) ? "'\(Character(UnicodeScalar(byte)))'" : String(format: "\\x%02X", byte)
             }.joined(separator: ", ")
         }
     }

@@ -67,7 +67,7 @@ public enum TrainingError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .diverged(let epoch, let batch, let loss):
-            "training diverged: the loss is \(loss) at epoch \(epoch), batch \(batch); try a lower learning rate"
+            "training diverged: the loss is \(loss.isNaN ? "NaN" : "\(loss)") at epoch \(epoch), batch \(batch); try a lower learning rate"
         case .dataMismatch(let expected, let found):
             "the data does not fit the network: expected \(expected), found \(found)"
         case .nonFiniteParameters(let epoch):
