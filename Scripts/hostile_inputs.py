@@ -9,7 +9,7 @@ How to run it, from the repository's folder (Python 3 standard library only; abo
     python3 Scripts/hostile_inputs.py --verbose         # and each case's standard error
 
 It needs Fashion-MNIST in /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist; --fashion DIR for
-another copy). It is a measurement, not a CI step: the Swift suites (HostileInputTests, MessageTests, RoundFourTests,
+another copy). It is a measurement, not a CI step: the Swift suites (HostileInputTests, MessageTests, FuzzAndSweepFindingsTests,
 CommandTests, ReliabilityTests) test each class in `swift test`; this runs the whole catalogue against the release
 binary and measures what those cannot, on the real data set.
 

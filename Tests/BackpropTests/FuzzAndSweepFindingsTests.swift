@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// What this round's fuzz targets (Fuzz/) and measurement (Scripts/hostile_inputs.py) found, each tested as a class.
-@Suite("Hostile input, round four: found by fuzzing and measurement")
-struct RoundFourTests {
+@Suite("Hostile input found by fuzzing and by Scripts/hostile_inputs.py")
+struct FuzzAndSweepFindingsTests {
     /// A checkpoint counting more epochs or optimizer steps than any run reaches is refused: a step count of Int.max
     /// trapped at the first step after resuming, with every optimizer that counts its steps.
     @Test(arguments: ["adam", "momentum", "rmsprop", "adagrad", "adadelta"])
