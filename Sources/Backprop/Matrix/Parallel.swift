@@ -274,9 +274,8 @@ final class WorkerTeam: @unchecked Sendable {
     nonisolated(unsafe) private var jobNumber: UInt64 = 0
     // Jobs left to run on the caller alone, after one whose caller waited long for a preempted worker (read and
     // written only by the holder of `busy`).
-    nonisolated(unsafe) private var soloJobs = 0
-    nonisolated(unsafe) private var soloLength = WorkerTeam.shortestSolo  // the next solo run's length
-    nonisolated(unsafe) private var jobsSinceSolo = 0  // parallel jobs since the last solo run ended
+    nonisolated(unsafe) private var soloUntil = 0  // the caller runs jobs alone until this time (nanoseconds)
+    nonisolated(unsafe) private var soloLength = WorkerTeam.shortestSolo  // the next solo run's length (nanoseconds)
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -307,9 +306,11 @@ final class WorkerTeam: @unchecked Sendable {
 
     /// A wait for a worker longer than this (and than the caller's own share) means the worker was preempted.
     static let preemptedWait = 200_000
-    /// How many jobs the caller then runs alone before it tries the workers again: 256 the first time, doubling
-    /// while preemptions keep coming, up to 8 192.
-    static let shortestSolo = 256, longestSolo = 8_192
+    /// How long the caller then runs jobs alone before it tries the workers again: 20 ms the first time, doubling
+    /// while preemptions keep coming (within `soonAfterSolo` of the last solo run's end), up to 640 ms. Measured in
+    /// time, not in jobs: a CNN's jobs last a thousand times longer than a small MLP's, and a count of jobs that suits
+    /// one kept the other on one thread for seconds.
+    static let shortestSolo = 20_000_000, longestSolo = 640_000_000, soonAfterSolo = 200_000_000
 
     /// The largest part count a job can have (16 bits of `claim`).
     static let maximumParts = 65_535
@@ -322,8 +323,7 @@ final class WorkerTeam: @unchecked Sendable {
             for part in 0..<parts { function(context, part, parts) }
             return
         }
-        if soloJobs > 0 {  // the machine was busy a moment ago: the workers would only compete with this thread
-            soloJobs -= 1
+        if soloUntil != 0 && Self.nanoseconds() < soloUntil {  // the machine was busy a moment ago: the workers would only compete with this thread
             for part in 0..<parts { function(context, part, parts) }
             busy.store(false, ordering: .releasing)
             return
@@ -360,14 +360,14 @@ final class WorkerTeam: @unchecked Sendable {
         // wants the core): run the next jobs alone rather than wait for it again.
         // A preemption soon after the last solo run means the machine is still busy: the next run is twice as long (up
         // to `longestSolo`); one long after it is a passing event (on this host a virtual CPU is sometimes paused
-        // briefly even when the machine is quiet): the run is short again.
-        jobsSinceSolo += 1
+        // briefly even when the machine is quiet: a CNN step on a quiet machine saw a 2-part job's worker finish
+        // 0.9 ms after the caller every 100–200 jobs): the run is short again.
         if spins > 0 {
             let waited = Self.nanoseconds() - ownWorkDone
             if waited > max(Self.preemptedWait, ownWorkDone - start) {
-                soloLength = jobsSinceSolo < 2_048 ? min(2 * soloLength, Self.longestSolo) : Self.shortestSolo
-                soloJobs = soloLength
-                jobsSinceSolo = 0
+                let now = Self.nanoseconds()
+                soloLength = now - soloUntil < Self.soonAfterSolo ? min(2 * soloLength, Self.longestSolo) : Self.shortestSolo
+                soloUntil = now + soloLength
             }
         }
         (jobFunction, jobContext) = (nil, nil)
