@@ -8,15 +8,22 @@ let backpropExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlink
     .deletingLastPathComponent().appendingPathComponent("backprop")
 
 /// Runs the built `backprop` executable (SwiftPM builds it before the tests) and returns its status and output.
-func runBackprop(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runBackprop(_ arguments: [String], standardOutput: FileHandle? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    try runProcess(backpropExecutable, arguments, standardOutput: standardOutput)
+}
+
+/// Runs `executable` with `arguments` and returns its status and output; with `standardOutput` (e.g. `/dev/full`)
+/// the process writes there instead, and `stdout` is empty.
+func runProcess(_ executable: URL, _ arguments: [String], standardOutput: FileHandle? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
-    process.executableURL = backpropExecutable
+    process.executableURL = executable
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
-    process.standardOutput = out
+    process.standardOutput = standardOutput ?? out
     process.standardError = err
     try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+    let stdout = standardOutput == nil ? out.fileHandleForReading.readDataToEndOfFile() : Data()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }

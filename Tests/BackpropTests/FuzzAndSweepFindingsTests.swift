@@ -114,17 +114,9 @@ struct MeasurementFindingsTests {
         let model = "\(folder.path)/m.safetensors"
         try Network(sizes: [16, 4], activation: .relu, initializer: .heNormal, seed: 1).save(to: model)
         for arguments in [["--help"], ["train", "--help"], ["help", "text", "sample"]] {
-            let process = Process()
-            process.executableURL = backpropExecutable
-            process.arguments = arguments
-            process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
-            let error = Pipe()
-            process.standardError = error
-            try process.run()
-            let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 1 && message == "backprop: error: cannot write to standard output: No space left on device\n",
-                    "\(arguments): \(process.terminationStatus) \(message)")
+            let (status, _, message) = try runBackprop(arguments, standardOutput: FileHandle(forWritingAtPath: "/dev/full"))
+            #expect(status == 1 && message == "backprop: error: cannot write to standard output: No space left on device\n",
+                    "\(arguments): \(status) \(message)")
         }
         for arguments in [["evaluate", "--model", model, "--data", folder.path], ["predict", "--model", model, "--data", folder.path, "--index", "0"],
                           ["train", "--data", folder.path, "--layers", "16-4", "--epochs", "2"], ["--help"]] {

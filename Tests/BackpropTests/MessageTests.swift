@@ -136,17 +136,9 @@ struct MessageTests {
         #expect(trained.status == 0, "\(trained.stderr)")
         func sample(prime: String) throws -> (status: Int32, stdout: String, stderr: String) {
             // The shell's printf makes the bytes; Foundation's Process could pass only UTF-8.
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "exec \"$0\" text sample --model \"$1\" --length 20 --prime \"$(printf '\(prime)')\"",
-                                 backpropExecutable.path, model]
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+            try runProcess(URL(fileURLWithPath: "/bin/sh"),
+                           ["-c", "exec \"$0\" text sample --model \"$1\" --length 20 --prime \"$(printf '\(prime)')\"",
+                            backpropExecutable.path, model])
         }
         let latin1 = try sample(prime: "le caf\\351")  // octal 351 = E9
         #expect(latin1.status == 0 && latin1.stderr.isEmpty, "\(latin1.stderr)")
