@@ -271,12 +271,15 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Every element-wise activation, forward then backward over a 256×1024 batch (262 144 elements; the same count for
-    // each, so the times compare per element), 1 thread.
-    for kind in ActivationKind.allCases {
-        Benchmark("Activation \(kind.rawValue) forward+backward 256×1024, 1 thread",
+    // each, so the times compare per element), 1 thread; and a user's own activation, written only through the
+    // `Activation` protocol in this package (as a user's would be): the protocol's default passes, specialized here.
+    let activations = ActivationKind.allCases.map { ($0.rawValue, $0.makeLayer()) }
+        + [("user-defined squareplus (protocol)", Squareplus() as any Layer)]
+    for (name, layer) in activations {
+        Benchmark("Activation \(name) forward+backward 256×1024, 1 thread",
                   configuration: .init(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 3, maxDuration: .seconds(1))) { benchmark in
             Parallel.setThreadCount(1)
-            let layer = kind.makeLayer(), x = randomInput(256, 1024), y = Matrix(rows: 256, columns: 1024)
+            let x = randomInput(256, 1024), y = Matrix(rows: 256, columns: 1024)
             let dy = randomInput(256, 1024), dx = Matrix(rows: 256, columns: 1024), context = LayerContext()
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -285,21 +288,6 @@ let benchmarks: @Sendable () -> Void = {
             }
             benchmark.stopMeasurement()
         }
-    }
-
-    // A user's own activation, written only through the `Activation` protocol in this package (as a user's would be),
-    // over the same elements: the protocol's default passes, specialized for the type here.
-    Benchmark("Activation user-defined squareplus (protocol) forward+backward 256×1024, 1 thread",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 3, maxDuration: .seconds(1))) { benchmark in
-        Parallel.setThreadCount(1)
-        let layer = Squareplus(), x = randomInput(256, 1024), y = Matrix(rows: 256, columns: 1024)
-        let dy = randomInput(256, 1024), dx = Matrix(rows: 256, columns: 1024), context = LayerContext()
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            layer.forward(output: y, input: x, context: context)
-            layer.backward(dInput: dx, dOutput: dy, input: x, output: y, context: context)
-        }
-        benchmark.stopMeasurement()
     }
 
     // Every optimizer's update over a 784-128-10 network's parameters, 1 thread (compare with Adam's).
