@@ -272,8 +272,8 @@ final class WorkerTeam: @unchecked Sendable {
     nonisolated(unsafe) private var jobContext: UnsafeMutableRawPointer?
     nonisolated(unsafe) private var jobFloatingPointControl: UInt32 = 0
     nonisolated(unsafe) private var jobNumber: UInt64 = 0
-    // Jobs left to run on the caller alone, after one whose caller waited long for a preempted worker (read and
-    // written only by the holder of `busy`).
+    // After a job whose caller waited long for a preempted worker, the caller runs jobs alone until `soloUntil`
+    // (read and written only by the holder of `busy`).
     nonisolated(unsafe) private var soloUntil = 0  // the caller runs jobs alone until this time (nanoseconds)
     nonisolated(unsafe) private var soloLength = WorkerTeam.shortestSolo  // the next solo run's length (nanoseconds)
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>

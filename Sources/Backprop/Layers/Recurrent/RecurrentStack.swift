@@ -14,6 +14,8 @@ import CSIMD
 /// `s` at row `t·N + s`); the input projection of all steps is one GEMM per layer and direction; each step one
 /// recurrent GEMM and one vectorised C kernel for its gates; backward, each step one kernel and one GEMM
 /// (`dhₜ₋₁ = dGₜ·W_hh`), and each weight gradient one GEMM over all steps (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H₋₁`).
+/// With several threads each step's sequences are split between them, each running the step's GEMM and kernel on
+/// its own rows (`RecurrentSteps.swift`).
 /// The scratch space keeps every step's gates and states, so the backward pass recomputes nothing, and holds the
 /// state before the first step beside them, so a non-zero initial state needs no special case.
 public struct RecurrentStack: Sendable {
