@@ -14,6 +14,8 @@ void bp_bytes_to_floats(float *out, const uint8_t *in, long count, float scale);
 double bp_sum_of_squares(const float *x, long count);
 /// sums[j] += Σᵢ x[i·columns + j], blockwise (32-row float blocks added in double).
 void bp_add_column_sums(float *sums, const float *x, long rows, long columns);
+/// sums[j] += Σᵢ x[i·columns + j], into double sums.
+void bp_add_column_sums_double(double *sums, const float *x, long rows, long columns);
 /// Σᵢ xᵢ, blockwise (float lanes, blocks of 4096 added in double).
 double bp_sum(const float *x, long count);
 /// One LSTM step: activates the gates (n × 4h, i f g o, plus bias) in place and writes c, tanh(c) and h (n × h each).

@@ -123,7 +123,10 @@ public struct RecurrentStack: Sendable {
         let inputGradient: Matrix  // T·N × F (backward)
         let oneHot: Matrix  // 1 × (1 + T·N): a flag (1 when every step of the input is one-hot), then the indices, time-major
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
-        let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward), Σ dG (backward)
+        let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward)
+        /// `RecurrentSteps.maximumParts × 6H` doubles at an 8-byte-aligned address of the scratch: each step part's
+        /// bias-gradient sums (backward; `nil` when only sizing).
+        let biasPartials: UnsafeMutablePointer<Double>?
         let count: Int
 
         init(_ stack: RecurrentStack, _ context: LayerContext?, n: Int, t: Int, backward: Bool) {
@@ -156,7 +159,19 @@ public struct RecurrentStack: Sendable {
             oneHot = take(1, 1 + nt)
             transposedWeight = take(stack.inputSize, g)
             biasSum = take(1, g)
+            let partials = take(1, backward ? 2 * Self.biasPartialCount(h: h) + 1 : 0)  // one float spare, to align
+            biasPartials = backward && scratch != nil ? Self.aligned(partials, count: Self.biasPartialCount(h: h)) : nil
             count = offset
+        }
+
+        /// The number of doubles in ``biasPartials``.
+        static func biasPartialCount(h: Int) -> Int { RecurrentSteps.maximumParts * RecurrentSteps.biasPartialWidth(h: h) }
+
+        /// `count` doubles from the first 8-byte-aligned address of `floats` (which has a float to spare for this),
+        /// the memory bound to `Double`.
+        static func aligned(_ floats: Matrix, count: Int) -> UnsafeMutablePointer<Double> {
+            let raw = UnsafeMutableRawPointer(floats.pointer)
+            return (raw + (Int(bitPattern: raw) % 8 == 0 ? 0 : 4)).bindMemory(to: Double.self, capacity: count)
         }
 
         /// The buffers of layer `k`, direction `d`.
@@ -433,6 +448,22 @@ public struct RecurrentStack: Sendable {
         }
     }
 
+    /// Adds the step parts' bias-gradient sums (``RecurrentSteps``; the rows of `partials`) to the bias gradients:
+    /// `Σ dG` to both biases of an LSTM or RNN; a GRU's input-side sums to `b_ih`, its recurrent-side sums to `b_hh`.
+    private func addBiasGradients(from partials: UnsafePointer<Double>, to p: RecurrentParameters) {
+        let g = p.biasIHGradient.columns, hiddenSide = cell == .gru ? g : 0, width = RecurrentSteps.biasPartialWidth(h: hiddenSize)
+        let ih = p.biasIHGradient.pointer, hh = p.biasHHGradient.pointer
+        for j in 0..<g {
+            var (inputSum, hiddenSum) = (0.0, 0.0)
+            for part in 0..<RecurrentSteps.maximumParts {
+                inputSum += partials[part * width + j]
+                hiddenSum += partials[part * width + hiddenSide + j]
+            }
+            ih[j] += Float(inputSum)
+            hh[j] += Float(hiddenSum)
+        }
+    }
+
     func backward(dInput: Matrix?, dInitialState: RecurrentState?, dOutput: Matrix?, dFinalState: RecurrentState?,
                   input: Matrix, context: LayerContext) {
         let (n, t) = checkedShape(input: input, output: dOutput, dInput: dInput,
@@ -455,7 +486,8 @@ public struct RecurrentStack: Sendable {
                     dh.fill(0)
                 }
                 if cell == .lstm && dFinalState?.cell == nil { dc.fill(0) }
-                b.biasSum.fill(0)
+                let partials = b.biasPartials!
+                partials.update(repeating: 0, count: Buffers.biasPartialCount(h: h))
                 for i in 0..<t {
                     let step = d == 0 ? t - 1 - i : i, (current, previous) = Self.blocks(step: step, direction: d)
                     let needsPrevious = i < t - 1 || dInitialState != nil
@@ -466,23 +498,20 @@ public struct RecurrentStack: Sendable {
                         RecurrentSteps.lstmBackward(.init(gateGradients: dG.pointer, cellGradient: dc.pointer, hiddenGradient: dh.pointer,
                                                           gates: r.step(r.gates, step).pointer, cellTanh: r.step(r.cellTanh, step).pointer,
                                                           previousCell: r.block(r.cells, previous).pointer, weightHH: p.weightHH.pointer,
-                                                          h: h, needsPrevious: needsPrevious), n: n)  // dG; dhₜ₋₁ = dGₜ·W_hh
-                        addColumnSums(b.biasSum, of: dG)  // Σ dG for both biases
+                                                          biasPartials: partials, h: h, n: n, needsPrevious: needsPrevious))  // dG; dhₜ₋₁ = dGₜ·W_hh
                     case .gru:
-                        let dHiddenSide = r.step(b.hiddenSideGradients, step)
-                        RecurrentSteps.gruBackward(.init(inputSideGradients: dG.pointer, hiddenSideGradients: dHiddenSide.pointer,
+                        RecurrentSteps.gruBackward(.init(inputSideGradients: dG.pointer,
+                                                         hiddenSideGradients: r.step(b.hiddenSideGradients, step).pointer,
                                                          hiddenGradient: dh.pointer, gates: r.step(r.gates, step).pointer,
                                                          hiddenN: r.step(r.hiddenN, step).pointer,
                                                          previousHidden: r.block(r.hidden, previous).pointer,
-                                                         weightHH: p.weightHH.pointer, h: h, needsPrevious: needsPrevious),
-                                                   n: n)  // dhₜ₋₁ = dhₜ∘z + dR·W_hh
-                        addColumnSums(p.biasIHGradient, of: dG)
-                        addColumnSums(p.biasHHGradient, of: dHiddenSide)
+                                                         weightHH: p.weightHH.pointer, biasPartials: partials, h: h, n: n,
+                                                         needsPrevious: needsPrevious))  // dhₜ₋₁ = dhₜ∘z + dR·W_hh
                     case .rnnTanh, .rnnReLU:
                         RecurrentSteps.rnnBackward(.init(delta: dG.pointer, hiddenGradient: dh.pointer,
                                                          hidden: r.block(r.hidden, current).pointer, weightHH: p.weightHH.pointer,
-                                                         h: h, relu: cell == .rnnReLU, needsPrevious: needsPrevious), n: n)  // δ; dhₜ₋₁ = δₜ·W_hh
-                        addColumnSums(b.biasSum, of: dG)
+                                                         biasPartials: partials, h: h, n: n, relu: cell == .rnnReLU,
+                                                         needsPrevious: needsPrevious))  // δ; dhₜ₋₁ = δₜ·W_hh
                     }
                 }
                 if let dInitialState {
@@ -493,12 +522,7 @@ public struct RecurrentStack: Sendable {
                 let hiddenSide = cell == .gru ? b.hiddenSideGradients : b.gateGradients
                 let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n))
                 gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
-                if cell != .gru {  // both biases get the same Σ dG, summed step by step above
-                    for j in 0..<b.biasSum.columns {
-                        p.biasIHGradient.pointer[j] += b.biasSum.pointer[j]
-                        p.biasHHGradient.pointer[j] += b.biasSum.pointer[j]
-                    }
-                }
+                addBiasGradients(from: partials, to: p)
                 if let x {
                     gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
                 } else {  // dW_ih[:, c] += dG[row] for each step's index c

@@ -6,11 +6,38 @@ import CSIMD
 /// A part gets at least 2²⁰ multiply-adds (as ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)``'s parts do), so small
 /// batches run on the calling thread.
 ///
+/// A backward step's part also adds the column sums of its rows' gate gradients (the bias gradients) into its own
+/// row of `biasPartials` (``maximumParts`` rows of doubles), while those rows are in its core's cache; the caller adds the rows
+/// up after the last step, so no thread waits while one sums a whole step.
+///
 /// All pointers are row-major blocks of the step's `N` rows: `H` wide for states, `G·H` for gates. Allocates nothing.
 enum RecurrentSteps {
     /// The fewest rows a part gets for a step whose GEMM is `rows × width × depth`.
     @inline(__always)
     static func minimumRows(width: Int, depth: Int) -> Int { max(1, (1 << 20) / max(1, width * depth)) }
+
+    /// The most parts a step is split into: the rows of `biasPartials`.
+    static let maximumParts = 8
+
+    /// The width of a row of `biasPartials` for hidden size `h`: `6H` (an LSTM's `4H` gates; a GRU's input-side and
+    /// recurrent-side `3H` each).
+    static func biasPartialWidth(h: Int) -> Int { 6 * h }
+
+    /// The rows of part `part` of a backward step: bounds at multiples of 32, the row blocks in which
+    /// `bp_add_column_sums_double` sums in float, so that the bias gradients are the same sums however many threads
+    /// share the step.
+    @inline(__always)
+    static func backwardRows(_ part: Int, of parts: Int, n: Int) -> Range<Int> {
+        Parallel.chunk(part, of: parts, count: n, alignment: 32)
+    }
+
+    /// Runs `function(context, part, parts)` on the parts of a backward step of `n` rows (at most ``maximumParts``,
+    /// each at least `minimumRows`); each part's rows are ``backwardRows(_:of:n:)``.
+    @inline(__always)
+    private static func forEachBackwardPart<Context>(of n: Int, minimumRows: Int, context: inout Context, _ function: Parallel.Part) {
+        let parts = min(maximumParts, Parallel.partCount(for: n, minimumPerPart: minimumRows))
+        Parallel.run(parts: parts, context: &context, function)
+    }
 
     // MARK: LSTM
 
@@ -38,19 +65,20 @@ enum RecurrentSteps {
     struct LSTMBackward {
         let gateGradients: UnsafeMutablePointer<Float>, cellGradient: UnsafeMutablePointer<Float>
         let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>
-        let previousCell: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
-        let h: Int, needsPrevious: Bool
+        let previousCell: UnsafePointer<Float>, weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let h: Int, n: Int, needsPrevious: Bool
     }
 
-    /// ``bp_lstm_step_backward`` on the rows (`dG`, and `dc` becomes `∂L/∂cₜ₋₁`), then, unless this is the first step
-    /// and no initial state wants a gradient, `dh ← dG·W_hh` (`∂L/∂hₜ₋₁`).
-    static func lstmBackward(_ job: LSTMBackward, n: Int) {
+    /// ``bp_lstm_step_backward`` on the rows (`dG`, and `dc` becomes `∂L/∂cₜ₋₁`) and `Σ dG` into the part's bias partial,
+    /// then, unless this is the first step and no initial state wants a gradient, `dh ← dG·W_hh` (`∂L/∂hₜ₋₁`).
+    static func lstmBackward(_ job: LSTMBackward) {
         var job = job
-        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: 4 * job.h), alignment: 1,
-                              context: &job) { context, start, end in
+        forEachBackwardPart(of: job.n, minimumRows: minimumRows(width: job.h, depth: 4 * job.h), context: &job) { context, part, parts in
             let j = context.assumingMemoryBound(to: LSTMBackward.self).pointee, h = j.h, g = 4 * h
+            let rows = RecurrentSteps.backwardRows(part, of: parts, n: j.n), start = rows.lowerBound, end = rows.upperBound
             bp_lstm_step_backward(j.gateGradients + start * g, j.cellGradient + start * h, j.hiddenGradient + start * h,
                                   j.gates + start * g, j.cellTanh + start * h, j.previousCell + start * h, end - start, h)
+            bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.gateGradients + start * g, end - start, g)
             if j.needsPrevious {
                 gemmOnThisThread(m: end - start, n: h, k: g, a: j.gateGradients + start * g, lda: g, b: j.weightHH, ldb: h,
                                  c: j.hiddenGradient + start * h, ldc: h, beta: 0)
@@ -84,19 +112,22 @@ enum RecurrentSteps {
     struct GRUBackward {
         let inputSideGradients: UnsafeMutablePointer<Float>, hiddenSideGradients: UnsafeMutablePointer<Float>
         let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, hiddenN: UnsafePointer<Float>
-        let previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
-        let h: Int, needsPrevious: Bool
+        let previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let h: Int, n: Int, needsPrevious: Bool
     }
 
-    /// ``bp_gru_step_backward`` on the rows (the input- and hidden-side gradients; `dh` becomes `dh⊙z`), then, unless
-    /// no earlier state needs it, `dh += dR·W_hh` (`∂L/∂hₜ₋₁`).
-    static func gruBackward(_ job: GRUBackward, n: Int) {
+    /// ``bp_gru_step_backward`` on the rows (the input- and hidden-side gradients; `dh` becomes `dh⊙z`) and their sums
+    /// into the part's bias partial, then, unless no earlier state needs it, `dh += dR·W_hh` (`∂L/∂hₜ₋₁`).
+    static func gruBackward(_ job: GRUBackward) {
         var job = job
-        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: 3 * job.h), alignment: 1,
-                              context: &job) { context, start, end in
+        forEachBackwardPart(of: job.n, minimumRows: minimumRows(width: job.h, depth: 3 * job.h), context: &job) { context, part, parts in
             let j = context.assumingMemoryBound(to: GRUBackward.self).pointee, h = j.h, g = 3 * h
+            let rows = RecurrentSteps.backwardRows(part, of: parts, n: j.n), start = rows.lowerBound, end = rows.upperBound
             bp_gru_step_backward(j.inputSideGradients + start * g, j.hiddenSideGradients + start * g, j.hiddenGradient + start * h,
                                  j.gates + start * g, j.hiddenN + start * h, j.previousHidden + start * h, end - start, h)
+            let partial = j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h)
+            bp_add_column_sums_double(partial, j.inputSideGradients + start * g, end - start, g)
+            bp_add_column_sums_double(partial + g, j.hiddenSideGradients + start * g, end - start, g)
             if j.needsPrevious {
                 gemmOnThisThread(m: end - start, n: h, k: g, a: j.hiddenSideGradients + start * g, lda: g, b: j.weightHH,
                                  ldb: h, c: j.hiddenGradient + start * h, ldc: h, beta: 1)
@@ -126,18 +157,20 @@ enum RecurrentSteps {
 
     struct RNNBackward {
         let delta: UnsafeMutablePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>
-        let weightHH: UnsafePointer<Float>
-        let h: Int, relu: Bool, needsPrevious: Bool
+        let weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let h: Int, n: Int, relu: Bool, needsPrevious: Bool
     }
 
-    /// ``bp_rnn_step_backward`` on the rows (`δ = dh⊙φ′`), then, unless no earlier state needs it, `dh ← δ·W_hh`.
-    static func rnnBackward(_ job: RNNBackward, n: Int) {
+    /// ``bp_rnn_step_backward`` on the rows (`δ = dh⊙φ′`) and `Σ δ` into the part's bias partial, then, unless no
+    /// earlier state needs it, `dh ← δ·W_hh`.
+    static func rnnBackward(_ job: RNNBackward) {
         var job = job
-        Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
-                              context: &job) { context, start, end in
+        forEachBackwardPart(of: job.n, minimumRows: minimumRows(width: job.h, depth: job.h), context: &job) { context, part, parts in
             let j = context.assumingMemoryBound(to: RNNBackward.self).pointee, h = j.h
+            let rows = RecurrentSteps.backwardRows(part, of: parts, n: j.n), start = rows.lowerBound, end = rows.upperBound
             bp_rnn_step_backward(j.delta + start * h, j.hiddenGradient + start * h, j.hidden + start * h, (end - start) * h,
                                  j.relu ? 1 : 0)
+            bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.delta + start * h, end - start, h)
             if j.needsPrevious {
                 gemmOnThisThread(m: end - start, n: h, k: h, a: j.delta + start * h, lda: h, b: j.weightHH, ldb: h,
                                  c: j.hiddenGradient + start * h, ldc: h, beta: 0)
