@@ -325,17 +325,19 @@ void bp_lstm_step_backward(float *restrict dGates, float *restrict dc, const flo
 }
 
 /// One GRU step over `n` rows of `h` units. In: `gates` (n × 3h) holding the input side xₜ·W_ihᵀ of r, z, n, to which
-/// `biasIH` is added; `recurrent` (n × 3h), hₜ₋₁·W_hhᵀ, to which `biasHH` is added; `hPrevious` (n × h). Out: `gates`
-/// becomes the activated r, z, n;
-/// `hiddenN` = the n part of `recurrent` (W_hn·hₜ₋₁ + b_hn, kept for the backward pass); `hidden` = (1 − z)∘n + z∘hₜ₋₁.
+/// `biasIH` is added; `recurrent` (n × 3h) holding hₜ₋₁·W_hhᵀ + b_hh; `hPrevious` (n × h). Out: `gates` becomes the
+/// activated r, z, n; `hiddenN` = the n part of `recurrent` (W_hn·hₜ₋₁ + b_hn, kept for the backward pass);
+/// `hidden` = (1 − z)∘n + z∘hₜ₋₁; and `recurrent` is reset to b_hh (`biasHH`, 3h) in every row, for the next step's
+/// GEMM to add its product to (a GEMM with β = 1 does not clear its output first).
 /// The n gate and the new state of one GRU row, given its activated r and z: in its own function so that the gate
 /// parts, which are parts of one row, are separate `restrict` arrays (the compiler vectorises the loop only then).
 static inline void bp_gru_new_state(float *restrict nGate, const float *restrict r, const float *restrict z,
-                                    const float *restrict biasN, const float *restrict recN, const float *restrict biasHN,
+                                    const float *restrict biasN, float *restrict recN, const float *restrict biasHN,
                                     const float *restrict hp, float *restrict hn, float *restrict hs, long h) {
     for (long j = 0; j < h; j++) {
-        float recurrentN = recN[j] + biasHN[j];
+        float recurrentN = recN[j];
         float value = bp_tanh(nGate[j] + biasN[j] + r[j] * recurrentN);
+        recN[j] = biasHN[j];
         nGate[j] = value;
         hn[j] = recurrentN;
         hs[j] = (1.0f - z[j]) * value + z[j] * hp[j];
@@ -343,13 +345,15 @@ static inline void bp_gru_new_state(float *restrict nGate, const float *restrict
 }
 
 BP_CLONES
-void bp_gru_step(float *restrict gates, const float *restrict biasIH, const float *restrict recurrent,
+void bp_gru_step(float *restrict gates, const float *restrict biasIH, float *restrict recurrent,
                  const float *restrict biasHH, const float *restrict hPrevious, float *restrict hiddenN,
                  float *restrict hidden, long n, long h) {
     for (long s = 0; s < n; s++) {
-        float *row = gates + s * 3 * h;
-        const float *rec = recurrent + s * 3 * h;
-        for (long j = 0; j < 2 * h; j++) row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + biasIH[j] + rec[j] + biasHH[j])));
+        float *row = gates + s * 3 * h, *rec = recurrent + s * 3 * h;
+        for (long j = 0; j < 2 * h; j++) {
+            row[j] = 1.0f / (1.0f + bp_exp(-(row[j] + biasIH[j] + rec[j])));
+            rec[j] = biasHH[j];
+        }
         bp_gru_new_state(row + 2 * h, row, row + h, biasIH + 2 * h, rec + 2 * h, biasHH + 2 * h, hPrevious + s * h,
                          hiddenN + s * h, hidden + s * h, h);
     }

@@ -24,8 +24,9 @@ void bp_lstm_step(float *gates, const float *bias, const float *cPrevious, float
 /// The backward pass of one LSTM step: dGates (n × 4h) from dh, and dc (in: ∂L/∂cₜ, out: ∂L/∂cₜ₋₁).
 void bp_lstm_step_backward(float *dGates, float *dc, const float *dh, const float *gates, const float *cellTanh,
                            const float *cPrevious, long n, long h);
-/// One GRU step: gates (n × 3h, input side in, activated r z n out), recurrent (n × 3h), hPrevious; writes hiddenN, hidden.
-void bp_gru_step(float *gates, const float *biasIH, const float *recurrent, const float *biasHH, const float *hPrevious,
+/// One GRU step: gates (n × 3h, input side in, activated r z n out), recurrent (n × 3h, hₜ₋₁·W_hhᵀ + b_hh in, b_hh
+/// out), hPrevious; writes hiddenN, hidden.
+void bp_gru_step(float *gates, const float *biasIH, float *recurrent, const float *biasHH, const float *hPrevious,
                  float *hiddenN, float *hidden, long n, long h);
 /// The backward pass of one GRU step: the input- and recurrent-side gradients; dh becomes dh∘z.
 void bp_gru_step_backward(float *dInputSide, float *dHiddenSide, float *dh, const float *gates, const float *hiddenN,

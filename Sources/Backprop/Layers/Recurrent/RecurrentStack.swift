@@ -1,3 +1,4 @@
+import CBLAS
 import CSIMD
 
 /// Everything ``RNN``, ``LSTM`` and ``GRU`` share: `L` stacked layers of one or two directions of a cell, their
@@ -123,6 +124,7 @@ public struct RecurrentStack: Sendable {
         let inputGradient: Matrix  // T·N × F (backward)
         let oneHot: Matrix  // 1 × (1 + T·N): a flag (1 when every step of the input is one-hot), then the indices, time-major
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
+        let transposedRecurrentWeight: Matrix  // H × G·H: the current layer and direction's W_hhᵀ (forward)
         let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward)
         /// `RecurrentSteps.maximumParts × 6H` doubles at an 8-byte-aligned address of the scratch: each step part's
         /// bias-gradient sums (backward; `nil` when only sizing).
@@ -158,6 +160,7 @@ public struct RecurrentStack: Sendable {
             inputGradient = take(backward ? nt : 0, stack.inputSize)
             oneHot = take(1, 1 + nt)
             transposedWeight = take(stack.inputSize, g)
+            transposedRecurrentWeight = take(h, g)
             biasSum = take(1, g)
             let partials = take(1, backward ? 2 * Self.biasPartialCount(h: h) + 1 : 0)  // one float spare, to align
             biasPartials = backward && scratch != nil ? Self.aligned(partials, count: Self.biasPartialCount(h: h)) : nil
@@ -356,24 +359,29 @@ public struct RecurrentStack: Sendable {
     /// GEMM and the cell's kernel, which adds the biases.
     private func forwardSteps(_ r: Record, _ p: RecurrentParameters, x: Matrix?, oneHot b: Buffers, recurrent: Matrix, n: Int, t: Int,
                               direction d: Int) {
-        let h = hiddenSize, bias = b.biasSum.pointer
-        for j in 0..<b.biasSum.columns { bias[j] = p.biasIH.pointer[j] + p.biasHH.pointer[j] }
+        let h = hiddenSize, bias = b.biasSum.pointer, g = b.biasSum.columns
+        for j in 0..<g { bias[j] = p.biasIH.pointer[j] + p.biasHH.pointer[j] }
+        // W_hhᵀ, so that each step's recurrent product is `h₋₁·W_hhᵀ` without a transposed operand: OpenBLAS packs
+        // a row-major B several percent faster than a transposed one, and the copy is made once for all steps.
+        let transposed = b.transposedRecurrentWeight.pointer
+        cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(g), Int32(h), 1, p.weightHH.pointer, Int32(h), transposed, Int32(g))
         switch cell {
         case .lstm:
             project(r.gates, x: x, p, b)
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 RecurrentSteps.lstmForward(.init(gates: r.step(r.gates, step).pointer, previousHidden: r.block(r.hidden, previous).pointer,
-                                                 weightHH: p.weightHH.pointer, bias: bias, previousCell: r.block(r.cells, previous).pointer,
+                                                 weightHHTransposed: transposed, bias: bias, previousCell: r.block(r.cells, previous).pointer,
                                                  cell: r.block(r.cells, current).pointer, cellTanh: r.step(r.cellTanh, step).pointer,
                                                  hidden: r.block(r.hidden, current).pointer, h: h), n: n)
             }
         case .gru:
             project(r.gates, x: x, p, b)
+            for row in 0..<n { (recurrent.pointer + row * g).update(from: p.biasHH.pointer, count: g) }  // b_hh, kept by the kernel
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 RecurrentSteps.gruForward(.init(gates: r.step(r.gates, step).pointer, recurrent: recurrent.pointer,
-                                                previousHidden: r.block(r.hidden, previous).pointer, weightHH: p.weightHH.pointer,
+                                                previousHidden: r.block(r.hidden, previous).pointer, weightHHTransposed: transposed,
                                                 biasIH: p.biasIH.pointer, biasHH: p.biasHH.pointer,
                                                 hiddenN: r.step(r.hiddenN, step).pointer, hidden: r.block(r.hidden, current).pointer,
                                                 h: h), n: n)
@@ -384,7 +392,7 @@ public struct RecurrentStack: Sendable {
             for i in 0..<t {
                 let step = d == 0 ? i : t - 1 - i, (current, previous) = Self.blocks(step: step, direction: d)
                 RecurrentSteps.rnnForward(.init(hidden: r.block(r.hidden, current).pointer, previousHidden: r.block(r.hidden, previous).pointer,
-                                                weightHH: p.weightHH.pointer, bias: bias, h: h, relu: cell == .rnnReLU), n: n)
+                                                weightHHTransposed: transposed, bias: bias, h: h, relu: cell == .rnnReLU), n: n)
             }
         }
     }

@@ -42,21 +42,21 @@ enum RecurrentSteps {
     // MARK: LSTM
 
     struct LSTMForward {
-        let gates: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let gates: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: UnsafePointer<Float>
         let bias: UnsafePointer<Float>, previousCell: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>
         let cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
         let h: Int
     }
 
-    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection), then ``bp_lstm_step`` on those rows: the
+    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, `H × 4H`), then ``bp_lstm_step`` on those rows: the
     /// gates activated in place, `c = f⊙c₋₁ + i⊙g`, `tanh c`, `h = o⊙tanh c`.
     static func lstmForward(_ job: LSTMForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 4 * job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: LSTMForward.self).pointee, h = j.h, g = 4 * h
-            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
-                             c: j.gates + start * g, ldc: g, transposeB: true, beta: 1)
+            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: g,
+                             c: j.gates + start * g, ldc: g, beta: 1)
             bp_lstm_step(j.gates + start * g, j.bias, j.previousCell + start * h, j.cell + start * h,
                          j.cellTanh + start * h, j.hidden + start * h, end - start, h)
         }
@@ -90,20 +90,21 @@ enum RecurrentSteps {
 
     struct GRUForward {
         let gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>
-        let weightHH: UnsafePointer<Float>, biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>
+        let weightHHTransposed: UnsafePointer<Float>, biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>
         let hiddenN: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
         let h: Int
     }
 
-    /// `R = h₋₁·W_hhᵀ` (`N × 3H`, kept apart from the input side because `r` multiplies only its `n` part), then
+    /// `R += h₋₁·W_hhᵀ` (`N × 3H`, holding `b_hh` in every row before, and again after the kernel; with
+    /// `weightHHTransposed` `W_hhᵀ`, `H × 3H`; kept apart from the input side because `r` multiplies only its `n` part), then
     /// ``bp_gru_step`` on those rows: `r`, `z`, `n = tanh(W_in x + b_in + r⊙(W_hn h₋₁ + b_hn))`, `h = (1−z)⊙n + z⊙h₋₁`.
     static func gruForward(_ job: GRUForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 3 * job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: GRUForward.self).pointee, h = j.h, g = 3 * h
-            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
-                             c: j.recurrent + start * g, ldc: g, transposeB: true, beta: 0)
+            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: g,
+                             c: j.recurrent + start * g, ldc: g, beta: 1)
             bp_gru_step(j.gates + start * g, j.biasIH, j.recurrent + start * g, j.biasHH, j.previousHidden + start * h,
                         j.hiddenN + start * h, j.hidden + start * h, end - start, h)
         }
@@ -138,19 +139,19 @@ enum RecurrentSteps {
     // MARK: RNN
 
     struct RNNForward {
-        let hidden: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>
+        let hidden: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: UnsafePointer<Float>
         let bias: UnsafePointer<Float>
         let h: Int, relu: Bool
     }
 
-    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection), then ``bp_rnn_step``: `h = φ(h + b)`.
+    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`), then ``bp_rnn_step``: `h = φ(h + b)`.
     static func rnnForward(_ job: RNNForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: RNNForward.self).pointee, h = j.h
-            gemmOnThisThread(m: end - start, n: h, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHH, ldb: h,
-                             c: j.hidden + start * h, ldc: h, transposeB: true, beta: 1)
+            gemmOnThisThread(m: end - start, n: h, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: h,
+                             c: j.hidden + start * h, ldc: h, beta: 1)
             bp_rnn_step(j.hidden + start * h, j.bias, end - start, h, j.relu ? 1 : 0)
         }
     }
