@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     @Option(help: "Tables: a second table (same columns) to report test metrics on, instead of a split.")
     var validation: String?
 
-    @Option(help: "Tables: mean fills an empty or NA numeric feature cell with the training split's mean (default: such a cell is an error).")
+    @Option(help: "Tables: mean fills an empty or NA feature cell from the training split: a number with its column's mean, a text cell's one-hot inputs with each category's share (default: such a cell is an error).")
     var impute: ImputeKind?
 
     @Option(help: "A preset of the settings below: seed (the original text's program).")

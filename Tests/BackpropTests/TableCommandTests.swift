@@ -103,6 +103,25 @@ struct TableCommandTests {
         #expect(try jsonLines(with.stdout).count == 2)
     }
 
+    /// An empty text feature cell is an error naming it, and with `--impute mean` is filled (its one-hot inputs by
+    /// the training split's category shares), in training, `evaluate` and `predict` alike.
+    @Test func missingTextCellsAreImputedInEveryCommand() throws {
+        let folder = TemporaryFolder()
+        var csv = "colour,size,label\n"
+        for i in 0..<40 { csv += "\(i % 5 == 3 ? "" : (i % 2 == 0 ? "red" : "blue")),\(i % 7),\(i % 2 == 0 ? "x" : "y")\n" }
+        let data = folder.write("colours.csv", Array(csv.utf8), raw: true), model = folder.path + "/m.safetensors"
+        let without = try runBackprop(["train", "--data", data, "--epochs", "1", "--output", model])
+        #expect(without.status == 1 && without.stderr.contains("colours.csv, line 5, column 'colour' (1): the cell is empty or NA"),
+                "\(without.stderr)")
+        let trained = try runBackprop(["train", "--data", data, "--epochs", "30", "--impute", "mean", "--output", model, "--json"])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        let evaluated = try runBackprop(["evaluate", "--model", model, "--data", data, "--json"])
+        #expect(evaluated.status == 0, "\(evaluated.stderr)")
+        let predicted = try runBackprop(["predict", "--model", model, "--data", data])
+        let lines = predicted.stdout.split(separator: "\n")
+        #expect(predicted.status == 0 && lines.count == 41 && !predicted.stdout.contains("nan"), "\(predicted.stderr)")
+    }
+
     @Test func badTablesAreOneLineNamingFileRowAndColumn() throws {
         let folder = TemporaryFolder()
         let cases: [(name: String, bytes: [UInt8], arguments: [String], message: String)] = [

@@ -185,6 +185,27 @@ struct BadTableTests {
         #expect(data.batch(at: [1]).input[0, 0].isNaN)
     }
 
+    /// With imputation a missing text cell is `NaN` in each of its one-hot inputs, and standardising fills each with
+    /// the share of its category among the known cells of the data the standardisation came from (the mean of the
+    /// one-hot input, as mean imputation after one-hot encoding gives), while numeric cells get their column's mean.
+    @Test func missingTextCellsAreImputedByTheCategoriesShares() throws {
+        let csv = "colour,size,label\nred,1,a\nblue,NA,b\nred,3,a\n,5,b\nred,7,a\n"
+        #expect(tableError(csv) == .missingValue(path: "t.csv", line: 5, column: "colour", columnNumber: 1))
+        let (data, schema) = try Dataset.from(table(csv), imputeMissing: true)
+        #expect(schema.features.map(\.name) == ["colour", "size"] && schema.features[0].categories == ["red", "blue"])
+        let missingColour = data.batch(at: [3]).input
+        #expect(missingColour[0, 0].isNaN && missingColour[0, 1].isNaN && missingColour[0, 2] == 5)
+        let standardization = Standardization(of: data, standardizes: schema.standardizedInputs)
+        #expect(standardization.featureFills == [0.75, 0.25, 4])  // red 3 of 4 known, blue 1 of 4; size (1+3+5+7)/4
+        let filled = data.standardized(by: standardization).batch(at: [1, 3]).input
+        let sizeScale = Float((([1, 3, 5, 7] as [Double]).map { ($0 - 4) * ($0 - 4) }.reduce(0, +) / 4).squareRoot())
+        #expect(filled[0, 0] == 0 && filled[0, 1] == 1 && filled[0, 2] == 0)  // blue, size missing: the mean, 0
+        #expect(filled[1, 0] == 0.75 && filled[1, 1] == 0.25 && abs(filled[1, 2] - 1 / sizeScale) < 1e-6)  // (5 − 4) / scale
+        // A standardisation saved before there were fills reads, and imputes a missing input by 0.
+        let old = try JSONDecoder().decode(Standardization.self, from: Data(#"{"featureMeans":[0,0,4],"featureScales":[1,1,2]}"#.utf8))
+        #expect(old.featureFills == nil && data.standardized(by: old).batch(at: [3]).input.scalars == [0, 0, 0.5])
+    }
+
     @Test func otherProblems() {
         #expect(tableError("a,a\n1,2\n") == .duplicateColumn(path: "t.csv", name: "a"))
         #expect(tableError("a,b\n1,\"open\n2,3\n") == .unterminatedQuote(path: "t.csv", line: 2))

@@ -46,8 +46,10 @@ extension Dataset {
     }
 
     /// The data set with every feature (and, if `standardization` has them, every target) shifted and scaled:
-    /// `x′ = (x − mean) / scale`. A `NaN` feature (a missing cell kept by `imputeMissing`) becomes 0, the mean:
-    /// this is imputation by the mean of the data the standardisation was computed on. Image bytes become floats.
+    /// `x′ = (x − mean) / scale`. A `NaN` feature (a missing cell kept by `imputeMissing`) is imputed by the mean of
+    /// the data the standardisation was computed on: it becomes `(fill − mean) / scale` with the feature's
+    /// ``Standardization/featureFills`` (0 for a standardised feature; for a one-hot input of a text column, the
+    /// share of that category), or 0 when the standardisation has no fills. Image bytes become floats.
     public func standardized(by standardization: Standardization) -> Dataset {
         precondition(standardization.featureMeans.count == featureCount,
                      "Dataset.standardized: a standardization of \(standardization.featureMeans.count) features for \(featureCount)")
@@ -58,10 +60,11 @@ extension Dataset {
         values.withUnsafeMutableBufferPointer { values in
             for j in 0..<f {
                 let mean = standardization.featureMeans[j], scale = standardization.featureScales[j]
+                let missing = standardization.featureFills.map { ($0[j] - mean) / scale } ?? 0
                 var i = j
                 while i < values.count {
                     let x = values[i]
-                    values[i] = x.isNaN ? 0 : (x - mean) / scale
+                    values[i] = x.isNaN ? missing : (x - mean) / scale
                     i += f
                 }
             }
@@ -151,24 +154,31 @@ public struct Standardization: Codable, Sendable, Equatable {
     public var featureMeans: [Float]
     /// The scale of each feature: its standard deviation, or 1.
     public var featureScales: [Float]
+    /// The value a missing (`NaN`) feature stands for: the mean of the feature's known values in the data the
+    /// standardisation was computed on, also for a feature it leaves as it is (a one-hot input: the share of its
+    /// category). `nil` in standardisations saved before there were fills: a missing feature is then its mean.
+    public var featureFills: [Float]?
     /// The mean of each real-valued target; `nil` leaves the targets as they are.
     public var targetMeans: [Float]?
     /// The scale of each real-valued target; `nil` with ``targetMeans``.
     public var targetScales: [Float]?
 
     /// A standardisation of these means and scales (saved ones, say).
-    public init(featureMeans: [Float], featureScales: [Float], targetMeans: [Float]? = nil, targetScales: [Float]? = nil) {
+    public init(featureMeans: [Float], featureScales: [Float], targetMeans: [Float]? = nil, targetScales: [Float]? = nil,
+                featureFills: [Float]? = nil) {
         precondition(featureMeans.count == featureScales.count && targetMeans?.count == targetScales?.count,
                      "Standardization: as many means as scales")
+        precondition(featureFills == nil || featureFills?.count == featureMeans.count, "Standardization: a fill per feature")
         self.featureMeans = featureMeans
         self.featureScales = featureScales
+        self.featureFills = featureFills
         self.targetMeans = targetMeans
         self.targetScales = targetScales
     }
 
     /// The means and deviations of `data`'s features, except those where `standardizes[j]` is false (left as
     /// they are: mean 0, scale 1; one-hot columns, say), and of its targets if `targets` is true and they are
-    /// real values.
+    /// real values; and every feature's mean as its ``featureFills``.
     public init(of data: Dataset, standardizes: [Bool]? = nil, targets: Bool = false) {
         let f = data.featureCount
         let values = data.floatFeatures()
@@ -187,6 +197,7 @@ public struct Standardization: Codable, Sendable, Equatable {
         }
         featureMeans = means.map { Float($0) }
         featureScales = scales
+        featureFills = featureMeans
         if let standardizes {
             for j in 0..<f where !standardizes[j] { featureMeans[j] = 0; featureScales[j] = 1 }
         }

@@ -58,7 +58,7 @@ public enum TableError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outOfRange(let path, let line, let column, let number, let text):
             "\(path), line \(line), column '\(shown(column))' (\(number)): \(shown(text)) is out of range (a 32-bit float holds magnitudes up to 3.4e38)"
         case .missingValue(let path, let line, let column, let number):
-            "\(path), line \(line), column '\(shown(column))' (\(number)): the cell is empty or NA (fill it, drop the row, or pass --impute mean for a numeric feature)"
+            "\(path), line \(line), column '\(shown(column))' (\(number)): the cell is empty or NA (fill it, drop the row, or, for a feature rather than the target, pass --impute mean)"
         case .unknownColumn(let path, let name, let available):
             "\(path): no column named '\(shown(name))'; the columns are \(available.map { "'\(shown($0))'" }.joined(separator: ", "))"
         case .oneClass(let path, let column, let value):

@@ -86,8 +86,10 @@ public struct TableSchema: Codable, Sendable, Equatable {
     /// The data set that `table` gives under this schema: its features in input order (one-hot for text columns)
     /// and its target (class indices into ``classes``, or values). Columns are found by name, so a file whose
     /// columns come in another order reads the same. A missing feature value is an error unless `imputeMissing`
-    /// is true, in which case it stays `NaN` for ``Dataset/standardized(by:)`` to fill with the mean; a missing
-    /// target, text where a number belongs, or a category or class the schema does not know is always an error.
+    /// is true, in which case it stays `NaN` (a missing text cell: `NaN` in each of its one-hot inputs) for
+    /// ``Dataset/standardized(by:)`` to fill with the training split's mean (for one-hot inputs, each category's
+    /// share); a missing target, text where a number belongs, or a category or class the schema does not know is
+    /// always an error.
     public func dataset(from table: Table, imputeMissing: Bool = false) throws(TableError) -> Dataset {
         let features = try featureValues(from: table, imputeMissing: imputeMissing)
         guard let t = table.columnIndex(named: target) else {
@@ -140,7 +142,7 @@ public struct TableSchema: Codable, Sendable, Equatable {
                 throw .unknownColumn(path: table.path, name: feature.name, available: table.columnNames)
             }
             let column = table.columns[c]
-            if let line = column.firstMissingLine, !(imputeMissing && feature.categories == nil) {
+            if let line = column.firstMissingLine, !imputeMissing {
                 throw .missingValue(path: table.path, line: line, column: feature.name, columnNumber: c + 1)
             }
             if let categories = feature.categories {
@@ -172,7 +174,8 @@ public struct TableSchema: Codable, Sendable, Equatable {
         return result
     }
 
-    /// Writes the one-hot inputs of text column `c` (row-major, `featureCount` wide) at input `offset` onwards.
+    /// Writes the one-hot inputs of text column `c` (row-major, `featureCount` wide) at input `offset` onwards; a
+    /// missing cell (`NaN`, let through only when imputing) makes all of them `NaN`.
     private func oneHot(column c: Int, categories: [String], table: Table, into result: inout [Float],
                         offset: Int) throws(TableError) {
         let column = table.columns[c], stride = table.columns.count, width = featureCount
@@ -181,6 +184,10 @@ public struct TableSchema: Codable, Sendable, Equatable {
         var byValue: [Float: Int] = [:]  // each distinct cell is named and looked up once
         for row in 0..<table.rowCount {
             let value = table.cells[row * stride + c]
+            if value.isNaN {
+                for k in 0..<categories.count { result[row * width + offset + k] = .nan }
+                continue
+            }
             let k: Int
             if let known = byValue[value] { k = known } else {
                 let name = column.categories.map { $0[Int(value)] } ?? TableSchema.name(ofNumber: value)
@@ -201,12 +208,13 @@ public struct TableSchema: Codable, Sendable, Equatable {
     /// output; a classification target has none).
     public func inconsistency(inputs: Int, outputs: Int) -> String? {
         if let s = standardization {
-            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? [])
+            let values = s.featureMeans + s.featureScales + (s.targetMeans ?? []) + (s.targetScales ?? []) + (s.featureFills ?? [])
             let targets = s.targetMeans?.count ?? 0
             guard s.featureMeans.count == featureCount, s.featureScales.count == featureCount, targets == (s.targetScales?.count ?? 0),
+                  (s.featureFills?.count ?? featureCount) == featureCount,
                   targets == 0 || (task == .regression && targets == targetWidth), values.allSatisfy(\.isFinite),
                   (s.featureScales + (s.targetScales ?? [])).allSatisfy({ $0 > 0 }) else {
-                return "its table standardization is damaged (\(s.featureMeans.count) means and \(s.featureScales.count) scales for \(featureCount) features, \(targets) for \(task == .regression ? targetWidth : 0) targets; every value must be finite and every scale positive)"
+                return "its table standardization is damaged (\(s.featureMeans.count) means, \(s.featureScales.count) scales and \(s.featureFills.map { "\($0.count) fills" } ?? "no fills") for \(featureCount) features, \(targets) for \(task == .regression ? targetWidth : 0) targets; every value must be finite and every scale positive)"
             }
         }
         guard featureCount == inputs && targetWidth == outputs else {
