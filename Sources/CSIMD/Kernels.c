@@ -360,23 +360,22 @@ void bp_gru_step(float *restrict gates, const float *restrict biasIH, float *res
 }
 
 /// The backward pass of one GRU step. In: `gates` (activated r, z, n), `hiddenN`, `hPrevious`, and `dh` (∂L/∂hₜ).
-/// Out: `dInputSide` (n × 3h: ∂L/∂ of the input side's r, z, n pre-activations), `dHiddenSide` (the same for the
-/// recurrent side: r, z, and dN∘r for W_hn·h + b_hn), and `dh` becomes the direct path dh∘z (the caller adds
-/// dHiddenSide·W_hh).
+/// Out: `dGates` (n × 4h): per row `[dR, dZ, dN∘r, dN]`, the pre-activation gradients of r and z (either side), of
+/// the recurrent side's W_hn·h + b_hn, and of the input side's n — so `[dR, dZ, dN∘r]` is the recurrent side's and
+/// `[dR, dZ, ·, dN]` the input side's, each value written once; and `dh` becomes the direct path dh∘z (the caller
+/// adds `[dR, dZ, dN∘r]`·W_hh).
 BP_CLONES
-void bp_gru_step_backward(float *restrict dInputSide, float *restrict dHiddenSide, float *restrict dh,
-                          const float *restrict gates, const float *restrict hiddenN,
-                          const float *restrict hPrevious, long n, long h) {
+void bp_gru_step_backward(float *restrict dGates, float *restrict dh, const float *restrict gates,
+                          const float *restrict hiddenN, const float *restrict hPrevious, long n, long h) {
     for (long s = 0; s < n; s++) {
         const float *row = gates + s * 3 * h, *hn = hiddenN + s * h, *hp = hPrevious + s * h;
-        float *dx = dInputSide + s * 3 * h, *dhh = dHiddenSide + s * 3 * h, *dhs = dh + s * h;
+        float *dRow = dGates + s * 4 * h, *dhs = dh + s * h;
         for (long j = 0; j < h; j++) {
             float r = row[j], z = row[h + j], nGate = row[2 * h + j], dH = dhs[j];
             float dN = dH * (1.0f - z) * (1.0f - nGate * nGate);
             float dZ = dH * (hp[j] - nGate) * z * (1.0f - z);
             float dR = dN * hn[j] * r * (1.0f - r);
-            dx[j] = dR; dx[h + j] = dZ; dx[2 * h + j] = dN;
-            dhh[j] = dR; dhh[h + j] = dZ; dhh[2 * h + j] = dN * r;
+            dRow[j] = dR; dRow[h + j] = dZ; dRow[2 * h + j] = dN * r; dRow[3 * h + j] = dN;
             dhs[j] = dH * z;
         }
     }

@@ -1,5 +1,7 @@
 @_spi(Internals) import Backprop
 import Benchmark
+import Foundation
+import Synchronization
 
 /// Fashion-MNIST when installed, else random bytes of the same shape (the timing does not depend on the pixels).
 let data: (train: Dataset, test: Dataset) = {
@@ -18,17 +20,37 @@ let metrics: [BenchmarkMetric] = [.wallClock, .mallocCountTotal, .instructions]
 
 /// One optimizer step (gather, forward, loss, backward, update) per iteration, after a warm-up step.
 func trainingStep(_ name: String, sizes: [Int], activation: ActivationKind, batchSize: Int, threads: Int,
-                  optimizer: some Optimizer = SGD(learningRate: 0.01)) {
-    trainingStep(name, batchSize: batchSize, threads: threads, optimizer: optimizer) {
+                  optimizer: some Optimizer = SGD(learningRate: 0.01), besideBusyThread: Bool = false) {
+    trainingStep(name, batchSize: batchSize, threads: threads, optimizer: optimizer, besideBusyThread: besideBusyThread) {
         Network(sizes: sizes, activation: activation, initializer: .xavierUniform, seed: 0)
     }
 }
 
-/// The same for any network `makeNetwork` builds (called once per run of the benchmark closure).
-func trainingStep(_ name: String, batchSize: Int, threads: Int, optimizer: some Optimizer,
+/// A thread that keeps one CPU busy (an empty loop) from its start until ``stop()``: the other busy process of
+/// issue 17's contended case, inside the benchmark's process.
+final class BusyThread: Sendable {
+    private let running = Atomic<Bool>(true)
+
+    init() {
+        let thread = Thread { [self] in
+            var spins = 0
+            while running.load(ordering: .relaxed) { spins &+= 1 }
+            blackHole(spins)
+        }
+        thread.start()
+    }
+
+    func stop() { running.store(false, ordering: .relaxed) }
+}
+
+/// The same for any network `makeNetwork` builds (called once per run of the benchmark closure); with
+/// `besideBusyThread`, while a ``BusyThread`` competes for the CPUs.
+func trainingStep(_ name: String, batchSize: Int, threads: Int, optimizer: some Optimizer, besideBusyThread: Bool = false,
                   network makeNetwork: @escaping @Sendable () -> Network) {
-    Benchmark("\(name), \(threads) thread(s)",
+    Benchmark("\(name), \(threads) thread(s)\(besideBusyThread ? ", beside a busy thread" : "")",
               configuration: .init(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(3))) { benchmark in
+        let busy = besideBusyThread ? BusyThread() : nil
+        defer { busy?.stop() }
         Parallel.setThreadCount(threads)
         let trainer = Trainer(network: makeNetwork(), loss: CrossEntropy(), optimizer: optimizer, batchSize: batchSize)
         let size = batchSize == 0 ? data.train.count : batchSize
@@ -74,6 +96,10 @@ let benchmarks: @Sendable () -> Void = {
                      batchSize: 64, threads: threads, optimizer: Adam(learningRate: 0.001))
         trainingStep("Full-batch step 784-64-10 sigmoid", sizes: [784, 64, 10], activation: .sigmoid,
                      batchSize: 0, threads: threads)
+        // The contended case (issue 17): another thread keeps one of the CPUs busy. With 2 threads the step must not
+        // take much longer than with 1 (Scripts/busy_machine.py measures the same with a busy process).
+        trainingStep("Step 784-128-10 relu Adam batch 64", sizes: [784, 128, 10], activation: .relu,
+                     batchSize: 64, threads: threads, optimizer: Adam(learningRate: 0.001), besideBusyThread: true)
     }
 
     // Core v2 layers, 1 thread: a residual block with batch normalization, batch normalization on its own, and the

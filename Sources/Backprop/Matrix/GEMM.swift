@@ -22,17 +22,28 @@ public func gemm(
         scale(c, by: beta)
         return
     }
+    gemm(m: m, n: n, k: k, a: a.pointer, lda: a.columns, b: b.pointer, ldb: b.columns, c: c.pointer, ldc: c.columns,
+         transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
+}
+
+/// ``gemm(_:_:_:transposeA:transposeB:alpha:beta:)`` on raw row-major operands with leading dimensions (`op(A)`
+/// `m × k`, `op(B)` `k × n`, `C` `m × n`, each row `lda`, `ldb`, `ldc` floats apart): for blocks of columns of a
+/// wider matrix. `m`, `n` and `k` are positive. Split between the threads as that function is; allocates nothing.
+func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+          c: UnsafeMutablePointer<Float>, ldc: Int, transposeA: Bool = false, transposeB: Bool = false,
+          alpha: Float = 1, beta: Float = 0) {
     // A single row or column of C is a matrix-vector product: `sgemv`, one thread. (OpenBLAS 0.3.21's small-matrix
     // `sgemm` kernel mallocs a buffer on every call when C is narrow, as it is when an agent acts one observation
     // at a time, or in a value head; `sgemv` allocates nothing.) A C of 2–4 columns is that many products.
     if m == 1 || n == 1 {
-        matrixVectorProduct(c, a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
+        matrixVectorProduct(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+                            transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
         return
     }
     if n <= 4 && !transposeA && !transposeB {
         for j in 0..<n {  // column j of C = A · column j of B, both strided by their row lengths
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a.pointer, Int32(a.columns),
-                        b.pointer + j, Int32(b.columns), beta, c.pointer + j, Int32(c.columns))
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a, Int32(lda), b + j, Int32(ldb), beta,
+                        c + j, Int32(ldc))
         }
         return
     }
@@ -43,8 +54,7 @@ public func gemm(
     let byRows = m >= n
     let split = byRows ? m : n
     let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: gemmPartsPerThread), split / 16))
-    var job = GEMMPart(m: m, n: n, k: k, a: a.pointer, b: b.pointer, c: c.pointer,
-                       lda: a.columns, ldb: b.columns, ldc: c.columns, transposeA: transposeA,
+    var job = GEMMPart(m: m, n: n, k: k, a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA,
                        transposeB: transposeB, alpha: alpha, beta: beta, byRows: byRows)
     Parallel.run(parts: parts, context: &job) { context, part, parts in
         let job = context.load(as: GEMMPart.self)
@@ -66,17 +76,19 @@ public func gemm(
     }
 }
 
-/// `C ← α·op(A)·op(B) + β·C` when `C` is one row (`m = 1`) or one column (`n = 1`), as one `sgemv`. A single row or
-/// column of a row-major matrix, and `op(A)` or `op(B)` when it is a vector, are contiguous.
-private func matrixVectorProduct(_ c: Matrix, _ a: Matrix, _ b: Matrix, m: Int, n: Int, k: Int,
-                                 transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float) {
-    if m == 1 {  // c (1×n) = op(A) (1×k) · op(B) (k×n): cᵀ = op(B)ᵀ · aᵀ
-        // op(B) = B (k×n, row-major): y = Bᵀx; op(B) = Bᵀ (B is n×k): y = Bx.
-        cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(b.rows), Int32(b.columns), alpha,
-                    b.pointer, Int32(b.columns), a.pointer, 1, beta, c.pointer, 1)
-    } else {  // c (m×1) = op(A) (m×k) · op(B) (k×1)
-        cblas_sgemv(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(a.rows), Int32(a.columns), alpha,
-                    a.pointer, Int32(a.columns), b.pointer, 1, beta, c.pointer, 1)
+/// `C ← α·op(A)·op(B) + β·C` when `C` is one row (`m = 1`, contiguous) or one column (`n = 1`, `ldc` apart), as one
+/// `sgemv`; the vector operand is a row or column of `A` or `B`, contiguous or `lda`/`ldb` apart.
+private func matrixVectorProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int, transposeA: Bool, transposeB: Bool,
+                                 alpha: Float, beta: Float) {
+    if m == 1 {  // cᵀ (n) = op(B)ᵀ (n×k) · op(A)ᵀ (k): op(B) = B (k×n): y = Bᵀx; op(B) = Bᵀ (B is n×k): y = Bx
+        let x = (a, Int32(transposeA ? lda : 1))  // op(A) is 1×k: a row of A, or a column of the k×1 A
+        cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k), Int32(transposeB ? k : n),
+                    alpha, b, Int32(ldb), x.0, x.1, beta, c, 1)
+    } else {  // c (m, ldc apart) = op(A) (m×k) · op(B) (k×1): op(B) a column of B, or a row of the 1×k B
+        let x = (b, Int32(transposeB ? 1 : ldb))
+        cblas_sgemv(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(transposeA ? k : m), Int32(transposeA ? m : k),
+                    alpha, a, Int32(lda), x.0, x.1, beta, c, Int32(ldc))
     }
 }
 

@@ -28,9 +28,9 @@ void bp_lstm_step_backward(float *dGates, float *dc, const float *dh, const floa
 /// out), hPrevious; writes hiddenN, hidden.
 void bp_gru_step(float *gates, const float *biasIH, float *recurrent, const float *biasHH, const float *hPrevious,
                  float *hiddenN, float *hidden, long n, long h);
-/// The backward pass of one GRU step: the input- and recurrent-side gradients; dh becomes dh∘z.
-void bp_gru_step_backward(float *dInputSide, float *dHiddenSide, float *dh, const float *gates, const float *hiddenN,
-                          const float *hPrevious, long n, long h);
+/// The backward pass of one GRU step: dGates (n × 4h, per row dR, dZ, dN∘r, dN); dh becomes dh∘z.
+void bp_gru_step_backward(float *dGates, float *dh, const float *gates, const float *hiddenN, const float *hPrevious,
+                          long n, long h);
 /// An RNN step's activation in place: tanh, or ReLU when `relu` is 1.
 void bp_rnn_step(float *hidden, const float *bias, long n, long h, int relu);
 /// δ = dh∘φ′(h) for an RNN step.

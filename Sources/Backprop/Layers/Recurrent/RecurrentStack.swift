@@ -118,7 +118,8 @@ public struct RecurrentStack: Sendable {
         let layerInputs: Int  // offset of (L − 1) buffers T·N × D·H (when `ownInputs`)
         let ownInputs: Bool
         let recurrent: Matrix  // N × 3H (GRU)
-        let gateGradients: Matrix, hiddenSideGradients: Matrix  // T·N × G·H (backward; the second for a GRU)
+        /// `T·N × G·H` (backward): `dG` of every step; for a GRU `T·N × 4H`, `[dr, dz, dn⊙r, dn]` (``bp_gru_step_backward``).
+        let gateGradients: Matrix
         let hiddenGradient: Matrix, cellGradient: Matrix  // N × H (backward)
         let sequenceGradients: (Matrix, Matrix)  // T·N × D·H (backward, L > 1)
         let inputGradient: Matrix  // T·N × F (backward)
@@ -126,7 +127,7 @@ public struct RecurrentStack: Sendable {
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
         let transposedRecurrentWeight: Matrix  // H × G·H: the current layer and direction's W_hhᵀ (forward)
         let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward)
-        /// `RecurrentSteps.maximumParts × 6H` doubles at an 8-byte-aligned address of the scratch: each step part's
+        /// `RecurrentSteps.maximumParts × 4H` doubles at an 8-byte-aligned address of the scratch: each step part's
         /// bias-gradient sums (backward; `nil` when only sizing).
         let biasPartials: UnsafeMutablePointer<Double>?
         let count: Int
@@ -152,8 +153,7 @@ public struct RecurrentStack: Sendable {
             layerInputs = offset
             offset += ownInputs ? (stack.numLayers - 1) * nt * dh : 0
             recurrent = take(stack.cell == .gru ? n : 0, g)
-            gateGradients = take(backward ? nt : 0, g)
-            hiddenSideGradients = take(backward && stack.cell == .gru ? nt : 0, g)
+            gateGradients = take(backward ? nt : 0, stack.cell == .gru ? 4 * h : g)
             (hiddenGradient, cellGradient) = (take(backward ? n : 0, h), take(backward ? n : 0, h))
             let sequences = backward && stack.numLayers > 1 ? nt : 0
             sequenceGradients = (take(sequences, dh), take(sequences, dh))
@@ -456,19 +456,43 @@ public struct RecurrentStack: Sendable {
         }
     }
 
-    /// Adds the step parts' bias-gradient sums (``RecurrentSteps``; the rows of `partials`) to the bias gradients:
-    /// `Σ dG` to both biases of an LSTM or RNN; a GRU's input-side sums to `b_ih`, its recurrent-side sums to `b_hh`.
+    /// Adds the step parts' bias-gradient sums (``RecurrentSteps``; rows of `partials`) to the bias gradients:
+    /// `Σ dG` to both biases of an LSTM or RNN; for a GRU (sums of `[dr, dz, dn⊙r, dn]`) `Σ [dr, dz, dn]` to `b_ih`
+    /// and `Σ [dr, dz, dn⊙r]` to `b_hh`.
     private func addBiasGradients(from partials: UnsafePointer<Double>, to p: RecurrentParameters) {
-        let g = p.biasIHGradient.columns, hiddenSide = cell == .gru ? g : 0, width = RecurrentSteps.biasPartialWidth(h: hiddenSize)
+        let g = p.biasIHGradient.columns, h = hiddenSize, width = RecurrentSteps.biasPartialWidth(h: h)
         let ih = p.biasIHGradient.pointer, hh = p.biasHHGradient.pointer
         for j in 0..<g {
+            let inputSide = cell == .gru && j >= 2 * h ? j + h : j
             var (inputSum, hiddenSum) = (0.0, 0.0)
             for part in 0..<RecurrentSteps.maximumParts {
-                inputSum += partials[part * width + j]
-                hiddenSum += partials[part * width + hiddenSide + j]
+                inputSum += partials[part * width + inputSide]
+                hiddenSum += partials[part * width + j]
             }
             ih[j] += Float(inputSum)
             hh[j] += Float(hiddenSum)
+        }
+    }
+
+    /// `C += op(dG_input)·B` or, with `transposeA`, `C += dG_inputᵀ·B`, where `dG_input` is the input side's gate
+    /// gradients (`T·N × G·H`): all of `dG` for an LSTM or RNN, `[dr, dz, dn]` of a GRU's `[dr, dz, dn⊙r, dn]`, taken
+    /// as two column blocks (`W_ih`'s rows `0..<2H` and `2H..<3H` go with the blocks at columns `0` and `3H`).
+    /// `transposeA`: `C` is `G·H × F` (`dW_ih`), `B` is `T·N × F` (the layer's inputs). Otherwise `C` is `T·N × F`
+    /// (`dX`, `beta` 0 or 1) and `B` is `G·H × F` (`W_ih`).
+    private func addInputSideProduct(_ c: Matrix, _ dG: Matrix, _ b: Matrix, transposeA: Bool, beta: Float) {
+        guard cell == .gru else {
+            gemm(c, dG, b, transposeA: transposeA, beta: beta)
+            return
+        }
+        let h = hiddenSize, f = c.columns, width = dG.columns, rows = dG.rows
+        for (first, width3, column) in [(0, 2 * h, 0), (2 * h, h, 3 * h)] {
+            if transposeA {  // dW_ih[first..<first+width3] += dG[:, column..<]ᵀ · X
+                gemm(m: width3, n: f, k: rows, a: dG.pointer + column, lda: width, b: b.pointer, ldb: f,
+                     c: c.pointer + first * f, ldc: f, transposeA: true, beta: 1)
+            } else {  // dX (+)= dG[:, column..<] · W_ih[first..<first+width3]
+                gemm(m: rows, n: f, k: width3, a: dG.pointer + column, lda: width, b: b.pointer + first * f, ldb: f,
+                     c: c.pointer, ldc: f, beta: first == 0 ? beta : 1)
+            }
         }
     }
 
@@ -508,13 +532,11 @@ public struct RecurrentStack: Sendable {
                                                           previousCell: r.block(r.cells, previous).pointer, weightHH: p.weightHH.pointer,
                                                           biasPartials: partials, h: h, n: n, needsPrevious: needsPrevious))  // dG; dhₜ₋₁ = dGₜ·W_hh
                     case .gru:
-                        RecurrentSteps.gruBackward(.init(inputSideGradients: dG.pointer,
-                                                         hiddenSideGradients: r.step(b.hiddenSideGradients, step).pointer,
-                                                         hiddenGradient: dh.pointer, gates: r.step(r.gates, step).pointer,
-                                                         hiddenN: r.step(r.hiddenN, step).pointer,
+                        RecurrentSteps.gruBackward(.init(gateGradients: dG.pointer, hiddenGradient: dh.pointer,
+                                                         gates: r.step(r.gates, step).pointer, hiddenN: r.step(r.hiddenN, step).pointer,
                                                          previousHidden: r.block(r.hidden, previous).pointer,
                                                          weightHH: p.weightHH.pointer, biasPartials: partials, h: h, n: n,
-                                                         needsPrevious: needsPrevious))  // dhₜ₋₁ = dhₜ∘z + dR·W_hh
+                                                         needsPrevious: needsPrevious))  // dhₜ₋₁ = dhₜ∘z + [dr, dz, dn∘r]·W_hh
                     case .rnnTanh, .rnnReLU:
                         RecurrentSteps.rnnBackward(.init(delta: dG.pointer, hiddenGradient: dh.pointer,
                                                          hidden: r.block(r.hidden, current).pointer, weightHH: p.weightHH.pointer,
@@ -527,23 +549,28 @@ public struct RecurrentStack: Sendable {
                     if cell == .lstm, let cellGradient = dInitialState.cell { cellGradient.rows((index * n)..<((index + 1) * n)).assign(dc) }
                 }
                 // The weight gradients of all steps: W_hh against each step's previous state (the initial state too).
-                let hiddenSide = cell == .gru ? b.hiddenSideGradients : b.gateGradients
-                let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n))
-                gemm(p.weightHHGradient, hiddenSide, previousStates, transposeA: true, beta: 1)
+                let previousStates = r.hidden.rows(d == 0 ? 0..<(t * n) : n..<((t + 1) * n)), dG = b.gateGradients
+                if cell == .gru {  // the recurrent side is [dr, dz, dn⊙r], the first 3H columns of dG
+                    gemm(m: 3 * h, n: h, k: t * n, a: dG.pointer, lda: dG.columns, b: previousStates.pointer, ldb: h,
+                         c: p.weightHHGradient.pointer, ldc: h, transposeA: true, beta: 1)
+                } else {
+                    gemm(p.weightHHGradient, dG, previousStates, transposeA: true, beta: 1)
+                }
                 addBiasGradients(from: partials, to: p)
                 if let x {
-                    gemm(p.weightIHGradient, b.gateGradients, x, transposeA: true, beta: 1)
-                } else {  // dW_ih[:, c] += dG[row] for each step's index c
+                    addInputSideProduct(p.weightIHGradient, dG, x, transposeA: true, beta: 1)
+                } else {  // dW_ih[:, c] += dG_input[row] for each step's index c
                     let g = p.weightIHGradient.rows, f = inputSize, dwt = b.transposedWeight, indices = b.oneHot.pointer + 1
+                    let skip = cell == .gru ? h : 0  // a GRU's input-side dn is at column 3H, after dn⊙r
                     dwt.fill(0)
                     for row in 0..<(t * n) {
-                        let out = dwt.pointer + Int(indices[row]) * g, source = b.gateGradients.pointer + row * g
-                        for j in 0..<g { out[j] += source[j] }
+                        let out = dwt.pointer + Int(indices[row]) * g, source = dG.pointer + row * dG.columns
+                        for j in 0..<g { out[j] += source[j < 2 * h ? j : j + skip] }
                     }
                     let dw = p.weightIHGradient.pointer
                     for j in 0..<g { for c in 0..<f { dw[j * f + c] += dwt.pointer[c * g + j] } }
                 }
-                if let dX { gemm(dX, b.gateGradients, p.weightIH, beta: d == 0 ? 0 : 1) }
+                if let dX { addInputSideProduct(dX, dG, p.weightIH, transposeA: false, beta: d == 0 ? 0 : 1) }
             }
             if k > 0, let dX {
                 if context.isTraining && dropout > 0 && b.ownInputs { applyDropout(dX, layer: k - 1, n: n, t: t, context: context) }

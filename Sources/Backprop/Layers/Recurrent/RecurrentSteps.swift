@@ -19,9 +19,8 @@ enum RecurrentSteps {
     /// The most parts a step is split into: the rows of `biasPartials`.
     static let maximumParts = 8
 
-    /// The width of a row of `biasPartials` for hidden size `h`: `6H` (an LSTM's `4H` gates; a GRU's input-side and
-    /// recurrent-side `3H` each).
-    static func biasPartialWidth(h: Int) -> Int { 6 * h }
+    /// The width of a row of `biasPartials` for hidden size `h`: `4H` (an LSTM's gates; a GRU's `[dr, dz, dn⊙r, dn]`).
+    static func biasPartialWidth(h: Int) -> Int { 4 * h }
 
     /// The rows of part `part` of a backward step: bounds at multiples of 32, the row blocks in which
     /// `bp_add_column_sums_double` sums in float, so that the bias gradients are the same sums however many threads
@@ -111,26 +110,26 @@ enum RecurrentSteps {
     }
 
     struct GRUBackward {
-        let inputSideGradients: UnsafeMutablePointer<Float>, hiddenSideGradients: UnsafeMutablePointer<Float>
-        let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, hiddenN: UnsafePointer<Float>
-        let previousHidden: UnsafePointer<Float>, weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let gateGradients: UnsafeMutablePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>
+        let gates: UnsafePointer<Float>, hiddenN: UnsafePointer<Float>, previousHidden: UnsafePointer<Float>
+        let weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
         let h: Int, n: Int, needsPrevious: Bool
     }
 
-    /// ``bp_gru_step_backward`` on the rows (the input- and hidden-side gradients; `dh` becomes `dh⊙z`) and their sums
-    /// into the part's bias partial, then, unless no earlier state needs it, `dh += dR·W_hh` (`∂L/∂hₜ₋₁`).
+    /// ``bp_gru_step_backward`` on the rows (`dG`, `N × 4H`: `[dr, dz, dn⊙r, dn]`; `dh` becomes `dh⊙z`) and `Σ dG`
+    /// into the part's bias partial, then, unless no earlier state needs it, `dh += [dr, dz, dn⊙r]·W_hh` (`∂L/∂hₜ₋₁`;
+    /// the first `3H` columns of `dG`).
     static func gruBackward(_ job: GRUBackward) {
         var job = job
         forEachBackwardPart(of: job.n, minimumRows: minimumRows(width: job.h, depth: 3 * job.h), context: &job) { context, part, parts in
-            let j = context.assumingMemoryBound(to: GRUBackward.self).pointee, h = j.h, g = 3 * h
+            let j = context.assumingMemoryBound(to: GRUBackward.self).pointee, h = j.h, width = 4 * h
             let rows = RecurrentSteps.backwardRows(part, of: parts, n: j.n), start = rows.lowerBound, end = rows.upperBound
-            bp_gru_step_backward(j.inputSideGradients + start * g, j.hiddenSideGradients + start * g, j.hiddenGradient + start * h,
-                                 j.gates + start * g, j.hiddenN + start * h, j.previousHidden + start * h, end - start, h)
-            let partial = j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h)
-            bp_add_column_sums_double(partial, j.inputSideGradients + start * g, end - start, g)
-            bp_add_column_sums_double(partial + g, j.hiddenSideGradients + start * g, end - start, g)
+            bp_gru_step_backward(j.gateGradients + start * width, j.hiddenGradient + start * h, j.gates + start * 3 * h,
+                                 j.hiddenN + start * h, j.previousHidden + start * h, end - start, h)
+            bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.gateGradients + start * width,
+                                      end - start, width)
             if j.needsPrevious {
-                gemmOnThisThread(m: end - start, n: h, k: g, a: j.hiddenSideGradients + start * g, lda: g, b: j.weightHH,
+                gemmOnThisThread(m: end - start, n: h, k: 3 * h, a: j.gateGradients + start * width, lda: width, b: j.weightHH,
                                  ldb: h, c: j.hiddenGradient + start * h, ldc: h, beta: 1)
             }
         }
