@@ -127,9 +127,9 @@ public struct RecurrentStack: Sendable {
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
         let transposedRecurrentWeight: Matrix  // H × G·H: the current layer and direction's W_hhᵀ (forward)
         let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward)
-        /// `RecurrentSteps.maximumParts × 4H` doubles at an 8-byte-aligned address of the scratch: each step part's
-        /// bias-gradient sums (backward; `nil` when only sizing).
-        let biasPartials: UnsafeMutablePointer<Double>?
+        /// Room for `RecurrentSteps.maximumParts × 4H` doubles at an 8-byte-aligned address of the scratch: each step
+        /// part's bias-gradient sums (backward, which binds it to `Double` while it sums; `nil` when only sizing).
+        let biasPartials: UnsafeMutableRawPointer?
         let count: Int
 
         init(_ stack: RecurrentStack, _ context: LayerContext?, n: Int, t: Int, backward: Bool) {
@@ -163,18 +163,17 @@ public struct RecurrentStack: Sendable {
             transposedRecurrentWeight = take(h, g)
             biasSum = take(1, g)
             let partials = take(1, backward ? 2 * Self.biasPartialCount(h: h) + 1 : 0)  // one float spare, to align
-            biasPartials = backward && scratch != nil ? Self.aligned(partials, count: Self.biasPartialCount(h: h)) : nil
+            biasPartials = backward && scratch != nil ? Self.aligned(partials) : nil
             count = offset
         }
 
         /// The number of doubles in ``biasPartials``.
         static func biasPartialCount(h: Int) -> Int { RecurrentSteps.maximumParts * RecurrentSteps.biasPartialWidth(h: h) }
 
-        /// `count` doubles from the first 8-byte-aligned address of `floats` (which has a float to spare for this),
-        /// the memory bound to `Double`.
-        static func aligned(_ floats: Matrix, count: Int) -> UnsafeMutablePointer<Double> {
+        /// The first 8-byte-aligned address of `floats` (which has a float to spare for this).
+        static func aligned(_ floats: Matrix) -> UnsafeMutableRawPointer {
             let raw = UnsafeMutableRawPointer(floats.pointer)
-            return (raw + (Int(bitPattern: raw) % 8 == 0 ? 0 : 4)).bindMemory(to: Double.self, capacity: count)
+            return raw + (Int(bitPattern: raw) % 8 == 0 ? 0 : 4)
         }
 
         /// The buffers of layer `k`, direction `d`.
@@ -503,6 +502,7 @@ public struct RecurrentStack: Sendable {
                                   context: context, backward: true)
         let b = Buffers(self, context, n: n, t: t, backward: true)
         let h = hiddenSize, dh = b.hiddenGradient, dc = b.cellGradient
+        let partials = b.biasPartials!.bindMemory(to: Double.self, capacity: Buffers.biasPartialCount(h: h))
         var source: SequenceGradient = dOutput.map { .batchFirst($0) } ?? .none
         let oneHot = b.oneHot.pointer[0] == 1
         for k in stride(from: numLayers - 1, through: 0, by: -1) {
@@ -518,7 +518,6 @@ public struct RecurrentStack: Sendable {
                     dh.fill(0)
                 }
                 if cell == .lstm && dFinalState?.cell == nil { dc.fill(0) }
-                let partials = b.biasPartials!
                 partials.update(repeating: 0, count: Buffers.biasPartialCount(h: h))
                 for i in 0..<t {
                     let step = d == 0 ? t - 1 - i : i, (current, previous) = Self.blocks(step: step, direction: d)
@@ -577,6 +576,7 @@ public struct RecurrentStack: Sendable {
                 source = .timeMajor(dX)
             }
         }
+        b.biasPartials!.bindMemory(to: Float.self, capacity: 2 * Buffers.biasPartialCount(h: h))  // the scratch's floats again
         if let dInput {
             let f = inputSize
             for s in 0..<n {
