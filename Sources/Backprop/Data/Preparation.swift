@@ -51,8 +51,9 @@ extension Dataset {
     /// ``Standardization/featureFills`` (0 for a standardised feature; for a one-hot input of a text column, the
     /// share of that category), or 0 when the standardisation has no fills. Image bytes become floats.
     public func standardized(by standardization: Standardization) -> Dataset {
-        precondition(standardization.featureMeans.count == featureCount,
-                     "Dataset.standardized: a standardization of \(standardization.featureMeans.count) features for \(featureCount)")
+        precondition(standardization.featureMeans.count == featureCount && standardization.featureScales.count == featureCount
+                     && (standardization.featureFills?.count ?? featureCount) == featureCount,
+                     "Dataset.standardized: a standardization of \(standardization.featureMeans.count) means, \(standardization.featureScales.count) scales and \(standardization.featureFills.map { "\($0.count)" } ?? "no") fills for \(featureCount) features")
         var result = self
         var values = floatFeatures()
         result.features = .bytes([])  // the array is now only referenced here: changed in place
