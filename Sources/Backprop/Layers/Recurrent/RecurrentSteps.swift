@@ -7,8 +7,8 @@ import CSIMD
 /// batches run on the calling thread.
 ///
 /// A backward step's part also adds the column sums of its rows' gate gradients (the bias gradients) into its own
-/// row of `biasPartials` (``maximumParts`` rows of doubles), while those rows are in its core's cache; the caller adds the rows
-/// up after the last step, so no thread waits while one sums a whole step.
+/// row of `biasPartials` (``maximumParts`` rows of doubles), while those rows are in its core's cache; the caller adds
+/// the rows up after the last step, so no thread waits while one sums a whole step.
 ///
 /// All pointers are row-major blocks of the step's `N` rows: `H` wide for states, `G·H` for gates. Allocates nothing.
 enum RecurrentSteps {
@@ -47,8 +47,8 @@ enum RecurrentSteps {
         let h: Int
     }
 
-    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, `H × 4H`), then ``bp_lstm_step`` on those rows: the
-    /// gates activated in place, `c = f⊙c₋₁ + i⊙g`, `tanh c`, `h = o⊙tanh c`.
+    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, `H × 4H`),
+    /// then ``bp_lstm_step`` on those rows: the gates activated in place, `c = f⊙c₋₁ + i⊙g`, `tanh c`, `h = o⊙tanh c`.
     static func lstmForward(_ job: LSTMForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 4 * job.h, depth: job.h), alignment: 1,
@@ -95,8 +95,8 @@ enum RecurrentSteps {
     }
 
     /// `R += h₋₁·W_hhᵀ` (`N × 3H`, holding `b_hh` in every row before, and again after the kernel; with
-    /// `weightHHTransposed` `W_hhᵀ`, `H × 3H`; kept apart from the input side because `r` multiplies only its `n` part), then
-    /// ``bp_gru_step`` on those rows: `r`, `z`, `n = tanh(W_in x + b_in + r⊙(W_hn h₋₁ + b_hn))`, `h = (1−z)⊙n + z⊙h₋₁`.
+    /// `weightHHTransposed` `W_hhᵀ`, `H × 3H`; kept apart from the input side because `r` multiplies only its `n`
+    /// part), then ``bp_gru_step`` on those rows: `r`, `z`, `n = tanh(W_in x + b_in + r⊙(W_hn h₋₁ + b_hn))`, `h = (1−z)⊙n + z⊙h₋₁`.
     static func gruForward(_ job: GRUForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 3 * job.h, depth: job.h), alignment: 1,
@@ -143,7 +143,8 @@ enum RecurrentSteps {
         let h: Int, relu: Bool
     }
 
-    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`), then ``bp_rnn_step``: `h = φ(h + b)`.
+    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`), then
+    /// ``bp_rnn_step``: `h = φ(h + b)`.
     static func rnnForward(_ job: RNNForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
