@@ -14,7 +14,8 @@ import CSIMD
 /// How it runs, as the fast CPU implementations do: the input is laid out time-major once (step `t` of sequence
 /// `s` at row `t·N + s`); the input projection of all steps is one GEMM per layer and direction; each step one
 /// recurrent GEMM and one vectorised C kernel for its gates; backward, each step one kernel and one GEMM
-/// (`dhₜ₋₁ = dGₜ·W_hh`), and each weight gradient one GEMM over all steps (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H₋₁`).
+/// (`dhₜ₋₁ = dGₜ·W_hh`), and each weight gradient one GEMM over all steps (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H₋₁`;
+/// a GRU's `dW_ih` two, one per column block of its `[dr, dz, dn⊙r, dn]`).
 /// With several threads each step's sequences are split between them, each running the step's GEMM and kernel on
 /// its own rows (`RecurrentSteps.swift`).
 /// The scratch space keeps every step's gates and states, so the backward pass recomputes nothing, and holds the
@@ -484,15 +485,19 @@ public struct RecurrentStack: Sendable {
             return
         }
         let h = hiddenSize, f = c.columns, width = dG.columns, rows = dG.rows
-        for (first, width3, column) in [(0, 2 * h, 0), (2 * h, h, 3 * h)] {
-            if transposeA {  // dW_ih[first..<first+width3] += dG[:, column..<]ᵀ · X
-                gemm(m: width3, n: f, k: rows, a: dG.pointer + column, lda: width, b: b.pointer, ldb: f,
+        // Block `[first, first + count)` of W_ih's rows goes with dG's columns from `column` on (no array: this runs
+        // in every training step).
+        func block(first: Int, count: Int, column: Int) {
+            if transposeA {  // dW_ih[first..<first+count] += dG[:, column..<column+count]ᵀ · X
+                gemm(m: count, n: f, k: rows, a: dG.pointer + column, lda: width, b: b.pointer, ldb: f,
                      c: c.pointer + first * f, ldc: f, transposeA: true, beta: 1)
-            } else {  // dX (+)= dG[:, column..<] · W_ih[first..<first+width3]
-                gemm(m: rows, n: f, k: width3, a: dG.pointer + column, lda: width, b: b.pointer + first * f, ldb: f,
+            } else {  // dX (+)= dG[:, column..<column+count] · W_ih[first..<first+count]
+                gemm(m: rows, n: f, k: count, a: dG.pointer + column, lda: width, b: b.pointer + first * f, ldb: f,
                      c: c.pointer, ldc: f, beta: first == 0 ? beta : 1)
             }
         }
+        block(first: 0, count: 2 * h, column: 0)  // r, z
+        block(first: 2 * h, count: h, column: 3 * h)  // n: dn, after dn⊙r
     }
 
     func backward(dInput: Matrix?, dInitialState: RecurrentState?, dOutput: Matrix?, dFinalState: RecurrentState?,
