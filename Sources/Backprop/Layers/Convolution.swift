@@ -14,15 +14,18 @@ public struct ImageShape: Sendable, Equatable, Codable {
     }
     /// `channels · height · width`.
     public var count: Int { channels * height * width }
+    /// `height · width`: the positions in one channel.
+    public var locations: Int { height * width }
 }
 
 /// A 2-D convolution (cross-correlation, as in PyTorch): `Y[o, y, x] = b[o] + Σ_c Σ_i Σ_j W[o, c, i, j] ·
 /// X[c, s·y + i − p, s·x + j − p]` with zero padding `p` and stride `s`. PyTorch: `nn.Conv2d(inC, outC, k,
 /// stride, padding)`; the weight is stored as PyTorch stores it, `outC × (inC·k·k)`.
 ///
-/// Samples are unfolded into patches (im2col) up to 64 at a time and multiplied at once: `Y = W · cols + b`, with
-/// `cols` of shape `(inC·k·k) × (samples·outH·outW)`. Backward: `dW += dY · colsᵀ` (β = 1), `db += Σ dY`, and
-/// `dX = col2im(Wᵀ · dY)`. The scratch space holds one chunk's patches and channel-major outputs.
+/// Each sample is unfolded into patches (im2col) and multiplied while they are in the cache: `Y_n = W · cols_n + b`,
+/// with `cols_n` of shape `(inC·k·k) × (outH·outW)`, written straight into the sample's row. Backward, for chunks
+/// of up to 64 samples: `dW += dY · colsᵀ` as one GEMM over the chunk (β = 1), `db += Σ dY`, and per sample
+/// `dX_n = col2im(Wᵀ · dY_n)`. The scratch space holds one chunk's patches and its channel-major `dY`.
 public struct Conv2D: Layer {
     public let input: ImageShape
     public let outputChannels: Int
@@ -127,9 +130,7 @@ public struct Conv2D: Layer {
             let (columns, channels) = buffers(scratch, samples: samples)
             let job = ConvolutionSamples(layer: self, x: x.pointer, y: y.pointer, columns: columns.pointer,
                                          channels: channels.pointer, start: start, width: width)
-            job.forEachSample(samples, .unfold)
-            gemm(channels, weight, columns)  // outC × (samples·L)
-            job.forEachSample(samples, .addBias)  // to each sample's channel-major row
+            job.forEachSample(samples, .forward)  // unfold, then Y_n = W · cols_n + b, each sample while its patches are in the cache
             start += samples
         }
     }
@@ -145,19 +146,17 @@ public struct Conv2D: Layer {
         while start < x.rows {
             let samples = min(Self.chunkSize, x.rows - start), width = samples * locations
             let (columns, channels) = buffers(scratch, samples: samples)
-            let job = ConvolutionSamples(layer: self, x: x.pointer, y: dOutput.pointer, columns: columns.pointer,
+            var job = ConvolutionSamples(layer: self, x: x.pointer, y: dOutput.pointer, columns: columns.pointer,
                                          channels: channels.pointer, start: start, width: width)
             if x.rows > Self.chunkSize {  // the forward pass's patches were overwritten by later chunks
                 job.forEachSample(samples, .unfold)
             }
             job.forEachSample(samples, .gatherOutputGradient)  // channel-major: channels[o, n·L + l] = dY[n, o, l]
-            gemm(weightGradient, channels, columns, transposeB: true, beta: 1)  // dW += dY · colsᵀ
+            gemm(weightGradient, channels, columns, transposeB: true, beta: 1)  // dW += dY · colsᵀ, one GEMM for the chunk
             addRowSums(biasGradient, of: channels)
-            if let dInput {
-                gemm(columns, weight, channels, transposeA: true, beta: 0)  // dcols = Wᵀ · dY, over the patches
-                var fold = job
-                fold.x = dInput.pointer
-                fold.forEachSample(samples, .fold)
+            if let dInput {  // dcols_n = Wᵀ · dY_n into sample n's patch columns, folded while they are in the cache
+                job.x = dInput.pointer
+                job.forEachSample(samples, .inputGradient)
             }
             start += samples
         }
@@ -178,46 +177,52 @@ public struct Conv2D: Layer {
     }
 }
 
-/// The per-sample steps of a chunk of a convolution (unfolding patches, adding the bias, gathering `dY`,
-/// folding patch gradients), for the threads that each take a share of the chunk's samples. `x` is the input (or
+/// The per-sample steps of a chunk of a convolution (unfolding patches; the forward product with the bias; gathering
+/// `dY`; the patch gradients and their folding), for the threads that each take a share of the chunk's samples. `x` is the input (or
 /// `dInput` when folding), `y` the output (or `dOutput`); `columns` and `channels` are the chunk's patch and
 /// channel-major buffers, `width` columns wide; `start` is the chunk's first sample.
 private struct ConvolutionSamples {
-    enum Step { case unfold, addBias, gatherOutputGradient, fold }
+    enum Step { case unfold, forward, gatherOutputGradient, inputGradient }
     let layer: Conv2D
     var x: UnsafeMutablePointer<Float>
     let y: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>, channels: UnsafeMutablePointer<Float>
     let start: Int, width: Int
     var step = Step.unfold
 
-    /// Runs `step` for samples `0..<samples` of the chunk, split between the threads.
+    /// Runs `step` for samples `0..<samples` of the chunk, in parts claimed by the threads one at a time (up to four
+    /// per thread, so that a thread the system does not run holds back little).
     func forEachSample(_ samples: Int, _ step: Step) {
-        var job = self
-        job.step = step
-        Parallel.forEachChunk(of: samples, minimumPerPart: 8, alignment: 1, context: &job) { context, first, end in
-            context.load(as: ConvolutionSamples.self).run(first..<end)
+        var job = (samples: self, count: samples)
+        job.samples.step = step
+        let parts = Parallel.partCount(for: samples, minimumPerPart: 2, partsPerThread: 4)
+        Parallel.run(parts: parts, context: &job) { context, part, parts in
+            let job = context.load(as: (samples: ConvolutionSamples, count: Int).self)
+            job.samples.run(Parallel.chunk(part, of: parts, count: job.count, alignment: 1))
         }
     }
 
     private func run(_ samples: Range<Int>) {
-        let input = layer.input, out = layer.output, locations = out.height * out.width
+        let input = layer.input, out = layer.output, locations = out.locations
+        let outC = layer.outputChannels, patch = layer.weight.columns
         for n in samples {
-            let sample = start + n
+            let sample = start + n, patches = columns + n * locations
             switch step {
             case .unfold:
-                layer.unfold(x + sample * input.count, into: columns + n * locations, rowStride: width)
-            case .addBias:
-                for o in 0..<layer.outputChannels {
-                    let source = channels + o * width + n * locations, target = y + sample * out.count + o * locations
-                    let b = layer.bias.pointer[o]
-                    for l in 0..<locations { target[l] = source[l] + b }
-                }
+                layer.unfold(x + sample * input.count, into: patches, rowStride: width)
+            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b
+                layer.unfold(x + sample * input.count, into: patches, rowStride: width)
+                let target = y + sample * out.count
+                for o in 0..<outC { (target + o * locations).update(repeating: layer.bias.pointer[o], count: locations) }
+                gemmOnThisThread(m: outC, n: locations, k: patch, a: layer.weight.pointer, lda: patch, b: patches, ldb: width,
+                                 c: target, ldc: locations, beta: 1)
             case .gatherOutputGradient:
-                for o in 0..<layer.outputChannels {
+                for o in 0..<outC {
                     (channels + o * width + n * locations).update(from: y + sample * out.count + o * locations, count: locations)
                 }
-            case .fold:
-                layer.fold(columns + n * locations, rowStride: width, into: x + sample * input.count)
+            case .inputGradient:  // dcols_n (P × L) = Wᵀ (P × outC) · dY_n (outC × L), then col2im into dX_n
+                gemmOnThisThread(m: patch, n: locations, k: outC, a: layer.weight.pointer, lda: patch,
+                                 b: y + sample * out.count, ldb: locations, c: patches, ldc: width, transposeA: true, beta: 0)
+                layer.fold(patches, rowStride: width, into: x + sample * input.count)
             }
         }
     }

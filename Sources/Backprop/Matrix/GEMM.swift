@@ -101,10 +101,9 @@ func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                       c: UnsafeMutablePointer<Float>, ldc: Int, transposeA: Bool = false, transposeB: Bool = false,
                       alpha: Float = 1, beta: Float) {
     if m == 0 || n == 0 { return }
-    if m == 1 {  // cᵀ = op(B)ᵀ·aᵀ, with a a row of op(A): contiguous when A is not transposed
-        precondition(!transposeA, "gemmOnThisThread: a single row of a transposed A is not contiguous")
+    if m == 1 {  // cᵀ = op(B)ᵀ·aᵀ, with a the row of op(A): contiguous, or a column of A `lda` apart
         cblas_sgemv(CblasRowMajor, transposeB ? CblasNoTrans : CblasTrans, Int32(transposeB ? n : k), Int32(transposeB ? k : n),
-                    alpha, b, Int32(ldb), a, 1, beta, c, 1)
+                    alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1), beta, c, 1)
         return
     }
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
