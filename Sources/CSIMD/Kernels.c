@@ -684,6 +684,30 @@ static inline void bp_inside_columns(long j, long w, long outW, long stride, lon
 BP_CLONES
 void bp_unfold(float *restrict columns, long rowStride, const float *restrict image, long channels, long h, long w,
                long k, long stride, long padding, long outH, long outW) {
+    if (stride == 1 && outH == h && outW == w) {  // "same" padding: each row is the plane shifted by (i − p, j − p)
+        long plane = h * w, row = 0;
+        for (long c = 0; c < channels; c++) {
+            for (long i = 0; i < k; i++) {
+                for (long j = 0; j < k; j++, row++) {
+                    long dx = j - padding, shift = (i - padding) * w + dx;
+                    long first = shift < 0 ? -shift : 0, last = shift > 0 ? plane - shift : plane;
+                    float *target = columns + row * rowStride;
+                    const float *source = image + c * plane;
+                    if (first >= last) { for (long t = 0; t < plane; t++) target[t] = 0; continue; }
+                    for (long t = 0; t < first; t++) target[t] = 0;
+                    for (long t = first; t < last; t++) target[t] = source[t + shift];
+                    for (long t = last; t < plane; t++) target[t] = 0;
+                    // The copy wrapped across rows where x + dx leaves 0..<w: those positions are padding.
+                    long left = dx < 0 ? (-dx < w ? -dx : w) : 0, right = dx > 0 ? (dx < w ? w - dx : 0) : w;
+                    for (long y = 0; y < h; y++) {
+                        for (long x = 0; x < left; x++) target[y * w + x] = 0;
+                        for (long x = right; x < w; x++) target[y * w + x] = 0;
+                    }
+                }
+            }
+        }
+        return;
+    }
     long row = 0;
     for (long c = 0; c < channels; c++) {
         for (long i = 0; i < k; i++) {
@@ -710,11 +734,31 @@ void bp_unfold(float *restrict columns, long rowStride, const float *restrict im
 }
 
 /// col2im, the adjoint of bp_unfold: image (overwritten) = the sum, at each input position, of the gradients of
-/// the patch elements taken from it.
+/// the patch elements taken from it. With "same" padding and stride 1 the entries of `columns` at padded positions
+/// are set to 0 on the way (they are gradients of zeros that no input receives).
 BP_CLONES
-void bp_fold(float *restrict image, const float *restrict columns, long rowStride, long channels, long h, long w,
+void bp_fold(float *restrict image, float *restrict columns, long rowStride, long channels, long h, long w,
              long k, long stride, long padding, long outH, long outW) {
     for (long e = 0; e < channels * h * w; e++) image[e] = 0;
+    if (stride == 1 && outH == h && outW == w) {  // each row adds to the plane shifted by (i − p, j − p)
+        long plane = h * w, row = 0;
+        for (long c = 0; c < channels; c++) {
+            for (long i = 0; i < k; i++) {
+                for (long j = 0; j < k; j++, row++) {
+                    long dx = j - padding, shift = (i - padding) * w + dx;
+                    long first = shift < 0 ? -shift : 0, last = shift > 0 ? plane - shift : plane;
+                    float *source = columns + row * rowStride, *target = image + c * plane;
+                    long left = dx < 0 ? (-dx < w ? -dx : w) : 0, right = dx > 0 ? (dx < w ? w - dx : 0) : w;
+                    for (long y = 0; y < h; y++) {  // columns whose input x + dx lies outside 0..<w add nothing
+                        for (long x = 0; x < left; x++) source[y * w + x] = 0;
+                        for (long x = right; x < w; x++) source[y * w + x] = 0;
+                    }
+                    for (long t = first; t < last; t++) target[t + shift] += source[t];
+                }
+            }
+        }
+        return;
+    }
     long row = 0;
     for (long c = 0; c < channels; c++) {
         for (long i = 0; i < k; i++) {

@@ -170,8 +170,8 @@ public struct Conv2D: Layer {
     }
 
     /// col2im, the adjoint of `unfold`: writes `dX` (overwriting) as the sum of each patch element's gradient
-    /// (``bp_fold``).
-    fileprivate func fold(_ columns: UnsafePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
+    /// (``bp_fold``, which may zero the patch gradients at padded positions).
+    fileprivate func fold(_ columns: UnsafeMutablePointer<Float>, rowStride: Int, into image: UnsafeMutablePointer<Float>) {
         bp_fold(image, columns, rowStride, input.channels, input.height, input.width, kernelSize, stride, padding,
                 output.height, output.width)
     }

@@ -103,10 +103,10 @@ void bp_relu(float *y, const float *z, long count);
 /// dz = dy · [z > 0].
 void bp_relu_backward(float *dz, const float *dy, const float *z, long count);
 /// im2col of one channels × h × w image into rows `rowStride` apart (k × k patches, `stride`, zero `padding`), and
-/// its adjoint col2im (which overwrites `image`).
+/// its adjoint col2im (which overwrites `image`, and may set the entries of `columns` at padded positions to 0).
 void bp_unfold(float *columns, long rowStride, const float *image, long channels, long h, long w, long k, long stride,
                long padding, long outH, long outW);
-void bp_fold(float *image, const float *columns, long rowStride, long channels, long h, long w, long k, long stride,
+void bp_fold(float *image, float *columns, long rowStride, long channels, long h, long w, long k, long stride,
              long padding, long outH, long outW);
 /// Max pooling of `planes` h × w planes with a k × k window moved by `stride` into outH × outW planes: the maxima, and
 /// each maximum's position in `x` (the first of equal ones) as a float in `indices`.
