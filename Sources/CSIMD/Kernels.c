@@ -669,6 +669,37 @@ void bp_max_pool(float *restrict y, float *restrict indices, const float *restri
     }
 }
 
+/// The adjoint of bp_max_pool for one image: dx (overwritten) receives each dy at the position `indices` names
+/// (relative to dx), summed where windows overlap, and 0 everywhere else. The 2 × 2, stride-2 window writes each
+/// window's four gradients at once instead of clearing the image and scattering into it.
+BP_CLONES
+void bp_max_pool_backward(float *restrict dx, const float *restrict dy, const float *restrict indices, long planes,
+                          long h, long w, long outH, long outW, long k, long stride) {
+    if (k == 2 && stride == 2) {
+        for (long p = 0; p < planes; p++) {
+            float *plane = dx + p * h * w;
+            for (long oy = 0; oy < outH; oy++) {
+                float *top = plane + 2 * oy * w, *bottom = top + w;
+                const float *g = dy + (p * outH + oy) * outW, *at = indices + (p * outH + oy) * outW;
+                long base = p * h * w + 2 * oy * w;
+                for (long ox = 0; ox < outW; ox++) {  // the positions as bp_max_pool converts them: vectorised
+                    long corner = base + 2 * ox;
+                    float a = at[ox], gradient = g[ox];
+                    top[2 * ox] = a == (float)corner ? gradient : 0;
+                    top[2 * ox + 1] = a == (float)(corner + 1) ? gradient : 0;
+                    bottom[2 * ox] = a == (float)(corner + w) ? gradient : 0;
+                    bottom[2 * ox + 1] = a == (float)(corner + w + 1) ? gradient : 0;
+                }
+                for (long x = 2 * outW; x < w; x++) top[x] = bottom[x] = 0;  // an odd width's last column
+            }
+            for (long e = 2 * outH * w; e < h * w; e++) plane[e] = 0;  // an odd height's last row
+        }
+        return;
+    }
+    for (long e = 0; e < planes * h * w; e++) dx[e] = 0;
+    for (long o = 0; o < planes * outH * outW; o++) dx[(long)indices[o]] += dy[o];
+}
+
 /// The columns [first, last) of an output row whose input column x·stride + j − padding lies inside 0..<w.
 static inline void bp_inside_columns(long j, long w, long outW, long stride, long padding, long *first, long *last) {
     long f = (padding - j + stride - 1) / stride;

@@ -90,15 +90,16 @@ extension ConvolutionTests {
     /// the gradient routed to its first position when values tie (as PyTorch does), and a NaN that wins its window.
     @Test(arguments: [(2, 2), (3, 2), (2, 1), (3, 3)])
     func maxPoolingIsTheDefinition(_ window: (size: Int, stride: Int)) {
-        let shape = ImageShape(channels: 2, height: 7, width: 8), rows = 3
+        let shape = ImageShape(channels: 2, height: 7, width: 9), rows = 3  // odd sides: a last row and column no window covers
         let pool = Pool2D(.max, input: shape, kernelSize: window.size, stride: window.stride)
         var values = randomMatrix(rows, shape.count, seed: 9, in: 0...4).scalars.map { $0.rounded() }  // many ties
-        values[shape.count + 9] = .nan  // sample 1, channel 0, row 1, column 1
+        values[shape.count + 10] = .nan  // sample 1, channel 0, row 1, column 1
         let x = Matrix(rows: rows, columns: shape.count, values: values)
         let out = pool.output, dy = randomMatrix(rows, out.count, seed: 10)
         let y = Matrix(rows: rows, columns: out.count), dx = Matrix(rows: rows, columns: shape.count)
         let scratch = Matrix(rows: 1, columns: pool.scratchCount(rows: rows, inputSize: shape.count, backward: true))
         pool.forward(output: y, input: x, context: LayerContext(mode: .training, scratch: scratch))
+        dx.fill(7)  // dX is overwritten, not added to
         pool.backward(dInput: dx, dOutput: dy, input: x, output: y, context: LayerContext(mode: .training, scratch: scratch))
         var expectedY = [Float](repeating: 0, count: rows * out.count), expectedDX = [Float](repeating: 0, count: rows * shape.count)
         for n in 0..<rows {

@@ -282,7 +282,7 @@ public struct Pool2D: Layer {
                      "Pool2D.backward: needs the scratch its forward pass filled (\(scratchCount(rows: x.rows, inputSize: x.columns, backward: false)) floats), was given \(scratch.count)")
         guard let dInput else { return }
         precondition(sameShape: dInput, x, "Pool2D.backward (dInput, input)")
-        dInput.fill(0)
+        if kind == .average { dInput.fill(0) }  // max pooling's kernel writes every element
         var job = PoolRows(layer: self, x: dInput.pointer, y: dOutput.pointer, scratch: scratch.pointer)
         Parallel.forEachChunk(of: x.rows, minimumPerPart: 8, alignment: 1, context: &job) { context, start, end in
             context.load(as: PoolRows.self).backward(rows: start..<end)
@@ -324,20 +324,24 @@ private struct PoolRows {
         }
     }
 
-    /// Adds each output gradient to its window's maximum (max) or spreads it evenly over the window (average).
+    /// Sends each output gradient to its window's maximum (max; the rest of `dX` is 0) or adds it spread evenly over
+    /// the window (average, into a `dX` cleared beforehand).
     func backward(rows: Range<Int>) {
         let input = layer.input, out = layer.output, k = layer.kernelSize, stride = layer.stride
         let h = input.height, w = input.width
+        if layer.kind == .max {  // each image's dX written whole (bp_max_pool_backward)
+            for n in rows {
+                bp_max_pool_backward(x + n * input.count, y + n * out.count, scratch + n * out.count, input.channels, h, w,
+                                     out.height, out.width, k, stride)
+            }
+            return
+        }
         for n in rows {
             let gradient = y + n * out.count, dx = x + n * input.count
             for o in 0..<out.count {
-                if layer.kind == .max {
-                    dx[Int(scratch[n * out.count + o])] += gradient[o]
-                } else {
-                    let c = o / (out.height * out.width), oy = (o / out.width) % out.height, ox = o % out.width
-                    let share = gradient[o] / Float(k * k)
-                    for i in 0..<k { for j in 0..<k { dx[(c * h + oy * stride + i) * w + ox * stride + j] += share } }
-                }
+                let c = o / (out.height * out.width), oy = (o / out.width) % out.height, ox = o % out.width
+                let share = gradient[o] / Float(k * k)
+                for i in 0..<k { for j in 0..<k { dx[(c * h + oy * stride + i) * w + ox * stride + j] += share } }
             }
         }
     }

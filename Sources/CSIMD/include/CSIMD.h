@@ -112,6 +112,9 @@ void bp_fold(float *image, float *columns, long rowStride, long channels, long h
 /// each maximum's position in `x` (the first of equal ones) as a float in `indices`.
 void bp_max_pool(float *y, float *indices, const float *x, long planes, long h, long w, long outH, long outW, long k,
                  long stride);
+/// Its adjoint for one image: dx (overwritten) holds each dy at the position in `indices`, summed, and 0 elsewhere.
+void bp_max_pool_backward(float *dx, const float *dy, const float *indices, long planes, long h, long w, long outH,
+                          long outW, long k, long stride);
 
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
