@@ -1,12 +1,14 @@
 """Side by side, on this machine, in one run: `backprop train --json`, the GEMM-only floor (the same cblas_sgemm
-calls and nothing else, ../shared/peers/gemm_floor.c), for Adam with one thread the GEMM+Adam floor (those calls
+calls and nothing else, ../shared/peers/gemm_floor.c; for the CNN, Scripts/cnn_floor.c), for Adam with one thread the GEMM+Adam floor (those calls
 plus torch.optim's Adam update of every parameter, Scripts/adam_floor.c: what no trainer on this BLAS with that
-update can beat) and the peers (PyTorch's torch_mlp.py, the text's NumPy program seed_numpy.py) on identical
+update can beat) and the peers (PyTorch's torch_mlp.py and torch_cnn.py, the text's NumPy program seed_numpy.py) on identical
 settings. Prints a Markdown table of median seconds per epoch, the ratios to the peer and to the floors, test
 accuracy and Backprop's peak resident memory.
 
-    swift build -c release && python3 Scripts/compare.py [--threads 1 2] [--epochs 5] [--repeat 2]
+    swift build -c release && python3 Scripts/compare.py [--threads 1 2] [--epochs 5] [--repeat 2] [--cnn]
         [--python /tmp/peers/bin/python] [--peers ../shared/peers]
+
+--cnn compares the small CNN of `backprop train --model cnn` instead of the MLPs (about 10 minutes at 5 epochs).
 
 The peers need PyTorch / NumPy in the interpreter given by --python; a peer that cannot run is reported as such.
 """
@@ -43,6 +45,12 @@ def floor(peers, batch, hidden, threads):
     out = subprocess.run([binary, str(batch), str(hidden), str(threads)], check=True, capture_output=True, text=True).stdout
     return float(re.search(r"s/epoch=([0-9.]+)", out).group(1))
 
+def cnn_floor(batch, threads):
+    """The GEMMs of one epoch of the small CNN, as im2col convolutions make them (Scripts/cnn_floor.c)."""
+    binary = build(os.path.join(ROOT, "Scripts", "cnn_floor.c"), "/tmp/backprop-cnn-floor", ["-O2"])
+    out = subprocess.run([binary, str(batch), str(threads)], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"s/epoch=([0-9.]+)", out).group(1))
+
 def adam_floor(batch, hidden):
     """The GEMM+Adam floor with one thread (Scripts/adam_floor.c, vectorised for this CPU like Backprop's kernels)."""
     binary = build(os.path.join(ROOT, "Scripts", "adam_floor.c"), "/tmp/backprop-adam-floor",
@@ -66,6 +74,10 @@ def main():
           "| GEMM+Adam floor (÷ peer) | peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = [
+        ("CNN conv32-pool-conv64-pool-128-10 Adam 0.001 batch 64", 64, None,
+         ["--model", "cnn", "--optimizer", "adam", "--learning-rate", "0.001", "--batch-size", "64"],
+         "torch", "torch_cnn.py", lambda t: ["adam", "0.001", "64", e, str(t)]),
+    ] if a.cnn else [
         ("784-64-10 sigmoid SGD 0.1 batch 64", 64, 64,
          ["--layers", "784-64-10", "--activation", "sigmoid", "--learning-rate", "0.1", "--batch-size", "64"],
          "torch", "torch_mlp.py", lambda t: ["784-64-10", "sigmoid", "sgd", "0.1", "64", e, str(t)]),
@@ -80,11 +92,11 @@ def main():
             for name, batch, hidden, ours, peer_name, script, peer_args in rows:
                 seconds, accuracy, rss = backprop([*ours, "--epochs", e, "--threads", str(t), "--seed", "0"])
                 peer_seconds, peer_accuracy = peer(a.python, a.peers, script, peer_args(t), t)
-                floor_seconds = floor(a.peers, batch, hidden, t)
+                floor_seconds = cnn_floor(batch, t) if a.cnn else floor(a.peers, batch, hidden, t)
                 ratio = f"{seconds / peer_seconds:.2f}" if peer_seconds else "–"
                 peer_text = f"{peer_seconds:.3f} ({peer_accuracy:.4f})" if peer_seconds else peer_accuracy
                 adam_text = "–"
-                if "adam" in ours and t == 1:
+                if "adam" in ours and t == 1 and not a.cnn:
                     adam_seconds = adam_floor(batch, hidden)
                     adam_text = f"{adam_seconds:.3f}" + (f" ({adam_seconds / peer_seconds:.2f})" if peer_seconds else "")
                 print(f"| {name} | {t} | {seconds:.3f} ({accuracy:.4f}) | {peer_name} | {peer_text} | {ratio} | "
