@@ -65,6 +65,7 @@ def main():
     parser.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers"))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--cnn", action="store_true", help="the small CNN instead of the MLPs")
     a = parser.parse_args()
     e = str(a.epochs)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
