@@ -194,6 +194,18 @@ extension ConvolutionTests {
 }
 
 extension ConvolutionTests {
+    /// One input and one output channel with a 1×1 kernel: each sample's products are single rows (`sgemv`), forward
+    /// and backward; the output is `w·x + b` and the gradients pass the gradient check.
+    @Test func singleChannelPointwiseConvolution() {
+        let layer = Conv2D(input: ImageShape(channels: 1, height: 3, width: 4), outputChannels: 1, kernelSize: 1, seed: 5)
+        let x = randomMatrix(70, 12, seed: 6)  // more than a chunk of 64 samples
+        let (w, b) = (layer.weight[0, 0], layer.bias[0, 0])
+        expectClose(layer(x).scalars, x.scalars.map { Double(w * $0 + b) }, relative: 1e-6, absolute: 1e-6, "y = w·x + b")
+        #expect(gradientCheck(layer, input: x.rows(0..<3)).passes(tolerance: 1e-2))
+    }
+}
+
+extension ConvolutionTests {
     @Test func flattenIsTheIdentityBothWays() {
         let x = randomMatrix(3, 8, seed: 9)
         #expect(Flatten()(x) == x)
