@@ -710,6 +710,28 @@ static inline void bp_inside_columns(long j, long w, long outW, long stride, lon
     *last = l < f ? f : l;
 }
 
+/// With "same" padding (outH = h, outW = w) and stride 1, patch row (i, j) of an h × w plane is the plane shifted by
+/// `shift` = (i − p)·w + dx with dx = j − p: position t takes plane[t + shift] for t in [first, last), and the rest
+/// lies outside the plane. Where the shift wraps across rows, the first −dx or last dx columns of every row are padding
+/// (bp_zero_wrapped_columns clears them).
+typedef struct { long shift, first, last, dx; } bp_shifted_row;
+
+static inline bp_shifted_row bp_shifted(long i, long j, long padding, long h, long w) {
+    long dx = j - padding, shift = (i - padding) * w + dx, plane = h * w;
+    long first = shift < 0 ? (-shift < plane ? -shift : plane) : 0, last = shift > 0 ? plane - shift : plane;
+    bp_shifted_row row = {shift, first, last < first ? first : last, dx};  // empty when the shift leaves the plane
+    return row;
+}
+
+/// Sets to 0 the columns of each of the h rows of `plane` whose input column x + dx lies outside 0..<w.
+static inline void bp_zero_wrapped_columns(float *restrict plane, long h, long w, long dx) {
+    long left = dx < 0 ? (-dx < w ? -dx : w) : 0, right = dx > 0 ? (dx < w ? w - dx : 0) : w;
+    for (long y = 0; y < h; y++) {
+        for (long x = 0; x < left; x++) plane[y * w + x] = 0;
+        for (long x = right; x < w; x++) plane[y * w + x] = 0;
+    }
+}
+
 /// im2col of one image (channels × h × w): columns[(c·k + i)·k + j, y·outW + x] = X[c, s·y + i − p, s·x + j − p],
 /// 0 outside the image; rows of `columns` are `rowStride` apart.
 BP_CLONES
@@ -720,20 +742,13 @@ void bp_unfold(float *restrict columns, long rowStride, const float *restrict im
         for (long c = 0; c < channels; c++) {
             for (long i = 0; i < k; i++) {
                 for (long j = 0; j < k; j++, row++) {
-                    long dx = j - padding, shift = (i - padding) * w + dx;
-                    long first = shift < 0 ? -shift : 0, last = shift > 0 ? plane - shift : plane;
+                    bp_shifted_row r = bp_shifted(i, j, padding, h, w);
                     float *target = columns + row * rowStride;
                     const float *source = image + c * plane;
-                    if (first >= last) { for (long t = 0; t < plane; t++) target[t] = 0; continue; }
-                    for (long t = 0; t < first; t++) target[t] = 0;
-                    for (long t = first; t < last; t++) target[t] = source[t + shift];
-                    for (long t = last; t < plane; t++) target[t] = 0;
-                    // The copy wrapped across rows where x + dx leaves 0..<w: those positions are padding.
-                    long left = dx < 0 ? (-dx < w ? -dx : w) : 0, right = dx > 0 ? (dx < w ? w - dx : 0) : w;
-                    for (long y = 0; y < h; y++) {
-                        for (long x = 0; x < left; x++) target[y * w + x] = 0;
-                        for (long x = right; x < w; x++) target[y * w + x] = 0;
-                    }
+                    for (long t = 0; t < r.first; t++) target[t] = 0;
+                    for (long t = r.first; t < r.last; t++) target[t] = source[t + r.shift];
+                    for (long t = r.last; t < plane; t++) target[t] = 0;
+                    bp_zero_wrapped_columns(target, h, w, r.dx);
                 }
             }
         }
@@ -776,15 +791,10 @@ void bp_fold(float *restrict image, float *restrict columns, long rowStride, lon
         for (long c = 0; c < channels; c++) {
             for (long i = 0; i < k; i++) {
                 for (long j = 0; j < k; j++, row++) {
-                    long dx = j - padding, shift = (i - padding) * w + dx;
-                    long first = shift < 0 ? -shift : 0, last = shift > 0 ? plane - shift : plane;
+                    bp_shifted_row r = bp_shifted(i, j, padding, h, w);
                     float *source = columns + row * rowStride, *target = image + c * plane;
-                    long left = dx < 0 ? (-dx < w ? -dx : w) : 0, right = dx > 0 ? (dx < w ? w - dx : 0) : w;
-                    for (long y = 0; y < h; y++) {  // columns whose input x + dx lies outside 0..<w add nothing
-                        for (long x = 0; x < left; x++) source[y * w + x] = 0;
-                        for (long x = right; x < w; x++) source[y * w + x] = 0;
-                    }
-                    for (long t = first; t < last; t++) target[t + shift] += source[t];
+                    bp_zero_wrapped_columns(source, h, w, r.dx);  // gradients of padding: they add nothing
+                    for (long t = r.first; t < r.last; t++) target[t + r.shift] += source[t];
                 }
             }
         }
