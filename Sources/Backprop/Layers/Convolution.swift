@@ -178,9 +178,9 @@ public struct Conv2D: Layer {
 }
 
 /// The per-sample steps of a chunk of a convolution (unfolding patches; the forward product with the bias; gathering
-/// `dY`; the patch gradients and their folding), for the threads that each take a share of the chunk's samples. `x` is the input (or
-/// `dInput` when folding), `y` the output (or `dOutput`); `columns` and `channels` are the chunk's patch and
-/// channel-major buffers, `width` columns wide; `start` is the chunk's first sample.
+/// `dY`; the patch gradients and their folding), for the threads that each take a share of the chunk's samples.
+/// `x` is the input (or `dInput` when folding), `y` the output (or `dOutput`); `columns` and `channels` are the
+/// chunk's patch and channel-major buffers, `width` columns wide; `start` is the chunk's first sample.
 private struct ConvolutionSamples {
     enum Step { case unfold, forward, gatherOutputGradient, inputGradient }
     let layer: Conv2D
@@ -209,7 +209,7 @@ private struct ConvolutionSamples {
             switch step {
             case .unfold:
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
-            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b
+            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b: b first, then β = 1
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
                 let target = y + sample * out.count
                 for o in 0..<outC { (target + o * locations).update(repeating: layer.bias.pointer[o], count: locations) }
