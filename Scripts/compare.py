@@ -1,8 +1,8 @@
 """Side by side, on this machine, in one run: `backprop train --json`, the GEMM-only floor (the same cblas_sgemm
-calls and nothing else, ../shared/peers/gemm_floor.c; for the CNN, Scripts/cnn_floor.c), for Adam with one thread the GEMM+Adam floor (those calls
-plus torch.optim's Adam update of every parameter, Scripts/adam_floor.c: what no trainer on this BLAS with that
-update can beat) and the peers (PyTorch's torch_mlp.py and torch_cnn.py, the text's NumPy program seed_numpy.py) on identical
-settings. Prints a Markdown table of median seconds per epoch, the ratios to the peer and to the floors, test
+calls and nothing else, ../shared/peers/gemm_floor.c; for the CNN, Scripts/cnn_floor.c), for Adam with one thread
+the GEMM+Adam floor (those calls plus torch.optim's Adam update of every parameter, Scripts/adam_floor.c: what no
+trainer on this BLAS with that update can beat) and the peers (PyTorch's torch_mlp.py and torch_cnn.py, the text's
+NumPy program seed_numpy.py) on identical settings. Prints a Markdown table of median seconds per epoch, the ratios to the peer and to the floors, test
 accuracy and Backprop's peak resident memory.
 
     swift build -c release && python3 Scripts/compare.py [--threads 1 2] [--epochs 5] [--repeat 2] [--cnn]

@@ -98,9 +98,10 @@ public struct Conv2D: Layer {
     /// Samples unfolded together: one GEMM per chunk instead of one per sample, with bounded scratch.
     static let chunkSize = 64
 
-    /// The unfolded patches of a chunk (`(inC·k·k) × (chunk·outH·outW)`) and the GEMM's channel-major result
-    /// (`outC × (chunk·outH·outW)`); the patches stay from the forward to the backward pass when the batch fits one
-    /// chunk, and are rebuilt otherwise.
+    /// The unfolded patches of a chunk (`(inC·k·k) × (chunk·outH·outW)`), which the backward pass also uses for each
+    /// sample's patch gradients, and the chunk's `dY` gathered channel-major (`outC × (chunk·outH·outW)`) for the
+    /// weight-gradient GEMM; the patches stay from the forward to the backward pass when the batch fits one chunk, and
+    /// are rebuilt otherwise.
     public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
         min(rows, Self.chunkSize) * output.height * output.width * (weight.columns + outputChannels)
     }
