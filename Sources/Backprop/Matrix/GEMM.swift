@@ -1,4 +1,5 @@
 import CBLAS
+import CSIMD
 
 /// How many parts per thread a large GEMM is split into: more than one, so that when the system does not run one of
 /// the threads (a busy machine) the others take its share instead of waiting for it.
@@ -108,6 +109,59 @@ func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
     }
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// `op(B)` (`k × n`) prepared once for many products `A·op(B)` with the same `B`: a recurrent layer's `W_hh`, which
+/// every time step multiplies. Where the CPU has AVX-512 it is packed into panels of 32 columns (``bp_pack_panels``)
+/// for Backprop's own kernel (``bp_gemm_panels``), which packs nothing at each call; `sgemm` packs both operands at
+/// every call, a tenth of the time of a recurrent step's product (`N = 64`, `H = 128`). Elsewhere it is `op(B)`
+/// itself, row-major (a transposed `B` copied once), for `sgemm`.
+struct PackedOperand {
+    /// The panels, or `op(B)` row-major, `leadingDimension` apart.
+    let values: UnsafePointer<Float>
+    let k: Int, n: Int, leadingDimension: Int
+    /// Whether `values` are panels for ``bp_gemm_panels``.
+    let panels: Bool
+
+    /// Whether this CPU runs ``bp_gemm_panels`` (AVX-512F).
+    static let panelKernelAvailable = bp_panel_kernel_available() != 0
+
+    /// The floats of storage that packing a `k × n` `op(B)` may use, in either layout.
+    static func storageCount(k: Int, n: Int) -> Int {
+        k * ((n + Int(BP_PANEL_WIDTH) - 1) / Int(BP_PANEL_WIDTH) * Int(BP_PANEL_WIDTH))
+    }
+
+    /// Prepares `op(B)`: `B` row-major with rows `ldb` apart, `k × n`, or with `transposed` its transpose (`B` is
+    /// `n × k`). Writes into `storage` (``storageCount(k:n:)`` floats) unless `B` can be used as it is (no panels, not
+    /// transposed). `panels` chooses the layout; tests set it to check both.
+    init(_ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int, transposed: Bool, storage: UnsafeMutablePointer<Float>,
+         panels: Bool = PackedOperand.panelKernelAvailable) {
+        precondition(k > 0 && n > 0, "PackedOperand: op(B) must not be empty, got \(k)×\(n)")
+        precondition(!panels || Self.panelKernelAvailable, "PackedOperand: this CPU has no AVX-512 for the panel kernel")
+        (self.k, self.n, self.panels) = (k, n, panels)
+        if panels {
+            bp_pack_panels(storage, b, k, n, ldb, transposed ? 1 : 0)
+            (values, leadingDimension) = (UnsafePointer(storage), n)
+        } else if transposed {  // op(B) = Bᵀ, copied row-major once: sgemm packs a row-major B faster than a transposed one
+            cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(n), Int32(k), 1, b, Int32(ldb), storage, Int32(n))
+            (values, leadingDimension) = (UnsafePointer(storage), n)
+        } else {
+            (values, leadingDimension) = (b, ldb)
+        }
+    }
+
+    /// `C ← A·op(B)`, or `C ← C + A·op(B)` when `accumulate`, on the calling thread: `A` is `m × k` (rows `lda`
+    /// apart), `C` `m × n` (rows `ldc` apart; not read unless `accumulate`). Allocates nothing.
+    @inline(__always)
+    func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        if m == 0 { return }
+        if panels {
+            bp_gemm_panels(m, n, k, a, lda, values, c, ldc, accumulate ? 1 : 0)
+        } else {
+            gemmOnThisThread(m: m, n: n, k: k, a: a, lda: lda, b: values, ldb: leadingDimension, c: c, ldc: ldc,
+                             beta: accumulate ? 1 : 0)
+        }
+    }
 }
 
 /// One `sgemm` call's arguments, for the threads that each compute a block of rows or columns of C.

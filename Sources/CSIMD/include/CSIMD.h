@@ -116,6 +116,21 @@ void bp_max_pool(float *y, float *indices, const float *x, long planes, long h, 
 void bp_max_pool_backward(float *dx, const float *dy, const float *indices, long planes, long h, long w, long outH,
                           long outW, long k, long stride);
 
+// Panels.c: a matrix product whose right-hand operand is packed once for many calls (a recurrent layer's W_hh).
+
+/// The columns of a panel.
+#define BP_PANEL_WIDTH 32
+/// 1 when this CPU runs `bp_gemm_panels` (AVX-512F), else 0.
+int bp_panel_kernel_available(void);
+/// op(B) (k × n; B row-major `ldb` apart, or its transpose, n × k, with `transposed`) into panels of
+/// BP_PANEL_WIDTH columns: panel q holds rows 0..<k of columns 32q..<32q+32, each row 32 floats, zero past column n.
+/// `packed` has room for k · ⌈n/32⌉ · 32 floats.
+void bp_pack_panels(float *packed, const float *b, long k, long n, long ldb, int transposed);
+/// C (m × n, `ldc` apart) = A (m × k, `lda` apart) · op(B), plus C when `accumulate` (C is not read otherwise),
+/// with op(B) packed by bp_pack_panels. Only where bp_panel_kernel_available() is 1.
+void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
+                    int accumulate);
+
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

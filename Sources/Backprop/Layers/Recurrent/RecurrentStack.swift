@@ -1,4 +1,3 @@
-import CBLAS
 import CSIMD
 
 /// Everything ``RNN``, ``LSTM`` and ``GRU`` share: `L` stacked layers of one or two directions of a cell, their
@@ -126,7 +125,8 @@ public struct RecurrentStack: Sendable {
         let inputGradient: Matrix  // T·N × F (backward)
         let oneHot: Matrix  // 1 × (1 + T·N): a flag (1 when every step of the input is one-hot), then the indices, time-major
         let transposedWeight: Matrix  // F × G·H: layer 0's W_ihᵀ (forward) or dW_ihᵀ (backward), for one-hot inputs
-        let transposedRecurrentWeight: Matrix  // H × G·H: the current layer and direction's W_hhᵀ (forward)
+        /// The current layer and direction's `W_hhᵀ` (forward, `H × G·H`) or `W_hh` (backward, `G·H × H`), packed.
+        let packedRecurrentWeight: Matrix
         let biasSum: Matrix  // 1 × G·H: b_ih + b_hh (forward)
         /// Room for `RecurrentSteps.maximumParts × 4H` doubles at an 8-byte-aligned address of the scratch: each step
         /// part's bias-gradient sums (backward, which binds it to `Double` while it sums; `nil` when only sizing).
@@ -161,7 +161,7 @@ public struct RecurrentStack: Sendable {
             inputGradient = take(backward ? nt : 0, stack.inputSize)
             oneHot = take(1, 1 + nt)
             transposedWeight = take(stack.inputSize, g)
-            transposedRecurrentWeight = take(h, g)
+            packedRecurrentWeight = take(1, max(PackedOperand.storageCount(k: h, n: g), PackedOperand.storageCount(k: g, n: h)))
             biasSum = take(1, g)
             let partials = take(1, backward ? 2 * Self.biasPartialCount(h: h) + 1 : 0)  // one float spare, to align
             biasPartials = backward && scratch != nil ? Self.aligned(partials) : nil
@@ -361,10 +361,8 @@ public struct RecurrentStack: Sendable {
                               direction d: Int) {
         let h = hiddenSize, bias = b.biasSum.pointer, g = b.biasSum.columns
         for j in 0..<g { bias[j] = p.biasIH.pointer[j] + p.biasHH.pointer[j] }
-        // W_hhᵀ, so that each step's recurrent product is `h₋₁·W_hhᵀ` without a transposed operand: OpenBLAS packs
-        // a row-major B several percent faster than a transposed one, and the copy is made once for all steps.
-        let transposed = b.transposedRecurrentWeight.pointer
-        cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(g), Int32(h), 1, p.weightHH.pointer, Int32(h), transposed, Int32(g))
+        // W_hhᵀ, packed once for the recurrent product `h₋₁·W_hhᵀ` of every step.
+        let transposed = PackedOperand(p.weightHH.pointer, ldb: h, k: h, n: g, transposed: true, storage: b.packedRecurrentWeight.pointer)
         switch cell {
         case .lstm:
             project(r.gates, x: x, p, b)
@@ -524,6 +522,9 @@ public struct RecurrentStack: Sendable {
                 }
                 if cell == .lstm && dFinalState?.cell == nil { dc.fill(0) }
                 partials.update(repeating: 0, count: Buffers.biasPartialCount(h: h))
+                // W_hh (`G·H × H`), packed once for every step's `dhₜ₋₁ = dGₜ·W_hh`.
+                let recurrentWeight = PackedOperand(p.weightHH.pointer, ldb: h, k: p.weightHH.rows, n: h, transposed: false,
+                                                    storage: b.packedRecurrentWeight.pointer)
                 for i in 0..<t {
                     let step = d == 0 ? t - 1 - i : i, (current, previous) = Self.blocks(step: step, direction: d)
                     let needsPrevious = i < t - 1 || dInitialState != nil
@@ -533,17 +534,17 @@ public struct RecurrentStack: Sendable {
                     case .lstm:
                         RecurrentSteps.lstmBackward(.init(gateGradients: dG.pointer, cellGradient: dc.pointer, hiddenGradient: dh.pointer,
                                                           gates: r.step(r.gates, step).pointer, cellTanh: r.step(r.cellTanh, step).pointer,
-                                                          previousCell: r.block(r.cells, previous).pointer, weightHH: p.weightHH.pointer,
+                                                          previousCell: r.block(r.cells, previous).pointer, weightHH: recurrentWeight,
                                                           biasPartials: partials, h: h, n: n, needsPrevious: needsPrevious))  // dG; dhₜ₋₁ = dGₜ·W_hh
                     case .gru:
                         RecurrentSteps.gruBackward(.init(gateGradients: dG.pointer, hiddenGradient: dh.pointer,
                                                          gates: r.step(r.gates, step).pointer, hiddenN: r.step(r.hiddenN, step).pointer,
                                                          previousHidden: r.block(r.hidden, previous).pointer,
-                                                         weightHH: p.weightHH.pointer, biasPartials: partials, h: h, n: n,
+                                                         weightHH: recurrentWeight, biasPartials: partials, h: h, n: n,
                                                          needsPrevious: needsPrevious))  // dhₜ₋₁ = dhₜ∘z + [dr, dz, dn∘r]·W_hh
                     case .rnnTanh, .rnnReLU:
                         RecurrentSteps.rnnBackward(.init(delta: dG.pointer, hiddenGradient: dh.pointer,
-                                                         hidden: r.block(r.hidden, current).pointer, weightHH: p.weightHH.pointer,
+                                                         hidden: r.block(r.hidden, current).pointer, weightHH: recurrentWeight,
                                                          biasPartials: partials, h: h, n: n, relu: cell == .rnnReLU,
                                                          needsPrevious: needsPrevious))  // δ; dhₜ₋₁ = δₜ·W_hh
                     }

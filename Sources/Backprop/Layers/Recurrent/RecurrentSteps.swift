@@ -10,7 +10,8 @@ import CSIMD
 /// row of `biasPartials` (``maximumParts`` rows of doubles), while those rows are in its core's cache; the caller adds
 /// the rows up after the last step, so no thread waits while one sums a whole step.
 ///
-/// All pointers are row-major blocks of the step's `N` rows: `H` wide for states, `G·H` for gates. Allocates nothing.
+/// All pointers are row-major blocks of the step's `N` rows: `H` wide for states, `G·H` for gates. The recurrent
+/// weights are a ``PackedOperand``, packed once per pass for all steps. Allocates nothing.
 enum RecurrentSteps {
     /// The fewest rows a part gets for a step whose GEMM is `rows × width × depth`.
     @inline(__always)
@@ -41,21 +42,21 @@ enum RecurrentSteps {
     // MARK: LSTM
 
     struct LSTMForward {
-        let gates: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: UnsafePointer<Float>
+        let gates: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: PackedOperand
         let bias: UnsafePointer<Float>, previousCell: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>
         let cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
         let h: Int
     }
 
-    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, `H × 4H`),
+    /// `G += h₋₁·W_hhᵀ` (`N × 4H`; `G` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, `H × 4H`, packed),
     /// then ``bp_lstm_step`` on those rows: the gates activated in place, `c = f⊙c₋₁ + i⊙g`, `tanh c`, `h = o⊙tanh c`.
     static func lstmForward(_ job: LSTMForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 4 * job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: LSTMForward.self).pointee, h = j.h, g = 4 * h
-            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: g,
-                             c: j.gates + start * g, ldc: g, beta: 1)
+            j.weightHHTransposed.multiply(m: end - start, a: j.previousHidden + start * h, lda: h, c: j.gates + start * g, ldc: g,
+                                          accumulate: true)
             bp_lstm_step(j.gates + start * g, j.bias, j.previousCell + start * h, j.cell + start * h,
                          j.cellTanh + start * h, j.hidden + start * h, end - start, h)
         }
@@ -64,7 +65,7 @@ enum RecurrentSteps {
     struct LSTMBackward {
         let gateGradients: UnsafeMutablePointer<Float>, cellGradient: UnsafeMutablePointer<Float>
         let hiddenGradient: UnsafeMutablePointer<Float>, gates: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>
-        let previousCell: UnsafePointer<Float>, weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let previousCell: UnsafePointer<Float>, weightHH: PackedOperand, biasPartials: UnsafeMutablePointer<Double>
         let h: Int, n: Int, needsPrevious: Bool
     }
 
@@ -79,8 +80,8 @@ enum RecurrentSteps {
                                   j.gates + start * g, j.cellTanh + start * h, j.previousCell + start * h, end - start, h)
             bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.gateGradients + start * g, end - start, g)
             if j.needsPrevious {
-                gemmOnThisThread(m: end - start, n: h, k: g, a: j.gateGradients + start * g, lda: g, b: j.weightHH, ldb: h,
-                                 c: j.hiddenGradient + start * h, ldc: h, beta: 0)
+                j.weightHH.multiply(m: end - start, a: j.gateGradients + start * g, lda: g, c: j.hiddenGradient + start * h, ldc: h,
+                                    accumulate: false)
             }
         }
     }
@@ -89,21 +90,21 @@ enum RecurrentSteps {
 
     struct GRUForward {
         let gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>
-        let weightHHTransposed: UnsafePointer<Float>, biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>
+        let weightHHTransposed: PackedOperand, biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>
         let hiddenN: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
         let h: Int
     }
 
     /// `R += h₋₁·W_hhᵀ` (`N × 3H`, holding `b_hh` in every row before, and again after the kernel; with
-    /// `weightHHTransposed` `W_hhᵀ`, `H × 3H`; kept apart from the input side because `r` multiplies only its `n`
+    /// `weightHHTransposed` `W_hhᵀ`, `H × 3H`, packed; kept apart from the input side because `r` multiplies only its `n`
     /// part), then ``bp_gru_step`` on those rows: `r`, `z`, `n = tanh(W_in x + b_in + r⊙(W_hn h₋₁ + b_hn))`, `h = (1−z)⊙n + z⊙h₋₁`.
     static func gruForward(_ job: GRUForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: 3 * job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: GRUForward.self).pointee, h = j.h, g = 3 * h
-            gemmOnThisThread(m: end - start, n: g, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: g,
-                             c: j.recurrent + start * g, ldc: g, beta: 1)
+            j.weightHHTransposed.multiply(m: end - start, a: j.previousHidden + start * h, lda: h, c: j.recurrent + start * g, ldc: g,
+                                          accumulate: true)
             bp_gru_step(j.gates + start * g, j.biasIH, j.recurrent + start * g, j.biasHH, j.previousHidden + start * h,
                         j.hiddenN + start * h, j.hidden + start * h, end - start, h)
         }
@@ -112,7 +113,7 @@ enum RecurrentSteps {
     struct GRUBackward {
         let gateGradients: UnsafeMutablePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>
         let gates: UnsafePointer<Float>, hiddenN: UnsafePointer<Float>, previousHidden: UnsafePointer<Float>
-        let weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let weightHH: PackedOperand, biasPartials: UnsafeMutablePointer<Double>
         let h: Int, n: Int, needsPrevious: Bool
     }
 
@@ -129,8 +130,8 @@ enum RecurrentSteps {
             bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.gateGradients + start * width,
                                       end - start, width)
             if j.needsPrevious {
-                gemmOnThisThread(m: end - start, n: h, k: 3 * h, a: j.gateGradients + start * width, lda: width, b: j.weightHH,
-                                 ldb: h, c: j.hiddenGradient + start * h, ldc: h, beta: 1)
+                j.weightHH.multiply(m: end - start, a: j.gateGradients + start * width, lda: width, c: j.hiddenGradient + start * h,
+                                    ldc: h, accumulate: true)
             }
         }
     }
@@ -138,27 +139,27 @@ enum RecurrentSteps {
     // MARK: RNN
 
     struct RNNForward {
-        let hidden: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: UnsafePointer<Float>
+        let hidden: UnsafeMutablePointer<Float>, previousHidden: UnsafePointer<Float>, weightHHTransposed: PackedOperand
         let bias: UnsafePointer<Float>
         let h: Int, relu: Bool
     }
 
-    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`), then
+    /// `h += h₋₁·W_hhᵀ` (`N × H`; `h` holds the step's input projection; `weightHHTransposed` is `W_hhᵀ`, packed), then
     /// ``bp_rnn_step``: `h = φ(h + b)`.
     static func rnnForward(_ job: RNNForward, n: Int) {
         var job = job
         Parallel.forEachChunk(of: n, minimumPerPart: minimumRows(width: job.h, depth: job.h), alignment: 1,
                               context: &job) { context, start, end in
             let j = context.assumingMemoryBound(to: RNNForward.self).pointee, h = j.h
-            gemmOnThisThread(m: end - start, n: h, k: h, a: j.previousHidden + start * h, lda: h, b: j.weightHHTransposed, ldb: h,
-                             c: j.hidden + start * h, ldc: h, beta: 1)
+            j.weightHHTransposed.multiply(m: end - start, a: j.previousHidden + start * h, lda: h, c: j.hidden + start * h, ldc: h,
+                                          accumulate: true)
             bp_rnn_step(j.hidden + start * h, j.bias, end - start, h, j.relu ? 1 : 0)
         }
     }
 
     struct RNNBackward {
         let delta: UnsafeMutablePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>
-        let weightHH: UnsafePointer<Float>, biasPartials: UnsafeMutablePointer<Double>
+        let weightHH: PackedOperand, biasPartials: UnsafeMutablePointer<Double>
         let h: Int, n: Int, relu: Bool, needsPrevious: Bool
     }
 
@@ -173,8 +174,8 @@ enum RecurrentSteps {
                                  j.relu ? 1 : 0)
             bp_add_column_sums_double(j.biasPartials + part * RecurrentSteps.biasPartialWidth(h: h), j.delta + start * h, end - start, h)
             if j.needsPrevious {
-                gemmOnThisThread(m: end - start, n: h, k: h, a: j.delta + start * h, lda: h, b: j.weightHH, ldb: h,
-                                 c: j.hiddenGradient + start * h, ldc: h, beta: 0)
+                j.weightHH.multiply(m: end - start, a: j.delta + start * h, lda: h, c: j.hiddenGradient + start * h, ldc: h,
+                                    accumulate: false)
             }
         }
     }
