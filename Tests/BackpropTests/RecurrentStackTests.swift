@@ -243,6 +243,27 @@ struct RecurrentStackTests {
         }
     }
 
+    /// `scratchEstimate`, which the command line sizes memory with before allocating, is at least the scratch a
+    /// layer asks for, forward and backward, also for one short sequence (where the packed `W_hh`, padded to panels
+    /// of 32 columns, and the other buffers that do not grow with the batch are most of it).
+    @Test func scratchEstimateBoundsTheScratch() {
+        for cell in [RecurrentCell.lstm, .gru, .rnnTanh] {
+            for (f, h, layers, directions) in [(3, 5, 1, 1), (28, 128, 1, 1), (100, 33, 2, 2), (1, 200, 1, 1)] {
+                let layer: any RecurrentLayer = switch cell {
+                case .lstm: LSTM(inputSize: f, hiddenSize: h, numLayers: layers, bidirectional: directions == 2, seed: 1)
+                case .gru: GRU(inputSize: f, hiddenSize: h, numLayers: layers, bidirectional: directions == 2, seed: 1)
+                default: RNN(inputSize: f, hiddenSize: h, numLayers: layers, bidirectional: directions == 2, seed: 1)
+                }
+                for (rows, steps) in [(1, 1), (2, 3), (64, 28)] {
+                    let estimate = RecurrentStack.scratchEstimate(cell: cell, inputSize: f, hiddenSize: h, numLayers: layers,
+                                                                  directions: directions, rows: rows, steps: steps)
+                    let needed = layer.scratchCount(rows: rows, inputSize: steps * f, backward: true)
+                    #expect(estimate >= Double(needed), "\(cell) \(f)→\(h)×\(layers)×\(directions), \(rows)×\(steps): \(estimate) < \(needed)")
+                }
+            }
+        }
+    }
+
     /// Settings saved before stacking existed read as one layer, one direction; new settings round-trip.
     @Test func savedSettingsRoundTripAndOldOnesRead() throws {
         let old = #"{"inputSize":28,"hiddenSize":8,"returnsSequences":false}"#

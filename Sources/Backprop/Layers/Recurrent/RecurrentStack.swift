@@ -14,7 +14,8 @@ import CSIMD
 /// `s` at row `t·N + s`); the input projection of all steps is one GEMM per layer and direction; each step one
 /// recurrent GEMM and one vectorised C kernel for its gates; backward, each step one kernel and one GEMM
 /// (`dhₜ₋₁ = dGₜ·W_hh`), and each weight gradient one GEMM over all steps (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H₋₁`;
-/// a GRU's `dW_ih` two, one per column block of its `[dr, dz, dn⊙r, dn]`).
+/// a GRU's `dW_ih` two, one per column block of its `[dr, dz, dn⊙r, dn]`). The steps' products share one operand,
+/// `W_hhᵀ` forward and `W_hh` backward, packed once per pass (``PackedOperand``) instead of by `sgemm` at every step.
 /// With several threads each step's sequences are split between them, each running the step's GEMM and kernel on
 /// its own rows (`RecurrentSteps.swift`).
 /// The scratch space keeps every step's gates and states, so the backward pass recomputes nothing, and holds the
@@ -75,7 +76,10 @@ public struct RecurrentStack: Sendable {
                                        rows: Int, steps: Int) -> Double {
         let h = Double(hiddenSize), g = Double(cell.gates) * h, d = Double(directions), f = Double(inputSize)
         let perStep = Double(numLayers) * d * (g + 4 * h) + 2 * g + 2 * d * h * 2 + 2 * f + d * h * Double(numLayers)
-        return Double(rows) * (Double(steps) + 1) * perStep + f * g + 2 * g
+        // Beside the per-step buffers: W_ihᵀ, the packed W_hh (either way round, its panels padded to 32 columns), the
+        // bias sum and the step parts' bias-gradient partials.
+        let packed = h * (g + 32) + g * (h + 32), partials = 2 * Double(RecurrentSteps.maximumParts) * 4 * h + 1
+        return Double(rows) * (Double(steps) + 1) * perStep + f * g + packed + 2 * g + partials
     }
 
     var parameters: [Matrix] { layers.flatMap(\.parameters) }
