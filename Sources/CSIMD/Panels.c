@@ -36,59 +36,84 @@ void bp_pack_panels(float *restrict packed, const float *restrict b, long k, lon
 }
 
 #if defined(__x86_64__)
-// Rows `R` of C, one panel's 32 columns (the masks say which exist): 2·R accumulators of 16 floats; per step of the
-// sum two loads of the panel's row and R broadcasts of A's column, 2·R fused multiply-adds.
-#define BP_PANEL_TILE(R)                                                                                              \
-    static inline __attribute__((always_inline)) BP_AVX512 void bp_panel_tile_##R(                                    \
-        float *c, long ldc, const float *a, long lda, const float *panel, long k, int accumulate, __mmask16 low,      \
-        __mmask16 high) {                                                                                             \
+// Rows `R` of C and one block of 32 columns (W = 2 vectors of 16) or of up to 16 (W = 1); the masks say which of the
+// columns exist. 2·R (or R) accumulators; per step p of the sum, W loads of B's row p and R broadcasts of A's
+// elements (r, p), 2·R (or R) fused multiply-adds. A's element (r, p) is at a[r·rs + p·ps]; B's row p at b + p·bs.
+#define BP_PANEL_TILE(R, W)                                                                                           \
+    static inline __attribute__((always_inline)) BP_AVX512 void bp_panel_tile_##R##_##W(                              \
+        float *c, long ldc, const float *a, long rs, long ps, const float *b, long bs, long k, int accumulate,         \
+        __mmask16 low, __mmask16 high) {                                                                              \
         __m512 left[R], right[R];                                                                                     \
         for (int r = 0; r < R; r++) left[r] = right[r] = _mm512_setzero_ps();                                        \
         for (long p = 0; p < k; p++) {                                                                                \
-            __m512 b0 = _mm512_loadu_ps(panel + p * BP_PANEL_WIDTH), b1 = _mm512_loadu_ps(panel + p * BP_PANEL_WIDTH + 16); \
+            __m512 b0 = _mm512_maskz_loadu_ps(low, b + p * bs);                                                       \
+            __m512 b1 = W == 2 ? _mm512_maskz_loadu_ps(high, b + p * bs + 16) : b0;                                   \
             for (int r = 0; r < R; r++) {                                                                             \
-                __m512 x = _mm512_set1_ps(a[r * lda + p]);                                                            \
+                __m512 x = _mm512_set1_ps(a[r * rs + p * ps]);                                                        \
                 left[r] = _mm512_fmadd_ps(x, b0, left[r]);                                                            \
-                right[r] = _mm512_fmadd_ps(x, b1, right[r]);                                                          \
+                if (W == 2) right[r] = _mm512_fmadd_ps(x, b1, right[r]);                                              \
             }                                                                                                         \
         }                                                                                                             \
         for (int r = 0; r < R; r++) {                                                                                 \
             float *row = c + r * ldc;                                                                                 \
-            if (accumulate) {                                                                                         \
-                left[r] = _mm512_add_ps(left[r], _mm512_maskz_loadu_ps(low, row));                                   \
-                right[r] = _mm512_add_ps(right[r], _mm512_maskz_loadu_ps(high, row + 16));                            \
-            }                                                                                                         \
+            if (accumulate) left[r] = _mm512_add_ps(left[r], _mm512_maskz_loadu_ps(low, row));                        \
             _mm512_mask_storeu_ps(row, low, left[r]);                                                                 \
-            _mm512_mask_storeu_ps(row + 16, high, right[r]);                                                          \
+            if (W == 2) {                                                                                             \
+                if (accumulate) right[r] = _mm512_add_ps(right[r], _mm512_maskz_loadu_ps(high, row + 16));            \
+                _mm512_mask_storeu_ps(row + 16, high, right[r]);                                                      \
+            }                                                                                                         \
         }                                                                                                             \
     }
-BP_PANEL_TILE(8)
-BP_PANEL_TILE(4)
-BP_PANEL_TILE(2)
-BP_PANEL_TILE(1)
+BP_PANEL_TILE(8, 2)
+BP_PANEL_TILE(4, 2)
+BP_PANEL_TILE(2, 2)
+BP_PANEL_TILE(1, 2)
+BP_PANEL_TILE(8, 1)
+BP_PANEL_TILE(4, 1)
+BP_PANEL_TILE(2, 1)
+BP_PANEL_TILE(1, 1)
+
+// All rows of C for one block of columns: tiles of 8 rows, then 4, 2 and 1.
+#define BP_PANEL_ROWS(W)                                                                                              \
+    do {                                                                                                              \
+        long i = 0;                                                                                                   \
+        for (; i + 8 <= m; i += 8) bp_panel_tile_8_##W(block + i * ldc, ldc, a + i * rs, rs, ps, b, bs, k, accumulate, low, high); \
+        if (i + 4 <= m) { bp_panel_tile_4_##W(block + i * ldc, ldc, a + i * rs, rs, ps, b, bs, k, accumulate, low, high); i += 4; } \
+        if (i + 2 <= m) { bp_panel_tile_2_##W(block + i * ldc, ldc, a + i * rs, rs, ps, b, bs, k, accumulate, low, high); i += 2; } \
+        if (i < m) bp_panel_tile_1_##W(block + i * ldc, ldc, a + i * rs, rs, ps, b, bs, k, accumulate, low, high);    \
+    } while (0)
 
 BP_AVX512
-static void bp_gemm_panels_avx512(long m, long n, long k, const float *a, long lda, const float *packed, float *c,
-                                  long ldc, int accumulate) {
+static void bp_gemm_blocks_avx512(long m, long n, long k, const float *a, long rs, long ps, const float *bFirst,
+                                  long blockStride, long bs, float *c, long ldc, int accumulate) {
     for (long first = 0; first < n; first += BP_PANEL_WIDTH) {
         long width = n - first < BP_PANEL_WIDTH ? n - first : BP_PANEL_WIDTH;
         __mmask16 low = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
         __mmask16 high = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
-        const float *panel = packed + first * k;
+        const float *b = bFirst + first / BP_PANEL_WIDTH * blockStride;
         float *block = c + first;
-        long i = 0;
-        for (; i + 8 <= m; i += 8) bp_panel_tile_8(block + i * ldc, ldc, a + i * lda, lda, panel, k, accumulate, low, high);
-        if (i + 4 <= m) { bp_panel_tile_4(block + i * ldc, ldc, a + i * lda, lda, panel, k, accumulate, low, high); i += 4; }
-        if (i + 2 <= m) { bp_panel_tile_2(block + i * ldc, ldc, a + i * lda, lda, panel, k, accumulate, low, high); i += 2; }
-        if (i < m) bp_panel_tile_1(block + i * ldc, ldc, a + i * lda, lda, panel, k, accumulate, low, high);
+        if (width > 16) BP_PANEL_ROWS(2);
+        else BP_PANEL_ROWS(1);  // a last block of at most 16 columns: half the multiply-adds
     }
 }
 #endif
 
+void bp_gemm(long m, long n, long k, const float *a, long lda, int transposeA, const float *b, long ldb, float *c,
+             long ldc, int accumulate) {
+#if defined(__x86_64__)
+    bp_gemm_blocks_avx512(m, n, k, a, transposeA ? 1 : lda, transposeA ? lda : 1, b, BP_PANEL_WIDTH, ldb, c, ldc,
+                          accumulate);
+#else
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)transposeA; (void)b; (void)ldb; (void)c; (void)ldc;
+    (void)accumulate;
+    __builtin_trap();  // never called: bp_panel_kernel_available() is 0
+#endif
+}
+
 void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
                     int accumulate) {
 #if defined(__x86_64__)
-    bp_gemm_panels_avx512(m, n, k, a, lda, packed, c, ldc, accumulate);
+    bp_gemm_blocks_avx512(m, n, k, a, lda, 1, packed, k * BP_PANEL_WIDTH, BP_PANEL_WIDTH, c, ldc, accumulate);
 #else
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)c; (void)ldc; (void)accumulate;
     __builtin_trap();  // never called: bp_panel_kernel_available() is 0

@@ -35,43 +35,75 @@ struct MatrixTests {
     }
 
     /// (m, k, n) for a packed operand: every row tile of the panel kernel (8, 4, 2, 1 rows) and its remainders; panels
-    /// of 32 columns, whole, partial, and under 16 columns (where the second half of the panel is masked off).
-    static let packedShapes = [(1, 1, 1), (3, 5, 7), (7, 3, 16), (8, 64, 32), (13, 17, 33), (15, 40, 50), (64, 128, 512),
+    /// of 32 columns, whole, partial, and under 16 columns (where the second half of the panel is masked off, or, in
+    /// place, not loaded); a convolution-sized product (six panels and four columns).
+    static let packedShapes = [(1, 1, 1), (3, 5, 7), (7, 3, 16), (8, 64, 32), (13, 17, 33), (15, 40, 50), (64, 36, 196),
                                (16, 300, 40), (9, 1, 65)]
 
     @Test("a packed operand multiplies as the reference does, in both layouts, and writes only C's columns",
           arguments: packedShapes)
     func packedOperandMatchesReference(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
-        // A and C are blocks of wider matrices (lda = k + 3, ldc = n + 5), so the kernel must use the leading
-        // dimensions; C's extra columns hold 7, which nothing may overwrite.
         let a = randomMatrix(m, k + 3, seed: 11), bRowMajor = randomMatrix(k, n + 2, seed: 12)
         let bTransposed = randomMatrix(n, k + 1, seed: 13)
         for transposed in [false, true] {
             let b = transposed ? bTransposed : bRowMajor
-            let opB = Matrix(rows: k, columns: n)
-            for p in 0..<k { for j in 0..<n { opB[p, j] = transposed ? b[j, p] : b[p, j] } }
-            let aBlock = Matrix(rows: m, columns: k)
-            for i in 0..<m { for p in 0..<k { aBlock[i, p] = a[i, p] } }
             for layout in PackedOperand.panelKernelAvailable ? [true, false] : [false] {
                 let storage = Matrix(rows: 1, columns: PackedOperand.storageCount(k: k, n: n))
                 let packed = PackedOperand(b.pointer, ldb: b.columns, k: k, n: n, transposed: transposed,
                                            storage: storage.pointer, panels: layout)
-                for accumulate in [false, true] {
-                    let c = Matrix(rows: m, columns: n + 5)
-                    c.fill(7)
-                    let initial = randomMatrix(m, n, seed: 14)
-                    for i in 0..<m { for j in 0..<n { c[i, j] = accumulate ? initial[i, j] : .nan } }  // β = 0 ignores NaN
-                    let expected = initial.copy()
-                    referenceGEMM(expected, aBlock, opB, beta: accumulate ? 1 : 0)
-                    packed.multiply(m: m, a: a.pointer, lda: a.columns, c: c.pointer, ldc: c.columns, accumulate: accumulate)
-                    let product = Matrix(rows: m, columns: n)
-                    for i in 0..<m { for j in 0..<n { product[i, j] = c[i, j] } }
-                    let label = "\(m)×\(k)·\(k)×\(n) transposed \(transposed) panels \(layout) accumulate \(accumulate)"
-                    expectClose(product, expected, relative: 1e-5, absolute: 1e-5 * Double(k).squareRoot(), "\(label)")
-                    #expect((0..<m).allSatisfy { i in (n..<(n + 5)).allSatisfy { c[i, $0] == 7 } }, "\(label): wrote past C's columns")
+                expectProduct(m: m, k: k, n: n, a: a, transposeA: false, b: b, transposeB: transposed,
+                              "transposed B \(transposed) panels \(layout)") { c, ldc, accumulate in
+                    packed.multiply(m: m, a: a.pointer, lda: a.columns, c: c, ldc: ldc, accumulate: accumulate)
                 }
             }
+        }
+    }
+
+    @Test("the unpacked product (own kernel and sgemm) is the reference's, op(A) either way, and writes only C's columns",
+          arguments: packedShapes)
+    func unpackedProductMatchesReference(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let b = randomMatrix(k, n + 2, seed: 12)
+        for transposeA in [false, true] {
+            let a = transposeA ? randomMatrix(k, m + 2, seed: 15) : randomMatrix(m, k + 3, seed: 11)
+            for own in PackedOperand.panelKernelAvailable ? [true, false] : [false] {
+                for bias in [nil, randomMatrix(1, m, seed: 16)] {
+                    expectProduct(m: m, k: k, n: n, a: a, transposeA: transposeA, b: b, transposeB: false, rowBias: bias,
+                                  "transposed A \(transposeA) own kernel \(own) bias \(bias != nil)") { c, ldc, accumulate in
+                        unpackedGEMMOnThisThread(m: m, n: n, k: k, a: a.pointer, lda: a.columns, transposeA: transposeA, b: b.pointer,
+                                                 ldb: b.columns, c: c, ldc: ldc, accumulate: accumulate,
+                                                 rowBias: bias.map { UnsafePointer($0.pointer) }, ownKernel: own)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks `multiply(c, ldc, accumulate)`, which should compute `C (+)= op(A)·op(B)` (`m × k` by `k × n`, taken from
+    /// the top left of the wider `a` and `b`, so that leading dimensions matter), against ``referenceGEMM``, with and
+    /// without accumulating. C is a block of a matrix 5 columns wider, whose extra columns hold 7, which nothing may
+    /// overwrite; without accumulating, C holds NaN, which must be ignored (β = 0). With `rowBias`, `rowBias[i]` is
+    /// added to row `i`.
+    private func expectProduct(m: Int, k: Int, n: Int, a: Matrix, transposeA: Bool, b: Matrix, transposeB: Bool,
+                               rowBias: Matrix? = nil, _ label: String, multiply: (UnsafeMutablePointer<Float>, Int, Bool) -> Void) {
+        let opA = Matrix(rows: m, columns: k), opB = Matrix(rows: k, columns: n)
+        for i in 0..<m { for p in 0..<k { opA[i, p] = transposeA ? a[p, i] : a[i, p] } }
+        for p in 0..<k { for j in 0..<n { opB[p, j] = transposeB ? b[j, p] : b[p, j] } }
+        for accumulate in [false, true] {
+            let c = Matrix(rows: m, columns: n + 5)
+            c.fill(7)
+            let initial = randomMatrix(m, n, seed: 14)
+            for i in 0..<m { for j in 0..<n { c[i, j] = accumulate ? initial[i, j] : .nan } }
+            let expected = initial.copy()
+            referenceGEMM(expected, opA, opB, beta: accumulate ? 1 : 0)
+            if let rowBias { for i in 0..<m { for j in 0..<n { expected[i, j] += rowBias[0, i] } } }
+            multiply(c.pointer, c.columns, accumulate)
+            let product = Matrix(rows: m, columns: n)
+            for i in 0..<m { for j in 0..<n { product[i, j] = c[i, j] } }
+            let what = "\(m)×\(k)·\(k)×\(n) \(label) accumulate \(accumulate)"
+            expectClose(product, expected, relative: 1e-5, absolute: 1e-5 * Double(k).squareRoot(), "\(what)")
+            #expect((0..<m).allSatisfy { i in (n..<(n + 5)).allSatisfy { c[i, $0] == 7 } }, "\(what): wrote past C's columns")
         }
     }
 

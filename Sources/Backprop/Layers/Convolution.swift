@@ -210,19 +210,18 @@ private struct ConvolutionSamples {
             switch step {
             case .unfold:
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
-            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b: b first, then β = 1
+            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b, the bias added to the sums
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
-                let target = y + sample * out.count
-                for o in 0..<outC { (target + o * locations).update(repeating: layer.bias.pointer[o], count: locations) }
-                gemmOnThisThread(m: outC, n: locations, k: patch, a: layer.weight.pointer, lda: patch, b: patches, ldb: width,
-                                 c: target, ldc: locations, beta: 1)
+                unpackedGEMMOnThisThread(m: outC, n: locations, k: patch, a: layer.weight.pointer, lda: patch, b: patches,
+                                         ldb: width, c: y + sample * out.count, ldc: locations, accumulate: false,
+                                         rowBias: layer.bias.pointer)
             case .gatherOutputGradient:
                 for o in 0..<outC {
                     (channels + o * width + n * locations).update(from: y + sample * out.count + o * locations, count: locations)
                 }
             case .inputGradient:  // dcols_n (P × L) = Wᵀ (P × outC) · dY_n (outC × L), then col2im into dX_n
-                gemmOnThisThread(m: patch, n: locations, k: outC, a: layer.weight.pointer, lda: patch,
-                                 b: y + sample * out.count, ldb: locations, c: patches, ldc: width, transposeA: true, beta: 0)
+                unpackedGEMMOnThisThread(m: patch, n: locations, k: outC, a: layer.weight.pointer, lda: patch, transposeA: true,
+                                         b: y + sample * out.count, ldb: locations, c: patches, ldc: width, accumulate: false)
                 layer.fold(patches, rowStride: width, into: x + sample * input.count)
             }
         }

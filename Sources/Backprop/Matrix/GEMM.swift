@@ -111,6 +111,39 @@ func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// `C ← op(A)·B`, or `C ← C + op(A)·B` when `accumulate`, plus `rowBias[i]` in each row `i` when given, on the
+/// calling thread, with neither operand packed: `op(A)`
+/// `m × k` (`A`, or with `transposeA` `Aᵀ`, rows `lda` apart), `B` `k × n` row-major (rows `ldb` apart), `C` `m × n`
+/// (rows `ldc` apart; not read unless `accumulate`). Where the CPU has AVX-512, Backprop's own kernel (``bp_gemm``:
+/// each row of `B` is loaded as vectors, each element of `A` broadcast), which at a convolution's per-sample sizes
+/// saves `sgemm`'s packing of both operands at every call; elsewhere `sgemm`. `ownKernel` chooses; tests set it to
+/// check both. Allocates nothing.
+@inline(__always)
+func unpackedGEMMOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
+                              b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                              rowBias: UnsafePointer<Float>? = nil, ownKernel: Bool = PackedOperand.panelKernelAvailable) {
+    if m == 0 || n == 0 { return }
+    var accumulate = accumulate
+    // The bias written (or added) first and the product added to it: a kernel that adds the bias to its sums and
+    // stores C without reading it was 5 % slower in a CNN's epoch (A/B), each store missing the cache; writing the
+    // rows first brings them in.
+    if let rowBias {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if accumulate { for j in 0..<n { row[j] += rowBias[i] } } else { row.update(repeating: rowBias[i], count: n) }
+        }
+        accumulate = true
+    }
+    if ownKernel && k > 0 {
+        bp_gemm(m, n, k, a, lda, transposeA ? 1 : 0, b, ldb, c, ldc, accumulate ? 1 : 0)
+    } else if k > 0 {
+        gemmOnThisThread(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, transposeA: transposeA,
+                         beta: accumulate ? 1 : 0)
+    } else if !accumulate {  // an empty sum
+        for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+    }
+}
+
 /// `op(B)` (`k × n`) prepared once for many products `A·op(B)` with the same `B`: a recurrent layer's `W_hh`, which
 /// every time step multiplies. Where the CPU has AVX-512 it is packed into panels of 32 columns (``bp_pack_panels``)
 /// for Backprop's own kernel (``bp_gemm_panels``), which packs nothing at each call; `sgemm` packs both operands at

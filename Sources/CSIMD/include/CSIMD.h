@@ -130,6 +130,11 @@ void bp_pack_panels(float *packed, const float *b, long k, long n, long ldb, int
 /// with op(B) packed by bp_pack_panels. Only where bp_panel_kernel_available() is 1.
 void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
                     int accumulate);
+/// The same kernel with B row-major in place (k × n, rows `ldb` apart), for a B used once, and A (m × k) or, with
+/// `transposeA`, Aᵀ (A is k × m), rows `lda` apart: C = op(A) · B, plus C when `accumulate`. Only where
+/// bp_panel_kernel_available() is 1.
+void bp_gemm(long m, long n, long k, const float *a, long lda, int transposeA, const float *b, long ldb, float *c,
+             long ldc, int accumulate);
 
 /// Tells the CPU this thread is spinning on a shared variable (x86 `pause`, ARM `yield`).
 static inline void bp_cpu_relax(void) {
