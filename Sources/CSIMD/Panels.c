@@ -1,8 +1,10 @@
 // A matrix product for a right-hand operand used many times: a recurrent layer's W_hh, which every time step
 // multiplies. sgemm packs both operands into its own layout at every call; at a step's size (64 × 128 by 128 × 512)
 // that packing is a tenth of the time. Here op(B) is packed once, into panels of 32 columns, and A is read in place
-// (each of its elements is broadcast to 32 columns, so it needs no packing). The kernel is AVX-512 only; on other
-// CPUs `bp_panel_kernel_available` is 0 and the caller uses sgemm instead (`PackedOperand` in GEMM.swift).
+// (each of its elements is broadcast to 32 columns, so it needs no packing). The same kernel also reads a row-major B
+// in place (`bp_gemm`), for a convolution's per-sample products, which each use their patches once. The kernel is
+// AVX-512 only; on other CPUs `bp_panel_kernel_available` is 0 and the callers use sgemm instead (`PackedOperand`,
+// `unpackedGEMMOnThisThread` in GEMM.swift).
 #include "CSIMD.h"
 
 #if defined(__x86_64__)

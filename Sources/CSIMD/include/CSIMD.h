@@ -116,7 +116,8 @@ void bp_max_pool(float *y, float *indices, const float *x, long planes, long h, 
 void bp_max_pool_backward(float *dx, const float *dy, const float *indices, long planes, long h, long w, long outH,
                           long outW, long k, long stride);
 
-// Panels.c: a matrix product whose right-hand operand is packed once for many calls (a recurrent layer's W_hh).
+// Panels.c: a matrix product whose right-hand operand is packed once for many calls (a recurrent layer's W_hh), or
+// read in place (a convolution's patches).
 
 /// The columns of a panel.
 #define BP_PANEL_WIDTH 32
