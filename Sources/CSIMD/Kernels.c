@@ -634,6 +634,10 @@ void bp_rmsprop(float *restrict theta, const float *restrict gradient, float *re
 BP_CLONES
 void bp_max_pool(float *restrict y, float *restrict indices, const float *restrict x, long planes, long h, long w,
                  long outH, long outW, long k, long stride) {
+    if (k == 2 && stride == 2 && bp_has_avx512f()) {
+        bp_max_pool_2x2(y, indices, x, planes, h, w, outH, outW);
+        return;
+    }
     for (long p = 0; p < planes; p++) {
         const float *plane = x + p * h * w;
         float *out = y + p * outH * outW, *where = indices + p * outH * outW;
@@ -675,6 +679,10 @@ void bp_max_pool(float *restrict y, float *restrict indices, const float *restri
 BP_CLONES
 void bp_max_pool_backward(float *restrict dx, const float *restrict dy, const float *restrict indices, long planes,
                           long h, long w, long outH, long outW, long k, long stride) {
+    if (k == 2 && stride == 2 && bp_has_avx512f()) {
+        bp_max_pool_2x2_backward(dx, dy, indices, planes, h, w, outH, outW);
+        return;
+    }
     if (k == 2 && stride == 2) {
         for (long p = 0; p < planes; p++) {
             float *plane = dx + p * h * w;

@@ -3,7 +3,7 @@
 // that packing is a tenth of the time. Here op(B) is packed once, into panels of 32 columns, and A is read in place
 // (each of its elements is broadcast to 32 columns, so it needs no packing). The same kernel also reads a row-major B
 // in place (`bp_gemm`), for a convolution's per-sample products, which each use their patches once. The kernel is
-// AVX-512 only; on other CPUs `bp_panel_kernel_available` is 0 and the callers use sgemm instead (`PackedOperand`,
+// AVX-512 only; on other CPUs `bp_has_avx512f` is 0 and the callers use sgemm instead (`PackedOperand`,
 // `unpackedGEMMOnThisThread` in GEMM.swift).
 #include "CSIMD.h"
 
@@ -11,15 +11,6 @@
 #include <immintrin.h>
 #define BP_AVX512 __attribute__((target("avx512f")))
 #endif
-
-int bp_panel_kernel_available(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
 
 void bp_pack_panels(float *restrict packed, const float *restrict b, long k, long n, long ldb, int transposed) {
     for (long first = 0; first < n; first += BP_PANEL_WIDTH) {
@@ -108,7 +99,7 @@ void bp_gemm(long m, long n, long k, const float *a, long lda, int transposeA, c
 #else
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)transposeA; (void)b; (void)ldb; (void)c; (void)ldc;
     (void)accumulate;
-    __builtin_trap();  // never called: bp_panel_kernel_available() is 0
+    __builtin_trap();  // never called: bp_has_avx512f() is 0
 #endif
 }
 
@@ -118,6 +109,6 @@ void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const floa
     bp_gemm_blocks_avx512(m, n, k, a, lda, 1, packed, k * BP_PANEL_WIDTH, BP_PANEL_WIDTH, c, ldc, accumulate);
 #else
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)c; (void)ldc; (void)accumulate;
-    __builtin_trap();  // never called: bp_panel_kernel_available() is 0
+    __builtin_trap();  // never called: bp_has_avx512f() is 0
 #endif
 }

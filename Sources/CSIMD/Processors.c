@@ -11,3 +11,12 @@ long bp_affinity_cpu_count(void) {
 #endif
     return sysconf(_SC_NPROCESSORS_ONLN);
 }
+
+int bp_has_avx512f(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}

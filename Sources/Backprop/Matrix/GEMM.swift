@@ -157,7 +157,7 @@ struct PackedOperand {
     let panels: Bool
 
     /// Whether this CPU runs ``bp_gemm_panels`` (AVX-512F).
-    static let panelKernelAvailable = bp_panel_kernel_available() != 0
+    static let panelKernelAvailable = bp_has_avx512f() != 0
 
     /// The floats of storage that packing a `k × n` `op(B)` may use, in either layout.
     static func storageCount(k: Int, n: Int) -> Int {

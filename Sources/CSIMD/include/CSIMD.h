@@ -59,6 +59,8 @@ void bp_rmsprop(float *theta, const float *gradient, float *v, float *mean, floa
                 float alpha, float epsilon, float weightDecay, float momentum);
 /// The CPUs in this process's affinity mask (sched_getaffinity), else the online CPUs.
 long bp_affinity_cpu_count(void);
+/// 1 when this CPU and the system run AVX-512F (Backprop's own matrix-product and pooling kernels), else 0.
+int bp_has_avx512f(void);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
@@ -115,25 +117,27 @@ void bp_max_pool(float *y, float *indices, const float *x, long planes, long h, 
 /// Its adjoint for one image: dx (overwritten) holds each dy at the position in `indices`, summed, and 0 elsewhere.
 void bp_max_pool_backward(float *dx, const float *dy, const float *indices, long planes, long h, long w, long outH,
                           long outW, long k, long stride);
+/// The two for 2 × 2 windows with stride 2 in AVX-512 (Pooling.c), which those call where bp_has_avx512f() is 1.
+void bp_max_pool_2x2(float *y, float *indices, const float *x, long planes, long h, long w, long outH, long outW);
+void bp_max_pool_2x2_backward(float *dx, const float *dy, const float *indices, long planes, long h, long w, long outH,
+                              long outW);
 
 // Panels.c: a matrix product whose right-hand operand is packed once for many calls (a recurrent layer's W_hh), or
 // read in place (a convolution's patches).
 
 /// The columns of a panel.
 #define BP_PANEL_WIDTH 32
-/// 1 when this CPU runs `bp_gemm_panels` (AVX-512F), else 0.
-int bp_panel_kernel_available(void);
 /// op(B) (k × n; B row-major `ldb` apart, or its transpose, n × k, with `transposed`) into panels of
 /// BP_PANEL_WIDTH columns: panel q holds rows 0..<k of columns 32q..<32q+32, each row 32 floats, zero past column n.
 /// `packed` has room for k · ⌈n/32⌉ · 32 floats.
 void bp_pack_panels(float *packed, const float *b, long k, long n, long ldb, int transposed);
 /// C (m × n, `ldc` apart) = A (m × k, `lda` apart) · op(B), plus C when `accumulate` (C is not read otherwise),
-/// with op(B) packed by bp_pack_panels. Only where bp_panel_kernel_available() is 1.
+/// with op(B) packed by bp_pack_panels. Only where bp_has_avx512f() is 1.
 void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
                     int accumulate);
 /// The same kernel with B row-major in place (k × n, rows `ldb` apart), for a B used once, and A (m × k) or, with
 /// `transposeA`, Aᵀ (A is k × m), rows `lda` apart: C = op(A) · B, plus C when `accumulate`. Only where
-/// bp_panel_kernel_available() is 1.
+/// bp_has_avx512f() is 1.
 void bp_gemm(long m, long n, long k, const float *a, long lda, int transposeA, const float *b, long ldb, float *c,
              long ldc, int accumulate);
 
