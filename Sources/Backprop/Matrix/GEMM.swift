@@ -50,11 +50,18 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePo
     }
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
     // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm claimed by whichever thread
-    // is free: up to `gemmPartsPerThread` parts per thread, none of less than 2²⁰ multiply-adds (below that the
+    // is free: up to `gemmPartsPerThread` parts per thread (one, below, when the shared operand is large), none of
+    // less than 2²⁰ multiply-adds (below that the
     // split costs more than it gains).
     let byRows = m >= n
     let split = byRows ? m : n
-    let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: gemmPartsPerThread), split / 16))
+    // Every part packs all of the operand the parts share (B when C is split by rows, A when by columns). When that
+    // operand is large (over 2¹⁸ floats, beyond the core's L2: a convolution's weight gradient shares the chunk's dY,
+    // 64 × 12 544), each extra part repacks it from memory, which costs more than the smaller parts gain: one part
+    // per thread then (conv2's weight gradient at 2 threads: 8 parts took 6.64 ms, 2 parts 5.78).
+    let sharedOperand = (byRows ? n : m) * k
+    let perThread = sharedOperand > 1 << 18 ? 1 : gemmPartsPerThread
+    let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: perThread), split / 16))
     var job = GEMMPart(m: m, n: n, k: k, a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA,
                        transposeB: transposeB, alpha: alpha, beta: beta, byRows: byRows)
     Parallel.run(parts: parts, context: &job) { context, part, parts in
