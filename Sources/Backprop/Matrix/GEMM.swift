@@ -51,8 +51,7 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePo
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
     // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm claimed by whichever thread
     // is free: up to `gemmPartsPerThread` parts per thread (one, below, when the shared operand is large), none of
-    // less than 2²⁰ multiply-adds (below that the
-    // split costs more than it gains).
+    // less than 2²⁰ multiply-adds (below that the split costs more than it gains).
     let byRows = m >= n
     let split = byRows ? m : n
     // Every part packs all of the operand the parts share (B when C is split by rows, A when by columns). When that
