@@ -5,7 +5,8 @@ import CSIMD
 /// the threads (a busy machine) the others take its share instead of waiting for it.
 let gemmPartsPerThread = 4
 
-/// General matrix multiply through OpenBLAS: `C ← α·op(A)·op(B) + β·C`.
+/// General matrix multiply: `C ← α·op(A)·op(B) + β·C`, through OpenBLAS's `sgemm`, or on an AVX-512 CPU through
+/// Backprop's own kernel when `B` is not transposed, `α = 1`, `β` is 0 or 1 and the operands are small enough for it.
 ///
 /// `op(X)` is `Xᵀ` when the matching `transpose` flag is set, else `X`. With `op(A)` of shape `m × k` and `op(B)`
 /// of shape `k × n`, `C` must be `m × n` and is written in place (nothing is allocated). `beta = 1` adds the
@@ -49,7 +50,7 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePo
         return
     }
     // Split C between the threads (see `Parallel`): by rows when A is the larger operand to pack, else by
-    // columns, in multiples of 16 (the kernels' tile), each part a single-threaded sgemm claimed by whichever thread
+    // columns, in multiples of 16 (the kernels' tile), each part a single-threaded product claimed by whichever thread
     // is free: up to `gemmPartsPerThread` parts per thread (one, below, when the shared operand is large), none of
     // less than 2²⁰ multiply-adds (below that the split costs more than it gains).
     let byRows = m >= n
