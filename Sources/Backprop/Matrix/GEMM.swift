@@ -58,15 +58,16 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePo
     // Every part packs all of the operand the parts share (B when C is split by rows, A when by columns). When that
     // operand is large (over 2¹⁸ floats, beyond the core's L2: a convolution's weight gradient shares the chunk's dY,
     // 64 × 12 544), each extra part repacks it from memory, which costs more than the smaller parts gain: one part
-    // per thread then (conv2's weight gradient at 2 threads: 8 parts took 6.64 ms, 2 parts 5.78).
+    // per thread then (conv2's weight gradient cut into 8 parts took 6.64 ms on one thread, into 2 parts 5.78).
     let sharedOperand = (byRows ? n : m) * k
     let perThread = sharedOperand > 1 << 18 ? 1 : gemmPartsPerThread
     let parts = max(1, min(Parallel.partCount(for: m * n * k, minimumPerPart: 1 << 20, partsPerThread: perThread), split / 16))
     // A row-major B (used as it is, each row loaded as vectors) with α = 1 and β 0 or 1 — a layer's dX = dY·W or
     // dW = dYᵀ·X — goes through Backprop's own AVX-512 kernel (``bp_gemm``), which at these sizes beats sgemm's
-    // packing of both operands (an MLP's epoch 1.07–1.16× faster). The kernel reads A once per 32 columns of C and
-    // does not block the sum, so A must stay in the core's L2 (2¹⁸ floats) unless C is one block of columns, and a
-    // block of B (k × 32) must too: an LSTM's dW_hh = dGᵀ·H₋₁ over 1792 rows of dG ran 1.05× slower in it.
+    // packing of both operands (an MLP's epoch 1.04–1.16× faster, A/B). The kernel reads A once per 32 columns of C
+    // and does not block the sum, so A must stay in the core's L2 (2¹⁸ floats) unless C is one block of columns, and
+    // a block of B (k × 32) must too: with an LSTM's dW_hh = dGᵀ·H₋₁ (1792 rows of dG) in it, its epoch ran
+    // 0.92–0.98× as fast.
     let ownKernel = PackedOperand.panelKernelAvailable && !transposeB && alpha == 1 && (beta == 0 || beta == 1)
         && (m * k <= 1 << 18 || n <= Int(BP_PANEL_WIDTH)) && k <= 2048
     var job = GEMMPart(m: m, n: n, k: k, a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA,
@@ -130,9 +131,8 @@ func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
 }
 
 /// `C ← op(A)·B`, or `C ← C + op(A)·B` when `accumulate`, plus `rowBias[i]` in each row `i` when given, on the
-/// calling thread, with neither operand packed: `op(A)`
-/// `m × k` (`A`, or with `transposeA` `Aᵀ`, rows `lda` apart), `B` `k × n` row-major (rows `ldb` apart), `C` `m × n`
-/// (rows `ldc` apart; not read unless `accumulate`). Where the CPU has AVX-512, Backprop's own kernel (``bp_gemm``:
+/// calling thread, with neither operand packed: `op(A)` `m × k` (`A`, or with `transposeA` `Aᵀ`, rows `lda` apart),
+/// `B` `k × n` row-major (rows `ldb` apart), `C` `m × n` (rows `ldc` apart; not read unless `accumulate`). Where the CPU has AVX-512, Backprop's own kernel (``bp_gemm``:
 /// each row of `B` is loaded as vectors, each element of `A` broadcast), which at a convolution's per-sample sizes
 /// saves `sgemm`'s packing of both operands at every call; elsewhere `sgemm`. `ownKernel` chooses; tests set it to
 /// check both. Allocates nothing.
