@@ -18,8 +18,7 @@ BP_AVX512
 void bp_max_pool_2x2(float *restrict y, float *restrict indices, const float *restrict x, long planes, long h, long w,
                      long outH, long outW) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));  // `even` is also each window's column offset
     for (long p = 0; p < planes; p++) {
         for (long oy = 0; oy < outH; oy++) {
             const float *top = x + (p * h + 2 * oy) * w, *bottom = top + w;
@@ -43,7 +42,7 @@ void bp_max_pool_2x2(float *restrict y, float *restrict indices, const float *re
                     best = _mm512_mask_mov_ps(best, wins, next[c]);
                     at = _mm512_mask_mov_epi32(at, wins, _mm512_set1_epi32((int)offset[c]));
                 }
-                __m512i position = _mm512_add_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ox)), twice), at);
+                __m512i position = _mm512_add_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ox)), even), at);
                 _mm512_mask_storeu_ps(out + ox, lanes, best);
                 _mm512_mask_storeu_ps(where + ox, lanes, _mm512_cvtepi32_ps(position));
             }

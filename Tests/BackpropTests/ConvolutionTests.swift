@@ -88,8 +88,8 @@ extension ConvolutionTests {
 
     /// Max pooling of every window shape and stride against the definition, computed here: each window's maximum,
     /// the gradient routed to its first position when values tie (as PyTorch does), and a NaN that wins its window.
-    /// Width 9 leaves a last column no window covers; width 37 has 18 windows of 2 × 2 in a row, more than the 16 the
-    /// AVX-512 kernel takes at once.
+    /// Width 37 has 18 windows of 2 × 2 in a row, more than the 16 the AVX-512 kernel takes at once; with 2 × 2 windows
+    /// both widths leave a last column no window covers.
     @Test(arguments: [(2, 2), (3, 2), (2, 1), (3, 3)], [9, 37])
     func maxPoolingIsTheDefinition(_ window: (size: Int, stride: Int), width: Int) {
         let shape = ImageShape(channels: 2, height: 7, width: width), rows = 3  // odd sides: a last row and column no window covers

@@ -210,7 +210,7 @@ private struct ConvolutionSamples {
             switch step {
             case .unfold:
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
-            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b, the bias added to the sums
+            case .forward:  // Y_n (outC × L) = W (outC × P) · cols_n (P × L, rows `width` apart) + b: b written first, the product added
                 layer.unfold(x + sample * input.count, into: patches, rowStride: width)
                 unpackedGEMMOnThisThread(m: outC, n: locations, k: patch, a: layer.weight.pointer, lda: patch, b: patches,
                                          ldb: width, c: y + sample * out.count, ldc: locations, accumulate: false,
