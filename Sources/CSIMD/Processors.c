@@ -20,3 +20,77 @@ int bp_has_avx512f(void) {
     return 0;
 #endif
 }
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct bp_round_trip_probe {
+    _Alignas(64) _Atomic long ball;      // the value passed back and forth, on a cache line of its own
+    _Alignas(64) _Atomic long arrivals;  // the first to arrive measures
+    double nanoseconds;
+};
+
+bp_round_trip_probe *bp_round_trip_probe_create(void) {
+    bp_round_trip_probe *probe = aligned_alloc(64, sizeof(bp_round_trip_probe));
+    if (probe) bp_round_trip_reset(probe);
+    return probe;
+}
+
+double bp_round_trip_nanoseconds(const bp_round_trip_probe *probe) { return probe->nanoseconds; }
+
+static long bp_monotonic_nanoseconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+enum { bp_probe_stop = -2, bp_probe_groups = 4, bp_probe_rounds = 8 };
+
+void bp_round_trip_reset(bp_round_trip_probe *probe) {
+    atomic_store(&probe->arrivals, 0);
+    atomic_store(&probe->ball, 0);
+    probe->nanoseconds = -1;
+}
+
+void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds) {
+    if (atomic_fetch_add(&probe->arrivals, 1) == 0) {
+        // Initiator: wait for the other thread to arrive (ball 1), then send even values and wait for each reply.
+        long start = bp_monotonic_nanoseconds();
+        while (atomic_load_explicit(&probe->ball, memory_order_acquire) != 1) {
+            if (bp_monotonic_nanoseconds() - start > timeoutNanoseconds) {
+                long expected = 0;  // the other thread may arrive right now: whoever swaps first decides
+                if (atomic_compare_exchange_strong(&probe->ball, &expected, bp_probe_stop)) return;
+            }
+            bp_cpu_relax();
+        }
+        long ball = 0, best = -1;
+        for (int group = 0; group < bp_probe_groups; group++) {
+            long groupStart = bp_monotonic_nanoseconds();
+            for (int round = 0; round < bp_probe_rounds; round++) {
+                ball += 2;
+                atomic_store_explicit(&probe->ball, ball, memory_order_release);
+                while (atomic_load_explicit(&probe->ball, memory_order_acquire) != ball + 1) bp_cpu_relax();
+            }
+            long elapsed = bp_monotonic_nanoseconds() - groupStart;
+            if (best < 0 || elapsed < best) best = elapsed;
+        }
+        probe->nanoseconds = (double)best / bp_probe_rounds;
+        atomic_store_explicit(&probe->ball, bp_probe_stop, memory_order_release);
+    } else {
+        // Responder: announce itself unless the initiator gave up, then answer every even value with the next one.
+        long expected = 0;
+        if (!atomic_compare_exchange_strong(&probe->ball, &expected, 1)) return;
+        long last = 1;
+        while (1) {
+            long ball = atomic_load_explicit(&probe->ball, memory_order_acquire);
+            if (ball == bp_probe_stop) return;
+            if (ball != last && (ball & 1) == 0) {
+                last = ball + 1;
+                atomic_store_explicit(&probe->ball, last, memory_order_release);
+            } else {
+                bp_cpu_relax();
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 @_spi(Internals) @testable import Backprop
 import BackpropTestSupport
+import CSIMD
 import Foundation
 import Synchronization
 import Testing
@@ -163,5 +164,75 @@ struct ParallelTests {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0 && text.contains(", 1 thread(s);"), "\(text)")
+    }
+
+    /// Two threads measure a round trip: positive, and under 100 µs (a cache line between two CPUs of one machine takes
+    /// 30–330 ns here). A thread alone gives up after the timeout and records −1; a second that comes after that
+    /// returns at once.
+    @Test func roundTripProbe() {
+        let probe = bp_round_trip_probe_create()!
+        nonisolated(unsafe) let shared = probe
+        bp_round_trip_reset(probe)
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in bp_round_trip(shared, 5_000_000_000) }
+        let measured = bp_round_trip_nanoseconds(probe)
+        #expect(measured > 0 && measured < 100_000, "\(measured) ns")
+
+        bp_round_trip_reset(probe)
+        let start = ContinuousClock.now
+        bp_round_trip(probe, 2_000_000)
+        #expect(bp_round_trip_nanoseconds(probe) == -1)
+        #expect(ContinuousClock.now - start >= .milliseconds(2))
+        bp_round_trip(probe, 2_000_000)  // the late second thread: must not wait
+        #expect(bp_round_trip_nanoseconds(probe) == -1)
+        #expect(ContinuousClock.now - start < .seconds(1))
+    }
+
+    /// While far apart, the first window runs split, the second alone, then the faster way, with one window of the
+    /// other way after every `retryEvery`; a window that began near is not measured; back near, everything is
+    /// forgotten.
+    @Test func farApartChoiceMeasuresBothWays() {
+        var choice = FarApartChoice()
+        let window = 100_000_000
+        var now = 0
+        /// Ends the window at `now + window` after `jobs` jobs.
+        func next(jobs: Int, far: Bool) -> Bool {
+            choice.jobs = jobs
+            now += window
+            return choice.nextWindow(now: now, far: far)
+        }
+        #expect(next(jobs: 500, far: false) == false)
+        #expect(next(jobs: 500, far: true) == false)  // near until now: split first
+        #expect(choice.splitRate == nil)
+        #expect(next(jobs: 300, far: true) == true)  // the split window measured: now alone
+        #expect(choice.splitRate == 300 / Double(window))
+        #expect(next(jobs: 400, far: true) == true)  // alone was faster
+        #expect(choice.aloneRate == 400 / Double(window))
+        for _ in 1..<FarApartChoice.retryEvery { #expect(next(jobs: 400, far: true) == true) }
+        #expect(next(jobs: 400, far: true) == false)  // the retry of the other way
+        #expect(next(jobs: 450, far: true) == false)  // which is now faster
+        #expect(choice.splitRate == 450 / Double(window))
+        #expect(next(jobs: 450, far: false) == false)  // near again
+        #expect(choice.splitRate == nil && choice.aloneRate == nil)
+        #expect(next(jobs: 500, far: true) == false)
+        #expect(next(jobs: 200, far: true) == true)
+        #expect(next(jobs: 100, far: true) == false)  // alone was slower: split
+    }
+
+    /// Jobs give the same results while the team measures round trips (every `probeInterval`): a 2-thread sum
+    /// repeated over three measurement periods is the same sum every time.
+    @Test func jobsAreExactWhileTheTeamMeasuresRoundTrips() {
+        let x = randomMatrix(1, 200_003, seed: 5)
+        let exact = x.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let deadline = ContinuousClock.now + .nanoseconds(3 * WorkerTeam.probeInterval)
+        Parallel.withThreadCount(2) {
+            let first = sumOfSquares(x)
+            #expect(abs(first - exact) <= 1e-6 * exact)
+            var sums = 0
+            while ContinuousClock.now < deadline {
+                let sum = sumOfSquares(x)
+                if sum != first { Issue.record("\(sum) after \(sums) sums, first \(first)"); break }
+                sums += 1
+            }
+        }
     }
 }

@@ -24,6 +24,10 @@ import Synchronization
 /// a call that finds the team busy (another thread of the program is using it) runs on its own thread, so calls
 /// from several threads are safe and never wait on each other.
 ///
+/// While the machine is busy, and while the threads are far apart (a cache line takes 200 ns or more to go from one to
+/// the other and back, measured ten times a second) and this program's jobs were measured to run faster that way, jobs
+/// run on their caller alone.
+///
 /// A job is a C function pointer and a pointer to its arguments, so handing it to the workers allocates nothing;
 /// the kernels of a training step use that form. (Internal closure forms, for tests and convenience, allocate a
 /// small object to lend a closure to another thread.) Of this team, the public part is its size:
@@ -276,6 +280,11 @@ final class WorkerTeam: @unchecked Sendable {
     // (read and written only by the holder of `busy`).
     nonisolated(unsafe) private var soloUntil = 0  // the caller runs jobs alone until this time (nanoseconds)
     nonisolated(unsafe) private var soloLength = WorkerTeam.shortestSolo  // the next solo run's length (nanoseconds)
+    // The round-trip measurement (see `measureRoundTrip`), read and written only by the holder of `busy`.
+    private let probe: OpaquePointer = bp_round_trip_probe_create()
+    nonisolated(unsafe) private var nextProbe = 0  // time of the next measurement (nanoseconds)
+    nonisolated(unsafe) private var farApart = FarApartChoice()  // measures the two ways to run jobs while far apart
+    nonisolated(unsafe) private var aloneUntil = 0  // far apart, and faster alone: jobs run on the caller until then
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -312,6 +321,11 @@ final class WorkerTeam: @unchecked Sendable {
     /// one kept the other on one thread for seconds.
     static let shortestSolo = 20_000_000, longestSolo = 640_000_000, soonAfterSolo = 200_000_000
 
+    /// The round-trip measurement's period (also the length of a `FarApartChoice` window), how long it waits for
+    /// worker 1, and the round trip (nanoseconds) from which threads are far apart (see `measureRoundTrip`).
+    static let probeInterval = 100_000_000, probeTimeout = 1_000_000
+    static let farRoundTrip = 200.0
+
     /// The largest part count a job can have (16 bits of `claim`).
     static let maximumParts = 65_535
 
@@ -323,38 +337,26 @@ final class WorkerTeam: @unchecked Sendable {
             for part in 0..<parts { function(context, part, parts) }
             return
         }
-        if soloUntil != 0 && Self.nanoseconds() < soloUntil {  // the machine was busy a moment ago: the workers would only compete with this thread
-            for part in 0..<parts { function(context, part, parts) }
-            busy.store(false, ordering: .releasing)
-            return
-        }
         while workerCount.load(ordering: .relaxed) < threads - 1 {  // only the holder of `busy` starts workers
             let index = workerCount.load(ordering: .relaxed) + 1
             startWorker(index: index)
             workerCount.store(index, ordering: .releasing)
         }
-        jobFunction = function
-        jobContext = context
-        jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
-        jobNumber = (jobNumber &+ 1) & 0xFFFF_FFFF
-        jobThreads.store(threads, ordering: .relaxed)
-        finished.store(0, ordering: .relaxed)
-        claim.store(jobNumber << 32 | UInt64(parts) << 16, ordering: .releasing)
-        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-            pthread_mutex_lock(sleepLock)
-            pthread_cond_broadcast(wakeUp)
-            pthread_mutex_unlock(sleepLock)
+        let now = Self.nanoseconds()
+        if now >= soloUntil && now >= nextProbe { measureRoundTrip(now: now) }
+        farApart.jobs += 1
+        if now < soloUntil || now < aloneUntil {
+            // The machine was busy a moment ago (the workers would only compete with this thread), or the threads are
+            // far apart and this program's jobs ran faster alone (see `measureRoundTrip`).
+            for part in 0..<parts { function(context, part, parts) }
+            busy.store(false, ordering: .releasing)
+            return
         }
+        publish(parts: parts, threads: threads, function: function, context: context)
         let start = Self.nanoseconds()
         runClaimedParts(onCaller: true)
         let ownWorkDone = Self.nanoseconds()
-        var spins = 0
-        while finished.load(ordering: .acquiring) < parts {
-            // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
-            spins += 1
-            if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
-        }
+        let spins = waitForParts(parts)
         // With parts claimed one at a time, the wait is at most the one part a worker is finishing: shorter than
         // this thread's own work. Much longer means the system stopped running the worker mid-part (another process
         // wants the core): run the next jobs alone rather than wait for it again.
@@ -372,6 +374,64 @@ final class WorkerTeam: @unchecked Sendable {
         }
         (jobFunction, jobContext) = (nil, nil)
         busy.store(false, ordering: .releasing)
+    }
+
+    /// Hands the job to the workers `1..<threads` (waking them if they sleep); the caller then claims parts too.
+    private func publish(parts: Int, threads: Int, function: Parallel.Part, context: UnsafeMutableRawPointer) {
+        jobFunction = function
+        jobContext = context
+        jobFloatingPointControl = bp_floating_point_control()  // e.g. subnormals flushed during a step
+        jobNumber = (jobNumber &+ 1) & 0xFFFF_FFFF
+        jobThreads.store(threads, ordering: .relaxed)
+        finished.store(0, ordering: .relaxed)
+        claim.store(jobNumber << 32 | UInt64(parts) << 16, ordering: .releasing)
+        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(sleepLock)
+            pthread_cond_broadcast(wakeUp)
+            pthread_mutex_unlock(sleepLock)
+        }
+    }
+
+    /// Waits until `parts` parts of the current job have finished; returns how many times it looked.
+    private func waitForParts(_ parts: Int) -> Int {
+        var spins = 0
+        while finished.load(ordering: .acquiring) < parts {
+            // Yield once the wait is long: with more busy threads than cores, a worker may need this core.
+            spins += 1
+            if spins < 4_000 { bp_cpu_relax() } else { sched_yield() }
+        }
+        return spins
+    }
+
+    /// How long a cache line takes to go from the caller to worker 1 and back, measured every `probeInterval` while
+    /// the team is in use. At `farRoundTrip` or longer the two threads do not share a cache, and every line one writes
+    /// and the other reads costs as much: whether this program's jobs then run faster split or on the caller alone
+    /// is measured, one window between two measurements at a time (`FarApartChoice`).
+    ///
+    /// Why: this host's hypervisor sometimes runs its two virtual CPUs on different core complexes for a while (in
+    /// about one run in ten, for tens of seconds). A round trip then took 240–330 ns instead of 64–78 (30–48 when
+    /// they shared a core), and OpenBLAS's own 2-thread GEMMs ran at 1-thread speed (the 784-128-10 floor went from
+    /// 0.16 to 0.30 s an epoch). Epochs measured in that state, 2 threads against 1 thread:
+    /// - 784-128-10 Adam: 0.40–0.47 s against 0.28 s (two threads take 0.19 s otherwise): one thread is faster;
+    /// - 784-256-10: 0.58–0.65 s against 0.56 s: about even;
+    /// - GRU and LSTM on 12 000 images: 1.2–1.4 s against 1.4 s, and 1.5–1.6 s against 1.8 s: two are still faster;
+    /// - the small CNN on 12 000 images: 4.6 s against 5.3 s: two are faster.
+    /// No rule on a job's size told these apart reliably (the first three's average jobs take 56, 117 and 112 µs on
+    /// one thread), so the team measures.
+    private func measureRoundTrip(now: Int) {
+        bp_round_trip_reset(probe)
+        publish(parts: 2, threads: 2, function: { context, _, _ in
+            bp_round_trip(OpaquePointer(context), WorkerTeam.probeTimeout)
+        }, context: UnsafeMutableRawPointer(probe))
+        runClaimedParts(onCaller: true)
+        _ = waitForParts(2)
+        (jobFunction, jobContext) = (nil, nil)
+        nextProbe = now + Self.probeInterval
+        let roundTrip = bp_round_trip_nanoseconds(probe)
+        // −1: the worker did not come within `probeTimeout` (the machine is busy): no news, as far as before.
+        let far = roundTrip < 0 ? farApart.windowFar : roundTrip >= Self.farRoundTrip
+        aloneUntil = farApart.nextWindow(now: now, far: far) ? nextProbe : 0
     }
 
     /// Claims and runs parts of the current job until none is left.
@@ -442,5 +502,51 @@ final class WorkerTeam: @unchecked Sendable {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return t.tv_sec * 1_000_000_000 + t.tv_nsec
+    }
+}
+
+/// Which way runs a program's jobs faster while the team's threads are far apart (see `WorkerTeam`'s
+/// `measureRoundTrip`): split between the threads as usual, or on the caller alone. Time is cut into windows (one
+/// between two round-trip measurements); a window that began and ended far apart gives its way's rate, jobs per
+/// nanosecond. A program repeats the same steps, so over a window of many steps its jobs per second measure its
+/// speed. The first far window runs split, the next alone, then the faster way, trying the other one again every
+/// `retryEvery` windows. Back near, everything is forgotten and jobs run split.
+struct FarApartChoice {
+    /// Jobs started in the current window.
+    var jobs = 0
+    /// Whether the current window began far apart, and runs alone.
+    private(set) var windowFar = false, windowAlone = false
+    private var windowStart = 0
+    /// The rates measured while far apart (jobs per nanosecond).
+    private(set) var splitRate: Double?, aloneRate: Double?
+    private var windowsSinceRetry = 0
+    /// After this many windows on the faster way, one window tries the other.
+    static let retryEvery = 10
+
+    /// Ends the current window at `now` (nanoseconds); `far`: whether the threads are far apart now. Returns whether
+    /// the next window runs alone.
+    mutating func nextWindow(now: Int, far: Bool) -> Bool {
+        if windowFar && far && now > windowStart {
+            let rate = Double(jobs) / Double(now - windowStart)
+            if windowAlone { aloneRate = rate } else { splitRate = rate }
+        }
+        (jobs, windowStart, windowFar) = (0, now, far)
+        guard far else {
+            (splitRate, aloneRate, windowAlone, windowsSinceRetry) = (nil, nil, false, 0)
+            return false
+        }
+        if let split = splitRate, let alone = aloneRate {
+            windowsSinceRetry += 1
+            let aloneIsFaster = alone > split
+            if windowsSinceRetry > Self.retryEvery {
+                windowsSinceRetry = 0
+                windowAlone = !aloneIsFaster
+            } else {
+                windowAlone = aloneIsFaster
+            }
+        } else {
+            windowAlone = splitRate != nil  // first split, then alone
+        }
+        return windowAlone
     }
 }

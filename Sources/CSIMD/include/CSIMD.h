@@ -59,6 +59,19 @@ void bp_rmsprop(float *theta, const float *gradient, float *v, float *mean, floa
                 float alpha, float epsilon, float weightDecay, float momentum);
 /// The CPUs in this process's affinity mask (sched_getaffinity), else the online CPUs.
 long bp_affinity_cpu_count(void);
+/// A measurement of how long a cache line takes to go from one thread to another and back (Processors.c).
+typedef struct bp_round_trip_probe bp_round_trip_probe;
+/// A new probe (never freed: a process needs one).
+bp_round_trip_probe *bp_round_trip_probe_create(void);
+/// Readies the probe for two threads to call bp_round_trip on it.
+void bp_round_trip_reset(bp_round_trip_probe *probe);
+/// The first of two threads to call this waits up to `timeoutNanoseconds` for the second, then passes a value back
+/// and forth 4 × 8 times, recording the shortest group's time per round trip; if the second did not come in time it
+/// records −1, and the second returns at once. Nothing here waits without a bound, except the second thread for the
+/// first while it measures (32 round trips).
+void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds);
+/// The last measurement's nanoseconds per round trip (−1: none).
+double bp_round_trip_nanoseconds(const bp_round_trip_probe *probe);
 /// 1 when this CPU and the system run AVX-512F (Backprop's own matrix-product and pooling kernels), else 0.
 int bp_has_avx512f(void);
 /// y[i] = 1 / (1 + e^(−z[i])).
