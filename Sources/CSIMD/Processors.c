@@ -53,16 +53,27 @@ void bp_round_trip_reset(bp_round_trip_probe *probe) {
     probe->nanoseconds = -1;
 }
 
+// One turn of a wait in bp_round_trip: a pause, and from the 4096th turn on a yield, so that a thread sharing this CPU
+// can run. Every 64 turns it reads the clock: the first reading starts the `timeout`, and it returns 0 once that has
+// passed (so the clock is not read while replies come quickly, and the measured round trip does not include it).
+static int bp_probe_wait_turn(long *turns, long *deadline, long timeout) {
+    *turns += 1;
+    if (*turns >= 4096) sched_yield(); else bp_cpu_relax();
+    if ((*turns & 63) != 0) return 1;
+    long now = bp_monotonic_nanoseconds();
+    if (*deadline == 0) *deadline = now + timeout;
+    return now <= *deadline;
+}
+
 void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds) {
+    long turns = 0, deadline = 0;
     if (atomic_fetch_add(&probe->arrivals, 1) == 0) {
         // Initiator: wait for the other thread to arrive (ball 1), then send even values and wait for each reply.
-        long start = bp_monotonic_nanoseconds();
         while (atomic_load_explicit(&probe->ball, memory_order_acquire) != 1) {
-            if (bp_monotonic_nanoseconds() - start > timeoutNanoseconds) {
+            if (!bp_probe_wait_turn(&turns, &deadline, timeoutNanoseconds)) {
                 long expected = 0;  // the other thread may arrive right now: whoever swaps first decides
                 if (atomic_compare_exchange_strong(&probe->ball, &expected, bp_probe_stop)) return;
             }
-            bp_cpu_relax();
         }
         long ball = 0, best = -1;
         for (int group = 0; group < bp_probe_groups; group++) {
@@ -70,7 +81,14 @@ void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds) {
             for (int round = 0; round < bp_probe_rounds; round++) {
                 ball += 2;
                 atomic_store_explicit(&probe->ball, ball, memory_order_release);
-                while (atomic_load_explicit(&probe->ball, memory_order_acquire) != ball + 1) bp_cpu_relax();
+                turns = 0;
+                deadline = 0;
+                while (atomic_load_explicit(&probe->ball, memory_order_acquire) != ball + 1) {
+                    if (!bp_probe_wait_turn(&turns, &deadline, timeoutNanoseconds)) {  // no reply: no measurement
+                        atomic_store_explicit(&probe->ball, bp_probe_stop, memory_order_release);
+                        return;
+                    }
+                }
             }
             long elapsed = bp_monotonic_nanoseconds() - groupStart;
             if (best < 0 || elapsed < best) best = elapsed;
@@ -78,7 +96,9 @@ void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds) {
         probe->nanoseconds = (double)best / bp_probe_rounds;
         atomic_store_explicit(&probe->ball, bp_probe_stop, memory_order_release);
     } else {
-        // Responder: announce itself unless the initiator gave up, then answer every even value with the next one.
+        // Responder: announce itself unless the initiator gave up, then answer every even value with the next one
+        // (a compare-and-swap, so that a late answer cannot overwrite the initiator's stop), until the stop or until
+        // nothing new comes within the timeout.
         long expected = 0;
         if (!atomic_compare_exchange_strong(&probe->ball, &expected, 1)) return;
         long last = 1;
@@ -86,11 +106,14 @@ void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds) {
             long ball = atomic_load_explicit(&probe->ball, memory_order_acquire);
             if (ball == bp_probe_stop) return;
             if (ball != last && (ball & 1) == 0) {
-                last = ball + 1;
-                atomic_store_explicit(&probe->ball, last, memory_order_release);
-            } else {
-                bp_cpu_relax();
+                if (atomic_compare_exchange_strong(&probe->ball, &ball, ball + 1)) {
+                    last = ball + 1;
+                    turns = 0;
+                    deadline = 0;
+                }
+                continue;
             }
+            if (!bp_probe_wait_turn(&turns, &deadline, timeoutNanoseconds)) return;
         }
     }
 }

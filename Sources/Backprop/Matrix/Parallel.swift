@@ -99,8 +99,9 @@ public enum Parallel {
     /// Runs `function(&context, part, parts)` for every `part` in `0..<parts` and returns when all are done. The
     /// calling thread and the workers each claim the next unclaimed part until none is left, so a thread the system
     /// is not running (the machine is busy) delays the job by at most the one part it claimed: split work into more
-    /// parts than threads where a part's overhead allows. With one thread, or when the team is busy with another
-    /// caller's job, all parts run here, in order. `function` is a closure that captures nothing (its arguments are
+    /// parts than threads where a part's overhead allows. With one thread, when the team is busy with another
+    /// caller's job, while the machine is busy, or while the threads are far apart and this program's jobs ran faster
+    /// alone (see ``Parallel``), all parts run here, in order. `function` is a closure that captures nothing (its arguments are
     /// in `context`); allocates nothing.
     @inlinable
     static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
@@ -285,6 +286,8 @@ final class WorkerTeam: @unchecked Sendable {
     nonisolated(unsafe) private var nextProbe = 0  // time of the next measurement (nanoseconds)
     nonisolated(unsafe) private var farApart = FarApartChoice()  // measures the two ways to run jobs while far apart
     nonisolated(unsafe) private var aloneUntil = 0  // far apart, and faster alone: jobs run on the caller until then
+    /// How many round trips the team has measured (for tests).
+    let measurements = Atomic<Int>(0)
     private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
@@ -321,8 +324,10 @@ final class WorkerTeam: @unchecked Sendable {
     /// one kept the other on one thread for seconds.
     static let shortestSolo = 20_000_000, longestSolo = 640_000_000, soonAfterSolo = 200_000_000
 
-    /// The round-trip measurement's period (also the length of a `FarApartChoice` window), how long it waits for
-    /// worker 1, and the round trip (nanoseconds) from which threads are far apart (see `measureRoundTrip`).
+    /// The round-trip measurement's period (a `FarApartChoice` window lasts from one measurement to the next: this
+    /// long while the team is in use, longer across a pause or a run alone because the machine is busy), how long a
+    /// thread of the measurement waits for the other at most, and the round trip (nanoseconds) from which threads are
+    /// far apart (see `measureRoundTrip`).
     static let probeInterval = 100_000_000, probeTimeout = 1_000_000
     static let farRoundTrip = 200.0
 
@@ -345,6 +350,7 @@ final class WorkerTeam: @unchecked Sendable {
         let now = Self.nanoseconds()
         if now >= soloUntil && now >= nextProbe { measureRoundTrip(now: now) }
         farApart.jobs += 1
+        if now < soloUntil { farApart.disturbed = true }  // a window that ran some jobs alone for that reason is not measured
         if now < soloUntil || now < aloneUntil {
             // The machine was busy a moment ago (the workers would only compete with this thread), or the threads are
             // far apart and this program's jobs ran faster alone (see `measureRoundTrip`).
@@ -427,9 +433,12 @@ final class WorkerTeam: @unchecked Sendable {
         runClaimedParts(onCaller: true)
         _ = waitForParts(2)
         (jobFunction, jobContext) = (nil, nil)
-        nextProbe = now + Self.probeInterval
+        measurements.wrappingAdd(1, ordering: .relaxed)
+        nextProbe = Self.nanoseconds() + Self.probeInterval
         let roundTrip = bp_round_trip_nanoseconds(probe)
-        // −1: the worker did not come within `probeTimeout` (the machine is busy): no news, as far as before.
+        // −1: a thread did not answer within `probeTimeout` (the machine is busy): no news, as far apart as before, and
+        // the window is not measured.
+        if roundTrip < 0 { farApart.disturbed = true }
         let far = roundTrip < 0 ? farApart.windowFar : roundTrip >= Self.farRoundTrip
         aloneUntil = farApart.nextWindow(now: now, far: far) ? nextProbe : 0
     }
@@ -514,6 +523,9 @@ final class WorkerTeam: @unchecked Sendable {
 struct FarApartChoice {
     /// Jobs started in the current window.
     var jobs = 0
+    /// Whether something other than the window's way ran jobs in it (a run alone because the machine was busy) or its
+    /// end is unknown (a measurement without an answer): its rate is then not recorded.
+    var disturbed = false
     /// Whether the current window began far apart, and runs alone.
     private(set) var windowFar = false, windowAlone = false
     private var windowStart = 0
@@ -526,11 +538,11 @@ struct FarApartChoice {
     /// Ends the current window at `now` (nanoseconds); `far`: whether the threads are far apart now. Returns whether
     /// the next window runs alone.
     mutating func nextWindow(now: Int, far: Bool) -> Bool {
-        if windowFar && far && now > windowStart {
+        if windowFar && far && !disturbed && now > windowStart {
             let rate = Double(jobs) / Double(now - windowStart)
             if windowAlone { aloneRate = rate } else { splitRate = rate }
         }
-        (jobs, windowStart, windowFar) = (0, now, far)
+        (jobs, windowStart, windowFar, disturbed) = (0, now, far, false)
         guard far else {
             (splitRate, aloneRate, windowAlone, windowsSinceRetry) = (nil, nil, false, 0)
             return false

@@ -66,9 +66,10 @@ bp_round_trip_probe *bp_round_trip_probe_create(void);
 /// Readies the probe for two threads to call bp_round_trip on it.
 void bp_round_trip_reset(bp_round_trip_probe *probe);
 /// The first of two threads to call this waits up to `timeoutNanoseconds` for the second, then passes a value back
-/// and forth 4 × 8 times, recording the shortest group's time per round trip; if the second did not come in time it
-/// records −1, and the second returns at once. Nothing here waits without a bound, except the second thread for the
-/// first while it measures (32 round trips).
+/// and forth 4 × 8 times and records the shortest group's time per round trip; the second answers each value. Every
+/// wait ends after `timeoutNanoseconds` without news (the first thread then stops the measurement, which leaves the
+/// −1 that bp_round_trip_reset wrote), and waits yield the CPU after a few thousand pauses, so two threads sharing
+/// one CPU still finish.
 void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds);
 /// The last measurement's nanoseconds per round trip (−1: none).
 double bp_round_trip_nanoseconds(const bp_round_trip_probe *probe);
