@@ -166,23 +166,29 @@ struct ParallelTests {
         #expect(process.terminationStatus == 0 && text.contains(", 1 thread(s);"), "\(text)")
     }
 
-    /// Two threads measure a round trip: positive, and under 100 µs (a cache line between two CPUs of one machine takes
-    /// 30–350 ns here; two threads sharing one CPU take a few µs, yielding to each other). A thread alone gives up
+    /// Two threads measure a round trip: positive, and the shortest of five under 1 ms (a cache line between two CPUs
+    /// of one machine takes 30–350 ns here, two threads sharing one CPU a few µs as they yield to each other; but while
+    /// other tests keep both CPUs busy a single measurement can last a scheduler's time slice). A thread alone gives up
     /// after the timeout and leaves −1; a second that comes after that returns at once.
     @Test func roundTripProbe() {
         let probe = bp_round_trip_probe_create()!
         nonisolated(unsafe) let shared = probe
-        bp_round_trip_reset(probe)
-        let otherDone = DispatchSemaphore(value: 0)
-        let other = Thread {
-            bp_round_trip(shared, 5_000_000_000)
-            otherDone.signal()
+        var shortest = Double.infinity
+        for _ in 0..<5 {
+            bp_round_trip_reset(probe)
+            let otherDone = DispatchSemaphore(value: 0)
+            let other = Thread {
+                bp_round_trip(shared, 5_000_000_000)
+                otherDone.signal()
+            }
+            other.start()
+            bp_round_trip(probe, 5_000_000_000)
+            otherDone.wait()
+            let measured = bp_round_trip_nanoseconds(probe)
+            #expect(measured > 0, "\(measured) ns")
+            shortest = min(shortest, measured)
         }
-        other.start()
-        bp_round_trip(probe, 5_000_000_000)
-        otherDone.wait()
-        let measured = bp_round_trip_nanoseconds(probe)
-        #expect(measured > 0 && measured < 100_000, "\(measured) ns")
+        #expect(shortest < 1_000_000, "\(shortest) ns")
 
         bp_round_trip_reset(probe)
         let start = ContinuousClock.now
