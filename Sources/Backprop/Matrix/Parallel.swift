@@ -101,8 +101,8 @@ public enum Parallel {
     /// is not running (the machine is busy) delays the job by at most the one part it claimed: split work into more
     /// parts than threads where a part's overhead allows. With one thread, when the team is busy with another
     /// caller's job, while the machine is busy, or while the threads are far apart and this program's jobs ran faster
-    /// alone (see ``Parallel``), all parts run here, in order. `function` is a closure that captures nothing (its arguments are
-    /// in `context`); allocates nothing.
+    /// alone (see ``Parallel``), all parts run here, in order. `function` is a closure that captures nothing (its
+    /// arguments are in `context`); allocates nothing.
     @inlinable
     static func run<Context>(parts: Int, context: inout Context, _ function: Part) {
         withUnsafeMutablePointer(to: &context) { pointer in
@@ -350,7 +350,7 @@ final class WorkerTeam: @unchecked Sendable {
         let now = Self.nanoseconds()
         if now >= soloUntil && now >= nextProbe { measureRoundTrip(now: now) }
         farApart.jobs += 1
-        if now < soloUntil { farApart.disturbed = true }  // a window that ran some jobs alone for that reason is not measured
+        if now < soloUntil { farApart.disturbed = true }  // a window with runs alone for this reason is not measured
         if now < soloUntil || now < aloneUntil {
             // The machine was busy a moment ago (the workers would only compete with this thread), or the threads are
             // far apart and this program's jobs ran faster alone (see `measureRoundTrip`).
@@ -436,8 +436,8 @@ final class WorkerTeam: @unchecked Sendable {
         measurements.wrappingAdd(1, ordering: .relaxed)
         nextProbe = Self.nanoseconds() + Self.probeInterval
         let roundTrip = bp_round_trip_nanoseconds(probe)
-        // −1: a thread did not answer within `probeTimeout` (the machine is busy): no news, as far apart as before, and
-        // the window is not measured.
+        // −1: a thread did not answer within `probeTimeout` (the machine is busy): no news, as far apart as before,
+        // and the window is not measured.
         if roundTrip < 0 { farApart.disturbed = true }
         let far = roundTrip < 0 ? farApart.windowFar : roundTrip >= Self.farRoundTrip
         aloneUntil = farApart.nextWindow(now: now, far: far) ? nextProbe : 0
