@@ -14,7 +14,7 @@ The peers need PyTorch / NumPy in the interpreter given by --python; a peer that
 
 For 2-thread rows the script also measures how long a cache line takes between two threads, before and after Backprop's
 run and the floor's (Scripts/round_trip.c). This host sometimes runs its two virtual CPUs on different core complexes
-for tens of seconds (a round trip of 240–330 ns instead of 64–78), and 2-thread programs that share data, OpenBLAS's
+for tens of seconds (a round trip of 240–360 ns instead of 55–85), and 2-thread programs that share data, OpenBLAS's
 floor included, then slow down: the table gives both runs' longest round trip, and when one ran near and the other far
 (≥ 200 ns) the pair is run again (up to --phase-retries times) so that Backprop is judged against a floor measured in
 the same state.
@@ -127,8 +127,8 @@ def main():
                         same_phase = (ours_trip >= FAR_ROUND_TRIP) == (floor_trip >= FAR_ROUND_TRIP)
                         if same_phase or attempt == a.phase_retries:
                             break
-                        print(f"<!-- {name}, {t} threads: {seconds:.3f} s against the floor's {floor_seconds:.3f} s, round "
-                              f"trips {ours_trip:.0f} and {floor_trip:.0f} ns: run again -->", flush=True)
+                        print(f"<!-- {name}, {t} threads: {seconds:.3f} s against the floor's {floor_seconds:.3f} s, "
+                              f"round trips {ours_trip:.0f} and {floor_trip:.0f} ns: run again -->", flush=True)
                     round_trips = f"{ours_trip:.0f}, {floor_trip:.0f}" + ("" if same_phase else " (phases differ)")
                 peer_seconds, peer_accuracy = peer(a.python, a.peers, script, peer_args(t), t)
                 ratio = f"{seconds / peer_seconds:.2f}" if peer_seconds else "–"
@@ -138,7 +138,8 @@ def main():
                     adam_seconds = adam_floor(batch, hidden)
                     adam_text = f"{adam_seconds:.3f}" + (f" ({adam_seconds / peer_seconds:.2f})" if peer_seconds else "")
                 print(f"| {name} | {t} | {seconds:.3f} ({accuracy:.4f}) | {peer_name} | {peer_text} | {ratio} | "
-                      f"{floor_seconds:.3f} | {seconds / floor_seconds:.2f} | {adam_text} | {rss:.0f} MB | {round_trips} |", flush=True)
+                      f"{floor_seconds:.3f} | {seconds / floor_seconds:.2f} | {adam_text} | {rss:.0f} MB | {round_trips} |",
+                      flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())

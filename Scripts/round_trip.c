@@ -1,6 +1,6 @@
 // How long a cache line takes to go from one thread to another and back, on two threads the system places where it
 // likes (as it places a program's threads): the median of 25 groups of 8 round trips, in nanoseconds.
-// On this host 64–78 ns when the two virtual CPUs sit on one core complex, 30–48 on one core, 240–330 on two core
+// On this host 55–85 ns when the two virtual CPUs sit on one core complex, 28–48 on one core, 240–360 on two core
 // complexes (then 2-thread programs that share data between threads slow down; see Parallel.swift's measureRoundTrip).
 //
 //     cc -O2 Scripts/round_trip.c -o /tmp/round-trip -lpthread && /tmp/round-trip

@@ -416,12 +416,13 @@ final class WorkerTeam: @unchecked Sendable {
     /// is measured, one window between two measurements at a time (`FarApartChoice`).
     ///
     /// Why: this host's hypervisor sometimes runs its two virtual CPUs on different core complexes for a while (in
-    /// about one run in ten, for tens of seconds). A round trip then took 240–330 ns instead of 64–78 (30–48 when
+    /// about one run in ten, for tens of seconds). A round trip then took 240–360 ns instead of 55–85 (28–48 when
     /// they shared a core), and OpenBLAS's own 2-thread GEMMs ran at 1-thread speed (the 784-128-10 floor went from
     /// 0.16 to 0.30 s an epoch). Epochs measured in that state, 2 threads against 1 thread:
     /// - 784-128-10 Adam: 0.40–0.47 s against 0.28 s (two threads take 0.19 s otherwise): one thread is faster;
     /// - 784-256-10: 0.58–0.65 s against 0.56 s: about even;
-    /// - GRU and LSTM on 12 000 images: 1.2–1.4 s against 1.4 s, and 1.5–1.6 s against 1.8 s: two are still faster;
+    /// - GRU and LSTM on 12 000 images: 1.1–1.4 s against 1.4–1.5 s, and 1.5–1.6 s against 1.8 s: two are still
+    ///   faster;
     /// - the small CNN on 12 000 images: 4.6 s against 5.3 s: two are faster.
     /// No rule on a job's size told these apart reliably (the first three's average jobs take 56, 117 and 112 µs on
     /// one thread), so the team measures.
