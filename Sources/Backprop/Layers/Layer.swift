@@ -87,8 +87,10 @@ public struct TensorName: Sendable, Equatable {
         self.transposed = transposed
     }
 
-    /// The name with `prefix.` in front.
-    func prefixed(_ prefix: String) -> TensorName { TensorName("\(prefix).\(name)", shape: shape, transposed: transposed) }
+    /// The name with `prefix.` in front (unchanged for an empty prefix).
+    func prefixed(_ prefix: String) -> TensorName {
+        prefix.isEmpty ? self : TensorName("\(prefix).\(name)", shape: shape, transposed: transposed)
+    }
 }
 
 /// What one call of a layer's passes needs besides its tensors. Containers hand each child the same context with

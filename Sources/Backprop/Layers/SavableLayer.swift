@@ -58,7 +58,8 @@ public enum LayerRegistry {
     private static let types = Mutex<[String: any SavableLayer.Type]>(Dictionary(uniqueKeysWithValues: [
         Dense.self, Sigmoid.self, ReLU.self, Tanh.self, Softmax.self, LogSoftmax.self, LeakyReLU.self, ELU.self,
         GELU.self, Dropout.self, BatchNorm.self, Residual.self, Sequential.self, Conv2D.self, Pool2D.self, Flatten.self,
-        LSTM.self, GRU.self, RNN.self, TimeDistributed.self,
+        LSTM.self, GRU.self, RNN.self, TimeDistributed.self, Embedding.self, PositionEmbedding.self, LayerNorm.self,
+        MultiHeadAttention.self, TransformerBlock.self, GPT.self,
     ].map { (type: any SavableLayer.Type) in (type.typeName, type) }))
 
     /// Makes `type` loadable under its ``SavableLayer/typeName``. Registering the same type again does nothing; a

@@ -64,13 +64,29 @@ public struct Adam: Optimizer {
         step(parameters: parameters, gradients: gradients, decay: 1)
     }
 
-    /// The step, after `θ ← decay · θ` (AdamW's decoupled decay, fused into the same pass).
-    mutating func step(parameters: Matrix, gradients: Matrix, decay: Float) {
+    /// The step, after `θ ← decay · θ` (AdamW's decoupled decay, fused into the same pass) on the elements of
+    /// `decayed` (all when `nil`; the ranges sorted and disjoint).
+    mutating func step(parameters: Matrix, gradients: Matrix, decay: Float, decayed: [Range<Int>]? = nil) {
         stepCount += 1
-        adamStep(parameters: parameters, gradients: gradients, t: stepCount, learningRate: learningRate,
-                 beta1: beta1, beta2: beta2, epsilon: epsilon, coupledWeightDecay: weightDecay, decay: decay,
-                 m: stateBuffer(&firstMoment, like: parameters), v: stateBuffer(&secondMoment, like: parameters),
-                 vMax: amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil)
+        let m = stateBuffer(&firstMoment, like: parameters), v = stateBuffer(&secondMoment, like: parameters)
+        let vMax = amsgrad ? stateBuffer(&maxSecondMoment, like: parameters) : nil
+        func update(_ range: Range<Int>, decay: Float) {
+            if range.isEmpty { return }
+            let span = (rows: 1, columns: range.count)
+            adamStep(parameters: Matrix(rows: span.rows, columns: span.columns, storage: parameters.storage, offset: parameters.offset + range.lowerBound),
+                     gradients: Matrix(rows: span.rows, columns: span.columns, storage: gradients.storage, offset: gradients.offset + range.lowerBound),
+                     t: stepCount, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                     coupledWeightDecay: weightDecay, decay: decay, m: m + range.lowerBound, v: v + range.lowerBound,
+                     vMax: vMax.map { $0 + range.lowerBound })
+        }
+        guard let decayed, decay != 1 else { return update(0..<parameters.count, decay: decay) }
+        var next = 0
+        for range in decayed {
+            update(next..<range.lowerBound, decay: 1)
+            update(range, decay: decay)
+            next = range.upperBound
+        }
+        update(next..<parameters.count, decay: 1)
     }
 }
 
@@ -78,12 +94,23 @@ public struct Adam: Optimizer {
 /// PyTorch: `torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
 /// amsgrad=False)`.
 ///
-/// At step `t`: first `θ ← θ − γλθ`, then the ``Adam`` update with `λ = 0`.
+/// At step `t`: first `θ ← θ − γλθ` (on ``decayedRanges`` only, if set), then the ``Adam`` update with `λ = 0`.
 public struct AdamW: Optimizer {
     /// The Adam update it applies after the decay (its own weight decay stays 0).
     private var adam: Adam
     /// `λ`, the decoupled decay rate (multiplied by `γ`).
     public var weightDecay: Float
+    /// The elements of the parameter buffer that decay (sorted, disjoint ranges), or `nil` for all of them: PyTorch's
+    /// two parameter groups, `weight_decay` on some tensors and 0 on the others. ``Network/matrixParameterRanges``
+    /// gives the usual choice, the tensors of two or more dimensions (not biases or normalization scales).
+    public var decayedRanges: [Range<Int>]? {
+        didSet {
+            if let ranges = decayedRanges {
+                precondition(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound <= $1.lowerBound } && (ranges.first?.lowerBound ?? 0) >= 0,
+                             "AdamW.decayedRanges: the ranges must be sorted, disjoint and non-negative, got \(ranges)")
+            }
+        }
+    }
 
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
                 weightDecay: Float = 1e-2, amsgrad: Bool = false) {
@@ -111,7 +138,11 @@ public struct AdamW: Optimizer {
 
     public mutating func step(parameters: Matrix, gradients: Matrix) {
         checkLayout("AdamW", parameters, gradients)
-        adam.step(parameters: parameters, gradients: gradients, decay: 1 - learningRate * weightDecay)
+        if let last = decayedRanges?.last {
+            precondition(last.upperBound <= parameters.count,
+                         "AdamW: decayedRanges reach \(last.upperBound), beyond the \(parameters.count) parameters")
+        }
+        adam.step(parameters: parameters, gradients: gradients, decay: 1 - learningRate * weightDecay, decayed: decayedRanges)
     }
 }
 

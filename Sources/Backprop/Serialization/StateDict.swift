@@ -21,14 +21,30 @@ extension Network {
         }
     }
 
+    /// The ranges of ``parameters`` holding the tensors PyTorch gives two or more dimensions (weights and
+    /// embeddings, not biases or normalization scales), in order: the tensors that `p.dim() >= 2` selects for
+    /// weight decay (``AdamW/decayedRanges``). Adjacent tensors share a range.
+    public var matrixParameterRanges: [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        for entry in namedTensors where entry.isParameter && entry.shape.count >= 2 {
+            let start = entry.tensor.offset - parameters.offset, range = start..<(start + entry.tensor.count)
+            if let last = ranges.last, last.upperBound == range.lowerBound {
+                ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                ranges.append(range)
+            }
+        }
+        return ranges
+    }
+
     /// The network's tensors (views) with their PyTorch names and shapes.
     var namedTensors: [(name: String, tensor: Matrix, shape: [Int], transposed: Bool, isParameter: Bool)] {
         zip(body.names, layers).flatMap { index, layer in
             let parameters = zip(layer.parameterNames, layer.parameters).map { name, tensor in
-                ("\(index).\(name.name)", tensor, name.shape, name.transposed, true)
+                (index.isEmpty ? name.name : "\(index).\(name.name)", tensor, name.shape, name.transposed, true)
             }
             let buffers = layer.stateTensors.map { name, tensor in  // 1 × 1 counters are 0-dimensional in PyTorch
-                ("\(index).\(name)", tensor, tensor.count == 1 ? [Int]() : [tensor.count], false, false)
+                (index.isEmpty ? name : "\(index).\(name)", tensor, tensor.count == 1 ? [Int]() : [tensor.count], false, false)
             }
             return parameters + buffers
         }

@@ -13,7 +13,7 @@ public struct Sequential: Layer {
     public let names: [String]
 
     /// A sequence of `layers` (at least one), named `0`, `1`, … or by `names` (one each, distinct, non-empty,
-    /// without `.`).
+    /// without `.`; or, for a single layer, `""`: its tensors are then named as the layer names them, unprefixed).
     public init(_ layers: [any Layer], names: [String]? = nil) {
         precondition(!layers.isEmpty, "Sequential: needs at least one layer")
         let names = names ?? layers.indices.map(String.init)
@@ -25,7 +25,8 @@ public struct Sequential: Layer {
 
     /// Whether `names` can name `count` children.
     static func areValid(_ names: [String], count: Int) -> Bool {
-        names.count == count && Set(names).count == count && names.allSatisfy { !$0.isEmpty && !$0.contains(".") }
+        if count == 1 && names == [""] { return true }  // one layer whose tensors are the model's own (GPT)
+        return names.count == count && Set(names).count == count && names.allSatisfy { !$0.isEmpty && !$0.contains(".") }
     }
 
     /// The number of features after each layer, for `inputSize` input features.

@@ -72,6 +72,11 @@ public final class TextModel {
     /// The model a safetensors file holds (`path` is only for messages).
     public static func load(from file: SafetensorsFile, path: String) throws(CheckpointError) -> TextModel {
         let (network, metadata) = try Checkpoint.network(from: file, path: path)
+        return try TextModel(network: network, vocabulary: vocabulary(in: metadata, path: path), path: path)
+    }
+
+    /// The vocabulary a text model's metadata records (``vocabularyKey``).
+    static func vocabulary(in metadata: [String: String], path: String) throws(CheckpointError) -> [UInt8] {
         guard let list = metadata[vocabularyKey] else {
             throw .invalidArchitecture(path: path, reason: "no vocabulary (\(vocabularyKey)): not a text model")
         }
@@ -80,11 +85,16 @@ public final class TextModel {
             guard let byte = UInt8(item) else { throw .invalidArchitecture(path: path, reason: "its vocabulary has '\(item)', not a byte") }
             vocabulary.append(byte)
         }
-        return try TextModel(network: network, vocabulary: vocabulary, path: path)
+        return vocabulary
     }
 
     /// The indices of `bytes` in the vocabulary, or the bytes it does not know.
     public func indices(of bytes: [UInt8]) -> Result<[UInt8], UnknownBytes> {
+        Self.indices(of: bytes, in: vocabulary)
+    }
+
+    /// The indices of `bytes` in `vocabulary` (at most 256 distinct bytes), or the bytes it does not hold.
+    static func indices(of bytes: [UInt8], in vocabulary: [UInt8]) -> Result<[UInt8], UnknownBytes> {
         var index = [Int](repeating: -1, count: 256)
         for (i, byte) in vocabulary.enumerated() { index[Int(byte)] = i }
         let unknown = Set(bytes.filter { index[Int($0)] < 0 })

@@ -169,4 +169,29 @@ static inline void bp_cpu_relax(void) {
 /// instead of 11 µs with prefetcht0 one step ahead (which fills L1, where the lines do not survive the step).
 static inline void bp_prefetch(const void *p) { __builtin_prefetch(p, 0, 1); }
 
+
+// Transformer.c: the transformer's loops outside the matrix products (Layers/Transformer states the formulas).
+
+/// y[r] = table[ids[r]] + positions[r mod steps] (positions may be NULL), for the rows·steps tokens r (ids hold
+/// whole numbers).
+void bp_embedding(float *y, const float *ids, const float *table, const float *positions, long rows, long steps, long width);
+/// dTable[ids[r]] += dy[r] and dPositions[r mod steps] += dy[r] (either may be NULL; ids only with dTable).
+void bp_embedding_backward(float *dTable, float *dPositions, const float *ids, const float *dy, long rows, long steps,
+                           long width);
+/// Layer normalization of each row; statistics[2r], [2r+1] = the row's mean and 1/√(variance + ε); beta may be NULL.
+void bp_layer_norm(float *y, float *statistics, const float *x, const float *gamma, const float *beta, long rows,
+                   long width, float epsilon);
+/// Its backward pass: dGamma (and dBeta, unless NULL) accumulate; dx is written, or added to with accumulate, or
+/// skipped when NULL.
+void bp_layer_norm_backward(float *dx, float *dGamma, float *dBeta, const float *dy, const float *x,
+                            const float *statistics, const float *gamma, long rows, long width, int accumulate);
+/// Causal attention for the (sequence, head) pairs firstPair..<lastPair of qkv (sequences of `steps` rows of
+/// [q | k | v], each `width` wide): the queries firstQuery..<steps, their probabilities (pair, query, key) and
+/// their outputs (sequence, query, width) written. keysT: the keys transposed, width·steps floats per sequence.
+void bp_attention(float *y, float *probabilities, float *keysT, const float *qkv, long steps, long firstQuery, long width,
+                  long heads, long firstPair, long lastPair);
+/// Its backward pass (firstQuery 0): dqkv written for the pairs' columns; valuesT as keysT above.
+void bp_attention_backward(float *dqkv, float *valuesT, const float *dy, const float *qkv, const float *probabilities,
+                           long steps, long width, long heads, long firstPair, long lastPair);
+
 #endif
