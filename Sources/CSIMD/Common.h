@@ -53,4 +53,41 @@ static inline float bp_exp(float x) {
     return original < -87.0f ? 0.0f : p * scale;
 }
 
+/// The largest and the sum of a row, in 16 float lanes (vectorised without reassociating a single running value).
+static inline __attribute__((always_inline)) float bp_row_max(const float *restrict x, long n) {
+    float lanes[16];
+    for (int j = 0; j < 16; j++) lanes[j] = -__builtin_inff();
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+    float m = -__builtin_inff();
+    for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static inline __attribute__((always_inline)) float bp_row_sum(const float *restrict x, long n) {
+    float lanes[16] = {0};
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] += x[i + j];
+    float sum = 0;
+    for (int j = 0; j < 16; j++) sum += lanes[j];
+    for (; i < n; i++) sum += x[i];
+    return sum;
+}
+
+
+/// Σᵢ xᵢyᵢ, in 16 float lanes.
+static inline __attribute__((always_inline)) float bp_row_dot(const float *restrict x, const float *restrict y, long n) {
+    float lanes[16] = {0};
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] += x[i + j] * y[i + j];
+    float sum = 0;
+    for (int j = 0; j < 16; j++) sum += lanes[j];
+    for (; i < n; i++) sum += x[i] * y[i];
+    return sum;
+}
+
 #endif

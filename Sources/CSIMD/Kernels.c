@@ -454,30 +454,6 @@ void bp_gelu_backward(float *restrict dz, const float *restrict dy, const float 
     }
 }
 
-/// The largest and the sum of a row, in 16 float lanes (vectorised without reassociating a single running value).
-static inline __attribute__((always_inline)) float bp_row_max(const float *restrict x, long n) {
-    float lanes[16];
-    for (int j = 0; j < 16; j++) lanes[j] = -__builtin_inff();
-    long i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
-    float m = -__builtin_inff();
-    for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
-
-static inline __attribute__((always_inline)) float bp_row_sum(const float *restrict x, long n) {
-    float lanes[16] = {0};
-    long i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lanes[j] += x[i + j];
-    float sum = 0;
-    for (int j = 0; j < 16; j++) sum += lanes[j];
-    for (; i < n; i++) sum += x[i];
-    return sum;
-}
-
 /// Row-wise softmax (`log` 0) or log-softmax (`log` 1) of `rows × columns`, each row shifted by its maximum.
 BP_CLONES
 void bp_softmax_rows(float *restrict y, const float *restrict z, long rows, long columns, int log) {

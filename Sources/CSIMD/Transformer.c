@@ -83,6 +83,116 @@ void bp_layer_norm_backward(float *restrict dx, float *restrict dGamma, float *r
     }
 }
 
+/// Features of a head accumulated at once: a block of 32 in two output rows, 8 AVX2 or 4 AVX-512 registers.
+#define BP_HEAD_BLOCK 32
+
+/// out0[0..<w] = Σⱼ a0[j·stride] · rows[j·rowStride + 0..<w] and out1 likewise with a1, for j in 0..<n: two output rows
+/// of a product whose inner dimension is the sequence, sharing each loaded row. With w = 32 the accumulators are
+/// fixed-size locals the compiler keeps in vector registers.
+static inline __attribute__((always_inline)) void bp_weighted_rows2(float *restrict out0, float *restrict out1,
+                                                                    const float *restrict a0, const float *restrict a1,
+                                                                    long stride, const float *restrict rows, long rowStride,
+                                                                    long n, long w) {
+    if (w == BP_HEAD_BLOCK) {
+        float acc0[BP_HEAD_BLOCK] = {0}, acc1[BP_HEAD_BLOCK] = {0};
+        for (long j = 0; j < n; j++) {
+            float x0 = a0[j * stride], x1 = a1[j * stride];
+            const float *row = rows + j * rowStride;
+            for (int e = 0; e < BP_HEAD_BLOCK; e++) {
+                acc0[e] += x0 * row[e];
+                acc1[e] += x1 * row[e];
+            }
+        }
+        for (int e = 0; e < BP_HEAD_BLOCK; e++) { out0[e] = acc0[e]; out1[e] = acc1[e]; }
+        return;
+    }
+    for (long e = 0; e < w; e++) { out0[e] = 0; out1[e] = 0; }
+    for (long j = 0; j < n; j++) {
+        float x0 = a0[j * stride], x1 = a1[j * stride];
+        const float *row = rows + j * rowStride;
+        for (long e = 0; e < w; e++) {
+            out0[e] += x0 * row[e];
+            out1[e] += x1 * row[e];
+        }
+    }
+}
+
+/// out[0..<w] += a · row[0..<w].
+static inline __attribute__((always_inline)) void bp_add_scaled_row(float *restrict out, float a, const float *restrict row, long w) {
+    for (long e = 0; e < w; e++) out[e] += a * row[e];
+}
+
+/// For the queries (or keys) `first..<last` of a head, two at a time, each output row r gets
+/// Σⱼ weight(r, j) · rows[j] over a triangle of j: `lower` (j ≤ r: outputs of attention, dQ) reads weights along row r
+/// of a steps-wide matrix; otherwise (j ≥ r: dK, dV) down column r. `out` rows are `outStride` apart.
+static inline __attribute__((always_inline)) void bp_triangle_product(float *restrict out, long outStride,
+                                                                      const float *restrict weights, long steps, int lower,
+                                                                      const float *restrict rows, long rowStride, long d,
+                                                                      long first, long last) {
+    for (long e0 = 0; e0 < d; e0 += BP_HEAD_BLOCK) {
+        long w = d - e0 < BP_HEAD_BLOCK ? d - e0 : BP_HEAD_BLOCK;
+        const float *block = rows + e0;
+        long r = first;
+        for (; r + 2 <= last; r += 2) {
+            float *o0 = out + r * outStride + e0, *o1 = out + (r + 1) * outStride + e0;
+            if (lower) {  // rows 0…r shared, row r + 1 for the second only
+                const float *a0 = weights + r * steps, *a1 = weights + (r + 1) * steps;
+                bp_weighted_rows2(o0, o1, a0, a1, 1, block, rowStride, r + 1, w);
+                bp_add_scaled_row(o1, a1[r + 1], block + (r + 1) * rowStride, w);
+            } else {      // rows r + 1… shared, row r for the first only
+                const float *a0 = weights + (r + 1) * steps + r, *a1 = weights + (r + 1) * steps + r + 1;
+                bp_weighted_rows2(o0, o1, a0, a1, steps, block + (r + 1) * rowStride, rowStride, steps - r - 1, w);
+                bp_add_scaled_row(o0, weights[r * steps + r], block + r * rowStride, w);
+            }
+        }
+        if (r < last) {  // the last one alone (its partner's result discarded)
+            float spare[BP_HEAD_BLOCK], *o0 = out + r * outStride + e0;
+            if (lower) {
+                bp_weighted_rows2(o0, spare, weights + r * steps, weights + r * steps, 1, block, rowStride, r + 1, w);
+            } else {
+                const float *a0 = weights + r * steps + r;
+                bp_weighted_rows2(o0, spare, a0, a0, steps, block + r * rowStride, rowStride, steps - r, w);
+            }
+        }
+    }
+}
+
+/// p[0..<n] = Σₑ x[e] · t[e·steps + 0..<n] · scale: a row times a packed transposed head (four features per pass).
+static inline __attribute__((always_inline)) void bp_row_times_packed(float *restrict p, const float *restrict x,
+                                                                      const float *restrict t, long steps, long d, long n,
+                                                                      float scale) {
+    for (long j = 0; j < n; j++) p[j] = 0;
+    long e = 0;
+    for (; e + 4 <= d; e += 4) {
+        float x0 = x[e] * scale, x1 = x[e + 1] * scale, x2 = x[e + 2] * scale, x3 = x[e + 3] * scale;
+        const float *t0 = t + e * steps, *t1 = t0 + steps, *t2 = t1 + steps, *t3 = t2 + steps;
+        for (long j = 0; j < n; j++) p[j] += x0 * t0[j] + x1 * t1[j] + x2 * t2[j] + x3 * t3[j];
+    }
+    for (; e < d; e++) {
+        float xe = x[e] * scale;
+        const float *te = t + e * steps;
+        for (long j = 0; j < n; j++) p[j] += xe * te[j];
+    }
+}
+
+/// One head's features (d, from column `offset` of rows `stride` apart) packed transposed: t[e·steps + j].
+static inline __attribute__((always_inline)) void bp_pack_transposed(float *restrict t, const float *restrict rows,
+                                                                     long stride, long steps, long d) {
+    // Eight rows at a time, each feature's eight values stored together (the stores are the costly side).
+    long j = 0;
+    for (; j + 8 <= steps; j += 8) {
+        const float *r0 = rows + j * stride;
+        for (long e = 0; e < d; e++) {
+            float *out = t + e * steps + j;
+            for (int k = 0; k < 8; k++) out[k] = r0[k * stride + e];
+        }
+    }
+    for (; j < steps; j++) {
+        const float *row = rows + j * stride;
+        for (long e = 0; e < d; e++) t[e * steps + j] = row[e];
+    }
+}
+
 BP_CLONES
 void bp_attention(float *restrict y, float *restrict probabilities, float *restrict keysT, const float *restrict qkv,
                   long steps, long firstQuery, long width, long heads, long firstPair, long lastPair) {
@@ -92,80 +202,48 @@ void bp_attention(float *restrict y, float *restrict probabilities, float *restr
         long b = pair / heads, h = pair % heads;
         const float *base = qkv + b * steps * stride;
         float *kt = keysT + pair * d * steps;
-        for (long j = 0; j < steps; j++) {
-            const float *k = base + j * stride + width + h * d;
-            for (long e = 0; e < d; e++) kt[e * steps + j] = k[e];
-        }
+        bp_pack_transposed(kt, base + width + h * d, stride, steps, d);
         for (long i = firstQuery; i < steps; i++) {
-            const float *q = base + i * stride + h * d;
             float *p = probabilities + (pair * queries + i - firstQuery) * steps;
             long n = i + 1;
-            for (long j = 0; j < n; j++) p[j] = 0;
-            for (long e = 0; e < d; e++) {
-                float qe = q[e] * scale;
-                const float *ke = kt + e * steps;
-                for (long j = 0; j < n; j++) p[j] += qe * ke[j];
-            }
-            float top = p[0];
-            for (long j = 1; j < n; j++) top = p[j] > top ? p[j] : top;
-            float total = 0;
-            for (long j = 0; j < n; j++) { p[j] = bp_exp(p[j] - top); total += p[j]; }
-            float inverse = 1.0f / total;
+            bp_row_times_packed(p, base + i * stride + h * d, kt, steps, d, n, scale);
+            float top = bp_row_max(p, n);
+            for (long j = 0; j < n; j++) p[j] = bp_exp(p[j] - top);
+            float inverse = 1.0f / bp_row_sum(p, n);
             for (long j = 0; j < n; j++) p[j] *= inverse;
             for (long j = n; j < steps; j++) p[j] = 0;
-            float *out = y + (b * queries + i - firstQuery) * width + h * d;
-            for (long e = 0; e < d; e++) out[e] = 0;
-            for (long j = 0; j < n; j++) {
-                const float *v = base + j * stride + 2 * width + h * d;
-                float pj = p[j];
-                for (long e = 0; e < d; e++) out[e] += pj * v[e];
-            }
         }
+        // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery)
+        float *P = probabilities + pair * queries * steps - firstQuery * steps;
+        bp_triangle_product(y + (b * queries - firstQuery) * width + h * d, width, P, steps, 1, base + 2 * width + h * d,
+                            stride, d, firstQuery, steps);
     }
 }
 
 BP_CLONES
-void bp_attention_backward(float *restrict dqkv, float *restrict valuesT, const float *restrict dy, const float *restrict qkv,
-                           const float *restrict probabilities, long steps, long width, long heads, long firstPair,
-                           long lastPair) {
+void bp_attention_backward(float *restrict dqkv, float *restrict valuesT, float *restrict rowTemporary,
+                           const float *restrict dy, const float *restrict qkv, float *restrict probabilities, long steps,
+                           long width, long heads, long firstPair, long lastPair) {
     long d = width / heads, stride = 3 * width;
     float scale = 1.0f / bp_sqrt((float)d);
-    float ds[steps];
     for (long pair = firstPair; pair < lastPair; pair++) {
         long b = pair / heads, h = pair % heads;
-        const float *base = qkv + b * steps * stride;
-        float *dBase = dqkv + b * steps * stride;
-        float *vt = valuesT + pair * d * steps;
-        for (long j = 0; j < steps; j++) {
-            const float *v = base + j * stride + 2 * width + h * d;
-            for (long e = 0; e < d; e++) vt[e * steps + j] = v[e];
-            float *dRow = dBase + j * stride + h * d;
-            for (long e = 0; e < d; e++) { dRow[e] = 0; dRow[width + e] = 0; dRow[2 * width + e] = 0; }
-        }
+        const float *base = qkv + b * steps * stride, *g = dy + b * steps * width + h * d;
+        float *dBase = dqkv + b * steps * stride, *P = probabilities + pair * steps * steps;
+        float *vt = valuesT + pair * d * steps, *dp = rowTemporary + pair * steps;
+        // dVⱼ = Σ_{i ≥ j} Pᵢⱼ dYᵢ
+        bp_triangle_product(dBase + 2 * width + h * d, stride, P, steps, 0, g, width, d, 0, steps);
+        // dPᵢ = dYᵢ·Vᵀ, dSᵢ = Pᵢ ∘ (dPᵢ − dPᵢ·Pᵢ)/√D written over Pᵢ
+        bp_pack_transposed(vt, base + 2 * width + h * d, stride, steps, d);
         for (long i = 0; i < steps; i++) {
-            const float *g = dy + (b * steps + i) * width + h * d, *q = base + i * stride + h * d;
-            const float *p = probabilities + (pair * steps + i) * steps;
             long n = i + 1;
-            for (long j = 0; j < n; j++) ds[j] = 0;
-            for (long e = 0; e < d; e++) {
-                float ge = g[e];
-                const float *ve = vt + e * steps;
-                for (long j = 0; j < n; j++) ds[j] += ge * ve[j];
-            }
-            float dot = 0;
-            for (long j = 0; j < n; j++) dot += p[j] * ds[j];
-            for (long j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-            float *dq = dBase + i * stride + h * d;
-            for (long j = 0; j < n; j++) {
-                const float *k = base + j * stride + width + h * d;
-                float *dk = dBase + j * stride + width + h * d, *dv = dBase + j * stride + 2 * width + h * d;
-                float sj = ds[j], pj = p[j];
-                for (long e = 0; e < d; e++) {
-                    dq[e] += sj * k[e];
-                    dk[e] += sj * q[e];
-                    dv[e] += pj * g[e];
-                }
-            }
+            float *p = P + i * steps;
+            bp_row_times_packed(dp, g + i * width, vt, steps, d, n, 1.0f);
+            float dot = bp_row_dot(p, dp, n);
+            for (long j = 0; j < n; j++) p[j] = p[j] * (dp[j] - dot) * scale;
         }
+        // dQᵢ = Σ_{j ≤ i} dSᵢⱼ Kⱼ, dKⱼ = Σ_{i ≥ j} dSᵢⱼ Qᵢ
+        bp_triangle_product(dBase + h * d, stride, P, steps, 1, base + width + h * d, stride, d, 0, steps);
+        bp_triangle_product(dBase + width + h * d, stride, P, steps, 0, base + h * d, stride, d, 0, steps);
     }
 }

@@ -353,3 +353,60 @@ public final class GPTTrainer {
         return total / Double(max(batches, 1))
     }
 }
+
+extension GPTTrainer {
+    /// Saves the model (as ``GPTModel/save(to:metadata:)`` does, so `text sample` reads the file) with the training
+    /// state: the optimizer's buffers (tensors `optimizer.exp_avg`, `optimizer.exp_avg_sq`), the steps taken and
+    /// `generator`'s state (the window draws to come), atomically. Load it into PyTorch with `strict=False`.
+    public func saveCheckpoint(to path: String, generator: SeededGenerator, metadata: [String: String] = [:]) throws(CheckpointError) {
+        var metadata = metadata
+        metadata[TextModel.vocabularyKey] = model.vocabulary.map(String.init).joined(separator: ",")
+        metadata[GPTModel.headsKey] = String(model.gpt.heads)
+        metadata[GPTModel.modelKey] = "gpt"
+        var file = try Checkpoint.file(for: model.network, metadata: metadata)
+        let state = optimizer.state
+        for (name, buffer) in state.buffers {
+            file.tensors[TrainingCheckpoint.Key.optimizerTensorPrefix + name] = SafetensorsFile.Tensor(shape: [buffer.count], values: buffer.scalars)
+        }
+        file.metadata[TrainingCheckpoint.Key.optimizerSteps] = String(stepCount)
+        file.metadata[TrainingCheckpoint.Key.optimizerType] = "AdamW"
+        let g = generator.state
+        file.metadata[TrainingCheckpoint.Key.generator] = [g.0, g.1, g.2, g.3].map { String($0) }.joined(separator: ",")
+        try file.checkFinite(path: path)
+        try file.write(to: path)
+    }
+
+    /// Restores the training state of a file ``saveCheckpoint(to:generator:metadata:)`` wrote into this trainer,
+    /// whose model must have been loaded from the same file; returns the window generator to continue with.
+    public func restore(from file: SafetensorsFile, path: String) throws(CheckpointError) -> SeededGenerator {
+        guard let stepsText = file.metadata[TrainingCheckpoint.Key.optimizerSteps], let steps = Int(stepsText),
+              steps >= 0, steps <= TrainingCheckpoint.largestCount else {
+            throw .invalidArchitecture(path: path, reason: "no training state: metadata '\(TrainingCheckpoint.Key.optimizerSteps)' is missing or not a count (save with --checkpoint-every)")
+        }
+        if let kind = file.metadata[TrainingCheckpoint.Key.optimizerType], kind != "AdamW" {
+            throw .invalidArchitecture(path: path, reason: "the training state is that of \(kind), not of AdamW")
+        }
+        let words = (file.metadata[TrainingCheckpoint.Key.generator] ?? "").split(separator: ",").compactMap { UInt64($0) }
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else {
+            throw .invalidArchitecture(path: path, reason: "metadata '\(TrainingCheckpoint.Key.generator)' is not four numbers, not all zero")
+        }
+        var buffers: [String: Matrix] = [:]
+        for name in ["exp_avg", "exp_avg_sq"] {
+            let key = TrainingCheckpoint.Key.optimizerTensorPrefix + name
+            guard let tensor = file.tensors[key] else {
+                if steps == 0 { continue }
+                throw .missingTensor(path: path, tensor: key)
+            }
+            guard tensor.values.count == model.network.parameterCount else {
+                throw .shapeMismatch(path: path, tensor: key, expected: [model.network.parameterCount], found: tensor.shape)
+            }
+            guard tensor.values.allSatisfy(\.isFinite) else { throw .nonFiniteValues(path: path, tensor: key) }
+            buffers[name] = Matrix(rows: 1, columns: tensor.values.count, values: tensor.values)
+        }
+        optimizer.restore(OptimizerState(stepCount: steps, buffers: buffers))
+        stepCount = steps
+        var generator = SeededGenerator(seed: 0)
+        generator.state = (words[0], words[1], words[2], words[3])
+        return generator
+    }
+}

@@ -190,8 +190,9 @@ void bp_layer_norm_backward(float *dx, float *dGamma, float *dBeta, const float 
 /// their outputs (sequence, query, width) written. keysT: the keys transposed, width·steps floats per sequence.
 void bp_attention(float *y, float *probabilities, float *keysT, const float *qkv, long steps, long firstQuery, long width,
                   long heads, long firstPair, long lastPair);
-/// Its backward pass (firstQuery 0): dqkv written for the pairs' columns; valuesT as keysT above.
-void bp_attention_backward(float *dqkv, float *valuesT, const float *dy, const float *qkv, const float *probabilities,
-                           long steps, long width, long heads, long firstPair, long lastPair);
+/// Its backward pass (firstQuery 0): dqkv written for the pairs' columns; valuesT as keysT above, rowTemporary
+/// `steps` floats per pair. The probabilities are overwritten (with ∂L/∂ of the scores).
+void bp_attention_backward(float *dqkv, float *valuesT, float *rowTemporary, const float *dy, const float *qkv,
+                           float *probabilities, long steps, long width, long heads, long firstPair, long lastPair);
 
 #endif

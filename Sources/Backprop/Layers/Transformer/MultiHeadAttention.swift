@@ -10,7 +10,8 @@ import CSIMD
 /// Backward, per head, with `dA = dY·W_projᵀ`: `dVₕ = Pₕᵀ·dAₕ`, `dPₕ = dAₕ·Vₕᵀ`, `dSₕ = Pₕ ∘ (dPₕ − rowsum(dPₕ ∘ Pₕ))/√D`,
 /// `dQₕ = dSₕ·Kₕ`, `dKₕ = dSₕᵀ·Qₕ`; then `dW_proj += Aᵀ·dY`, `dW_qkv += Xᵀ·d[Q | K | V]`, `dX = d[Q | K | V]·W_qkvᵀ`.
 /// The products with `W` go through sgemm; the attention itself is one fused kernel per (sequence, head) pair
-/// (`bp_attention`), which computes only the lower triangle and is split between the threads by pairs.
+/// (`bp_attention`), which computes only the lower triangle and is split between the threads by pairs. The backward
+/// pass overwrites the saved `P` with `dS`: run it once per forward pass.
 ///
 /// PyTorch: `qkv = nn.Linear(C, 3C, bias=False)`, `proj = nn.Linear(C, C, bias=False)` and
 /// `F.scaled_dot_product_attention(q, k, v, is_causal=True)`; their weights are the transposes of `W_qkv`, `W_proj`.
@@ -71,14 +72,16 @@ public struct MultiHeadAttention: Layer {
     }
 
     /// `[Q|K|V]` (`M × 3C`, `M = N·T`), `P` (`N·H·T·T`), `A` (`M × C`) and a transposed copy of one head's keys or
-    /// values per pair (`M × C`); for the backward pass also `dA` (`M × C`) and `d[Q|K|V]` (`M × 3C`).
+    /// values per pair (`M × C`); for the backward pass also `dA` (`M × C`), `d[Q|K|V]` (`M × 3C`) and a row of `T`
+    /// per pair.
     public func scratchCount(rows: Int, inputSize: Int, backward: Bool) -> Int {
         let steps = inputSize / width, m = rows * steps
-        return 5 * m * width + rows * heads * steps * steps + (backward ? 4 * m * width : 0)
+        return 5 * m * width + rows * heads * steps * steps + (backward ? 4 * m * width + rows * heads * steps : 0)
     }
 
     private struct Scratch {
         let qkv: Matrix, probabilities: Matrix, attention: Matrix, transposed: Matrix, dAttention: Matrix, dQKV: Matrix
+        let rowTemporary: Matrix
     }
 
     private func views(_ context: LayerContext, rows: Int, steps: Int) -> Scratch {
@@ -89,7 +92,8 @@ public struct MultiHeadAttention: Layer {
                        attention: context.scratch(rows: m, columns: c, offset: 3 * m * c + pCount),
                        transposed: context.scratch(rows: m, columns: c, offset: 4 * m * c + pCount),
                        dAttention: context.scratch(rows: backward ? m : 0, columns: c, offset: backward ? 5 * m * c + pCount : 0),
-                       dQKV: context.scratch(rows: backward ? m : 0, columns: 3 * c, offset: backward ? 6 * m * c + pCount : 0))
+                       dQKV: context.scratch(rows: backward ? m : 0, columns: 3 * c, offset: backward ? 6 * m * c + pCount : 0),
+                       rowTemporary: context.scratch(rows: 1, columns: backward ? rows * heads * steps : 0, offset: backward ? 9 * m * c + pCount : 0))
     }
 
     /// `Y = A·W_proj` with `A` the heads' attention over `X·W_qkv`.
@@ -132,14 +136,14 @@ public struct MultiHeadAttention: Layer {
         let dY = dOutput.reshaped(rows: m, columns: width), x = input.reshaped(rows: m, columns: width)
         gemm(projectionWeightGradient, s.attention, dY, transposeA: true, beta: 1)
         gemm(s.dAttention, dY, projectionWeight, transposeB: true)
-        struct Job { var dqkv, vt: UnsafeMutablePointer<Float>, dy, qkv, p: UnsafePointer<Float>, steps, width, heads, pairs: Int }
-        var job = Job(dqkv: s.dQKV.pointer, vt: s.transposed.pointer, dy: s.dAttention.pointer, qkv: s.qkv.pointer,
-                      p: s.probabilities.pointer, steps: steps, width: width, heads: heads, pairs: input.rows * heads)
+        struct Job { var dqkv, vt, rows: UnsafeMutablePointer<Float>, dy, qkv: UnsafePointer<Float>, p: UnsafeMutablePointer<Float>, steps, width, heads, pairs: Int }
+        var job = Job(dqkv: s.dQKV.pointer, vt: s.transposed.pointer, rows: s.rowTemporary.pointer, dy: s.dAttention.pointer,
+                      qkv: s.qkv.pointer, p: s.probabilities.pointer, steps: steps, width: width, heads: heads, pairs: input.rows * heads)
         let work = steps * steps * width * job.pairs
         Parallel.run(parts: work < 100_000 ? 1 : min(job.pairs, 4 * Parallel.threadCount), context: &job) { context, part, parts in
             let j = context.load(as: Job.self)
             let range = Parallel.chunk(part, of: parts, count: j.pairs, alignment: 1)
-            bp_attention_backward(j.dqkv, j.vt, j.dy, j.qkv, j.p, j.steps, j.width, j.heads, range.lowerBound, range.upperBound)
+            bp_attention_backward(j.dqkv, j.vt, j.rows, j.dy, j.qkv, j.p, j.steps, j.width, j.heads, range.lowerBound, range.upperBound)
         }
         gemm(qkvWeightGradient, x, s.dQKV, transposeA: true, beta: 1)
         if let dInput { gemm(dInput.reshaped(rows: m, columns: width), s.dQKV, qkvWeight, transposeB: true) }
