@@ -12,9 +12,9 @@ Exits 1 if any text differs.
 import argparse, os, subprocess, sys, tempfile
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import save_file
 sys.path.insert(0, os.path.dirname(__file__))
-from gpt_module import GPT, optimizer, rate, greedy
+from gpt_module import GPT, optimizer, rate, greedy, load
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model"); parser.add_argument("corpus", nargs="+")
@@ -23,18 +23,6 @@ parser.add_argument("--prompt", default="The "); parser.add_argument("--length",
 parser.add_argument("--torch-iterations", type=int, default=300)
 args = parser.parse_args()
 torch.set_num_threads(1)
-
-
-def load(path):
-    with safe_open(path, "pt") as f:
-        metadata = f.metadata()
-    state = {k: v for k, v in load_file(path).items() if not k.startswith("optimizer.")}
-    vocab = [int(b) for b in metadata["backprop.text.vocabulary"].split(",")]
-    V, C = state["tok.weight"].shape; T = state["pos.weight"].shape[0]
-    L = len([k for k in state if k.endswith(".qkv.weight")]); H = int(metadata["backprop.gpt.heads"])
-    model = GPT(V, T, C, H, L)
-    model.load_state_dict(state, strict=True)
-    return model.eval(), vocab, T, H
 
 
 def backprop_greedy(path):

@@ -74,3 +74,18 @@ def greedy(model, prompt, length, T):
         if len(tokens) - start > T:
             start = len(tokens) - (T + 1) // 2
     return out
+
+
+def load(path):
+    """A model saved by `backprop text train --model gpt` (or in its format): (module, vocabulary, context, heads).
+    The file's state dict loads strictly; a training checkpoint's optimizer.* tensors are left out."""
+    from safetensors.torch import load_file, safe_open
+    with safe_open(path, "pt") as f:
+        metadata = f.metadata()
+    state = {k: v for k, v in load_file(path).items() if not k.startswith("optimizer.")}
+    vocab = [int(b) for b in metadata["backprop.text.vocabulary"].split(",")]
+    V, C = state["tok.weight"].shape; T = state["pos.weight"].shape[0]
+    L = len([k for k in state if k.endswith(".qkv.weight")]); H = int(metadata["backprop.gpt.heads"])
+    model = GPT(V, T, C, H, L)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), vocab, T, H
