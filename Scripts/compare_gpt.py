@@ -58,8 +58,12 @@ print("|---|---|---|---|---|---|---|")
 folder = tempfile.mkdtemp()
 model = os.path.join(folder, "gpt.safetensors")
 for config, iterations in [((4, 4, 128, 64, 12), args.iterations), ((6, 6, 384, 256, 16), args.large_iterations)]:
+    if iterations == 0:
+        continue
     for threads in args.threads:
         mine, _ = ours(config, iterations, threads, model if config[2] == 128 else os.path.join(folder, "large.safetensors"))
+        if config[2] == 128 and not os.path.exists(model):
+            raise SystemExit("the small configuration must run first (its model is sampled)")
         theirs, _ = torch_gpt(config, iterations, threads)
         bottom = floor(config, max(iterations, 20), threads)
         print(f"| {'-'.join(map(str, config))} | {threads} | {mine:.4f} | {theirs:.4f} | {bottom:.4f} | "
@@ -69,8 +73,8 @@ for config, iterations in [((4, 4, 128, 64, 12), args.iterations), ((6, 6, 384, 
 import torch
 from gpt_module import load
 out = subprocess.run([BACKPROP, "text", "sample", "--model", model, "--length", "500", "--timing", "--seed", "1"],
-                     check=True, capture_output=True, text=True)
-ours_rate = float(re.search(r"([0-9.]+) bytes per second", out.stderr).group(1))
+                     check=True, capture_output=True)
+ours_rate = float(re.search(r"([0-9.]+) bytes per second", out.stderr.decode()).group(1))
 torch.set_num_threads(1); torch.manual_seed(0)
 module, vocab, T, _ = load(model)
 tokens = [vocab.index(10) if 10 in vocab else 0]

@@ -198,6 +198,31 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // One step of the GPT of `backprop text train --model gpt` (torch_gpt.py's configuration), and of the larger one;
+    // generating 100 bytes with the key/value cache.
+    for threads in [1, 2] {
+        for (l, h, c, t, b) in [(4, 4, 128, 64, 12), (6, 6, 384, 256, 16)] {
+            Benchmark("GPT step \(l) layers \(h) heads width \(c) context \(t) batch \(b) vocabulary 100, \(threads) thread(s)",
+                      configuration: .init(metrics: metrics, warmupIterations: 2, maxDuration: .seconds(5))) { benchmark in
+                Parallel.setThreadCount(threads)
+                var generator = SeededGenerator(seed: 3)
+                let corpus = TextCorpus(bytes: (0..<200_000).map { _ in UInt8(32 + generator.nextIndex(below: 100)) }, trainingFraction: 0.9)
+                let model = GPTModel(vocabulary: corpus.vocabulary, layers: l, heads: h, width: c, context: t, seed: 1)
+                let trainer = GPTTrainer(model: model, batchSize: b, schedule: WarmupCosineSchedule(base: 1e-3, minimum: 1e-4, warmup: 100, iterations: 2000))
+                try! trainer.step(corpus.training, using: &generator)  // warm-up: the optimizer's state
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { blackHole(try! trainer.step(corpus.training, using: &generator)) }
+                benchmark.stopMeasurement()
+            }
+        }
+    }
+    Benchmark("GPT generate 100 bytes, 4 layers width 128 context 64, key/value cache",
+              configuration: .init(metrics: metrics, warmupIterations: 1, maxDuration: .seconds(5))) { benchmark in
+        Parallel.setThreadCount(1)
+        let model = GPTModel(vocabulary: (32..<132).map(UInt8.init), layers: 4, heads: 4, width: 128, context: 64, seed: 1)
+        for _ in benchmark.scaledIterations { blackHole(try! model.generate(length: 100, prompt: [65], topK: 10)) }
+    }
+
     // One step of the small CNN (`backprop train --model cnn`), batch 64.
     for threads in [1, 2] {
     Benchmark("Step CNN conv32-pool-conv64-pool-128-10 Adam batch 64, \(threads) thread(s)",

@@ -117,25 +117,30 @@ public struct GPT: Layer {
         return (blocks.count + 1) * m * width + blocks.count * blockScratch + m * width + 2 * m + (backward ? 3 * m * width : 0)
     }
 
+    /// The scratch laid out for one call (views made on demand, so that a pass allocates no arrays).
     private struct Scratch {
-        let states: [Matrix], blocks: [LayerContext], normalized: Matrix, norm: LayerContext
-        let dNormalized: Matrix, dStates: (Matrix, Matrix)
+        let context: LayerContext, rows: Int, steps: Int, width: Int, blockScratch: Int, layers: Int
+        var m: Int { rows * steps }
+        /// `Hₗ`, `rows × steps·C`, for `l` in `0...L`.
+        func state(_ l: Int) -> Matrix { context.scratch(rows: rows, columns: steps * width, offset: l * m * width) }
+        /// Block `l`'s scratch.
+        func block(_ l: Int) -> LayerContext {
+            context.with(scratch: context.scratch(rows: 1, columns: blockScratch, offset: (layers + 1) * m * width + l * blockScratch))
+        }
+        var end: Int { (layers + 1) * m * width + layers * blockScratch }
+        var normalized: Matrix { context.scratch(rows: m, columns: width, offset: end) }
+        var norm: LayerContext { context.with(scratch: context.scratch(rows: 1, columns: 2 * m, offset: end + m * width)) }
+        var dNormalized: Matrix { context.scratch(rows: m, columns: width, offset: end + m * width + 2 * m) }
+        var dStates: (Matrix, Matrix) {
+            (context.scratch(rows: rows, columns: steps * width, offset: end + 2 * m * width + 2 * m),
+             context.scratch(rows: rows, columns: steps * width, offset: end + 3 * m * width + 2 * m))
+        }
     }
 
     private func views(_ context: LayerContext, rows: Int, steps: Int) -> Scratch {
-        let m = rows * steps, c = width, backward = context.scratchIncludesBackward
-        let blockScratch = blocks[0].scratchCount(rows: rows, inputSize: steps * width, backward: backward)
-        var offset = 0
-        func next(_ r: Int, _ columns: Int) -> Matrix {
-            defer { offset += r * columns }
-            return context.scratch(rows: r, columns: columns, offset: offset)
-        }
-        let states = (0...blocks.count).map { _ in next(rows, steps * c) }
-        let blockContexts = blocks.indices.map { _ in context.with(scratch: next(1, blockScratch)) }
-        let normalized = next(m, c), statistics = next(1, 2 * m)
-        let b = backward ? rows : 0
-        return Scratch(states: states, blocks: blockContexts, normalized: normalized, norm: context.with(scratch: statistics),
-                       dNormalized: next(backward ? m : 0, c), dStates: (next(b, steps * c), next(b, steps * c)))
+        Scratch(context: context, rows: rows, steps: steps, width: width,
+                blockScratch: blocks[0].scratchCount(rows: rows, inputSize: steps * width, backward: context.scratchIncludesBackward),
+                layers: blocks.count)
     }
 
     // MARK: - Passes
@@ -147,12 +152,12 @@ public struct GPT: Layer {
                      "GPT.forward: input \(input.shapeDescription) and output \(output.shapeDescription) are not N × T ids (T ≤ \(self.context)) and N × T·\(vocabularySize) logits")
         checkTokenIDs(input, below: vocabularySize, "GPT.forward")
         let s = views(context, rows: input.rows, steps: steps)
-        bp_embedding(s.states[0].pointer, input.pointer, tokenEmbedding.weight.pointer, positionEmbedding.weight.pointer,
+        bp_embedding(s.state(0).pointer, input.pointer, tokenEmbedding.weight.pointer, positionEmbedding.weight.pointer,
                      input.rows, steps, width)
-        for (l, block) in blocks.enumerated() {
-            block.forward(output: s.states[l + 1], input: s.states[l], context: s.blocks[l])
+        for l in blocks.indices {
+            blocks[l].forward(output: s.state(l + 1), input: s.state(l), context: s.block(l))
         }
-        finalNorm.forward(output: s.normalized, input: s.states[blocks.count].reshaped(rows: m, columns: width), context: s.norm)
+        finalNorm.forward(output: s.normalized, input: s.state(blocks.count).reshaped(rows: m, columns: width), context: s.norm)
         gemm(output.reshaped(rows: m, columns: vocabularySize), s.normalized, tokenEmbedding.weight, transposeB: true)
     }
 
@@ -168,9 +173,9 @@ public struct GPT: Layer {
         gemm(s.dNormalized, dLogits, tokenEmbedding.weight)
         var (dAbove, dBelow) = s.dStates
         finalNorm.backward(dInput: dAbove.reshaped(rows: m, columns: width), dOutput: s.dNormalized,
-                           input: s.states[blocks.count].reshaped(rows: m, columns: width), context: s.norm, accumulate: false)
+                           input: s.state(blocks.count).reshaped(rows: m, columns: width), context: s.norm, accumulate: false)
         for l in blocks.indices.reversed() {
-            blocks[l].backward(dInput: dBelow, dOutput: dAbove, input: s.states[l], output: s.states[l + 1], context: s.blocks[l])
+            blocks[l].backward(dInput: dBelow, dOutput: dAbove, input: s.state(l), output: s.state(l + 1), context: s.block(l))
             swap(&dAbove, &dBelow)
         }
         bp_embedding_backward(tokenEmbedding.weightGradient.pointer, positionEmbedding.weightGradient.pointer, input.pointer,
