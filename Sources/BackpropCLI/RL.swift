@@ -96,6 +96,8 @@ struct RLTrain: ParsableCommand {
         var steps: Int
         var environment_steps: Int
         var seconds: Double
+        /// The environment steps so far over the seconds so far (the summary line's figure, on every line).
+        var environment_steps_per_second: Double
     }
 
     /// The last line of `--json` output.
@@ -146,7 +148,8 @@ struct RLTrain: ParsableCommand {
             let seconds = monotonicSeconds() - start
             if json {
                 let line = EpisodeLine(episode: episode, return: report.totalReward, running_return: running, steps: report.steps,
-                                       environment_steps: trainer.environmentSteps, seconds: seconds)
+                                       environment_steps: trainer.environmentSteps, seconds: seconds,
+                                       environment_steps_per_second: Double(trainer.environmentSteps) / max(seconds, 1e-9))
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
             } else if !quiet && (episode % 10 == 0 || running > CartPole.rewardThreshold) {
                 print(String(format: "episode %5d  return %5.0f  running return %6.1f  %8d steps  %.2f s",
@@ -164,7 +167,8 @@ struct RLTrain: ParsableCommand {
             print(solved
                   ? String(format: "solved at episode %d: running return %.1f > %.0f (%d environment steps, %.0f per second)",
                            lastEpisode, running, CartPole.rewardThreshold, trainer.environmentSteps, Double(trainer.environmentSteps) / max(seconds, 1e-9))
-                  : String(format: "not solved after %d episodes: running return %.1f ≤ %.0f", lastEpisode, running, CartPole.rewardThreshold))
+                  : String(format: "not solved after %d episodes: running return %.1f ≤ %.0f (%d environment steps, %.0f per second)", lastEpisode,
+                           running, CartPole.rewardThreshold, trainer.environmentSteps, Double(trainer.environmentSteps) / max(seconds, 1e-9)))
         }
         if let output {
             do {

@@ -14,7 +14,8 @@ struct RLCommandTests {
         let lines = result.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         #expect(lines.count == 31)
         let first = lines[0]
-        #expect(Set(first.keys) == ["episode", "return", "running_return", "steps", "environment_steps", "seconds"])
+        #expect(Set(first.keys) == ["episode", "return", "running_return", "steps", "environment_steps", "seconds", "environment_steps_per_second"])
+        #expect(lines.allSatisfy { ($0["environment_steps_per_second"] as? Double ?? 0) > 0 }, "every line, the summary too")
         let running = 0.05 * (first["return"] as! Double) + 0.95 * 10
         #expect(abs((first["running_return"] as! Double) - running) < 1e-9)
         #expect(lines.last!["stopped"] as? String == "episodes" && lines.last!["episodes"] as? Int == 30)
