@@ -125,18 +125,21 @@ static inline __attribute__((always_inline)) void bp_add_scaled_row(float *restr
 /// For the queries (or keys) `first..<last` of a head, two at a time, each output row r gets
 /// Σⱼ weight(r, j) · rows[j] over a triangle of j: `lower` (j ≤ r: outputs of attention, dQ) reads weights along row r
 /// of a steps-wide matrix; otherwise (j ≥ r: dK, dV) down column r. `out` rows are `outStride` apart.
-static inline __attribute__((always_inline)) void bp_triangle_product(float *restrict out, long outStride,
-                                                                      const float *restrict weights, long steps, int lower,
+static inline __attribute__((always_inline)) void bp_triangle_product(float *restrict outFirst, long outStride,
+                                                                      const float *restrict weightsFirst, long steps, int lower,
                                                                       const float *restrict rows, long rowStride, long d,
                                                                       long first, long last) {
+    // Row r of the output, and with `lower` of the weights, is row r − first of the buffers given.
+    const float *weights = weightsFirst;
+    long weightRow = lower ? first : 0;
     for (long e0 = 0; e0 < d; e0 += BP_HEAD_BLOCK) {
         long w = d - e0 < BP_HEAD_BLOCK ? d - e0 : BP_HEAD_BLOCK;
         const float *block = rows + e0;
         long r = first;
         for (; r + 2 <= last; r += 2) {
-            float *o0 = out + r * outStride + e0, *o1 = out + (r + 1) * outStride + e0;
+            float *o0 = outFirst + (r - first) * outStride + e0, *o1 = o0 + outStride;
             if (lower) {  // rows 0…r shared, row r + 1 for the second only
-                const float *a0 = weights + r * steps, *a1 = weights + (r + 1) * steps;
+                const float *a0 = weights + (r - weightRow) * steps, *a1 = a0 + steps;
                 bp_weighted_rows2(o0, o1, a0, a1, 1, block, rowStride, r + 1, w);
                 bp_add_scaled_row(o1, a1[r + 1], block + (r + 1) * rowStride, w);
             } else {      // rows r + 1… shared, row r for the first only
@@ -146,9 +149,10 @@ static inline __attribute__((always_inline)) void bp_triangle_product(float *res
             }
         }
         if (r < last) {  // the last one alone (its partner's result discarded)
-            float spare[BP_HEAD_BLOCK], *o0 = out + r * outStride + e0;
+            float spare[BP_HEAD_BLOCK], *o0 = outFirst + (r - first) * outStride + e0;
             if (lower) {
-                bp_weighted_rows2(o0, spare, weights + r * steps, weights + r * steps, 1, block, rowStride, r + 1, w);
+                const float *a0 = weights + (r - weightRow) * steps;
+                bp_weighted_rows2(o0, spare, a0, a0, 1, block, rowStride, r + 1, w);
             } else {
                 const float *a0 = weights + r * steps + r;
                 bp_weighted_rows2(o0, spare, a0, a0, steps, block + r * rowStride, rowStride, steps - r, w);
@@ -214,9 +218,8 @@ void bp_attention(float *restrict y, float *restrict probabilities, float *restr
             for (long j = n; j < steps; j++) p[j] = 0;
         }
         // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery)
-        float *P = probabilities + pair * queries * steps - firstQuery * steps;
-        bp_triangle_product(y + (b * queries - firstQuery) * width + h * d, width, P, steps, 1, base + 2 * width + h * d,
-                            stride, d, firstQuery, steps);
+        bp_triangle_product(y + b * queries * width + h * d, width, probabilities + pair * queries * steps, steps, 1,
+                            base + 2 * width + h * d, stride, d, firstQuery, steps);
     }
 }
 
