@@ -197,6 +197,61 @@ static inline __attribute__((always_inline)) void bp_pack_transposed(float *rest
     }
 }
 
+/// Four rows of scores against a packed transposed head: p[r][0..<n] = scale · Σₑ q_r[e] · t[e·steps + 0..<n] for the
+/// rows r = 0…3 of q (qStride apart) into p (pStride apart). 16 columns at a time in 8 AVX2 (4 AVX-512) registers,
+/// each loaded row of t shared by the four.
+static inline __attribute__((always_inline)) void bp_rows4_times_packed(float *restrict p, long pStride,
+                                                                        const float *restrict q, long qStride,
+                                                                        const float *restrict t, long steps, long d,
+                                                                        long n, float scale) {
+    const float *q0 = q, *q1 = q + qStride, *q2 = q1 + qStride, *q3 = q2 + qStride;
+    for (long j0 = 0; j0 < n; j0 += 16) {
+        long w = n - j0 < 16 ? n - j0 : 16;
+        float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+        const float *tj = t + j0;
+        if (w == 16) {
+            for (long e = 0; e < d; e++) {
+                const float *row = tj + e * steps;
+                float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
+                for (int k = 0; k < 16; k++) {
+                    a0[k] += x0 * row[k]; a1[k] += x1 * row[k]; a2[k] += x2 * row[k]; a3[k] += x3 * row[k];
+                }
+            }
+        } else {
+            for (long e = 0; e < d; e++) {
+                const float *row = tj + e * steps;
+                float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
+                for (long k = 0; k < w; k++) {
+                    a0[k] += x0 * row[k]; a1[k] += x1 * row[k]; a2[k] += x2 * row[k]; a3[k] += x3 * row[k];
+                }
+            }
+        }
+        for (long k = 0; k < w; k++) {
+            p[j0 + k] = a0[k] * scale; p[pStride + j0 + k] = a1[k] * scale;
+            p[2 * pStride + j0 + k] = a2[k] * scale; p[3 * pStride + j0 + k] = a3[k] * scale;
+        }
+    }
+}
+
+/// Four output rows of 16 features: out_r[0..<16] = Σ_{j<n} a_r[j] · rows[j·rowStride + 0..<16] for r = 0…3, the
+/// weights a_r along rows aStride apart (8 AVX2 accumulators; each loaded row shared by the four).
+static inline __attribute__((always_inline)) void bp_weighted_rows4x16(float *restrict out, long outStride,
+                                                                       const float *restrict a, long aStride,
+                                                                       const float *restrict rows, long rowStride, long n) {
+    float c0[16] = {0}, c1[16] = {0}, c2[16] = {0}, c3[16] = {0};
+    const float *a0 = a, *a1 = a + aStride, *a2 = a1 + aStride, *a3 = a2 + aStride;
+    for (long j = 0; j < n; j++) {
+        const float *row = rows + j * rowStride;
+        float x0 = a0[j], x1 = a1[j], x2 = a2[j], x3 = a3[j];
+        for (int k = 0; k < 16; k++) {
+            c0[k] += x0 * row[k]; c1[k] += x1 * row[k]; c2[k] += x2 * row[k]; c3[k] += x3 * row[k];
+        }
+    }
+    for (int k = 0; k < 16; k++) {
+        out[k] = c0[k]; out[outStride + k] = c1[k]; out[2 * outStride + k] = c2[k]; out[3 * outStride + k] = c3[k];
+    }
+}
+
 BP_CLONES
 void bp_attention(float *restrict y, float *restrict probabilities, float *restrict keysT, const float *restrict qkv,
                   long steps, long firstQuery, long width, long heads, long firstPair, long lastPair) {
@@ -207,19 +262,36 @@ void bp_attention(float *restrict y, float *restrict probabilities, float *restr
         const float *base = qkv + b * steps * stride;
         float *kt = keysT + pair * d * steps;
         bp_pack_transposed(kt, base + width + h * d, stride, steps, d);
+        // Scores four queries at a time (each block's extra columns beyond its causal limit are zeroed below).
+        long i = firstQuery;
+        for (; i + 4 <= steps; i += 4)
+            bp_rows4_times_packed(probabilities + (pair * queries + i - firstQuery) * steps, steps, base + i * stride + h * d,
+                                  stride, kt, steps, d, i + 4, scale);
+        for (; i < steps; i++)
+            bp_row_times_packed(probabilities + (pair * queries + i - firstQuery) * steps, base + i * stride + h * d, kt,
+                                steps, d, i + 1, scale);
         for (long i = firstQuery; i < steps; i++) {
             float *p = probabilities + (pair * queries + i - firstQuery) * steps;
             long n = i + 1;
-            bp_row_times_packed(p, base + i * stride + h * d, kt, steps, d, n, scale);
             float top = bp_row_max(p, n);
             for (long j = 0; j < n; j++) p[j] = bp_exp(p[j] - top);
             float inverse = 1.0f / bp_row_sum(p, n);
             for (long j = 0; j < n; j++) p[j] *= inverse;
             for (long j = n; j < steps; j++) p[j] = 0;
         }
-        // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery)
-        bp_triangle_product(y + b * queries * width + h * d, width, probabilities + pair * queries * steps, steps, 1,
-                            base + 2 * width + h * d, stride, d, firstQuery, steps);
+        // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery): four rows by 16 features at a time
+        // where the head's features allow (Pᵢⱼ = 0 for i < j < the block's end), the rest two rows at a time.
+        float *out = y + b * queries * width + h * d;
+        const float *P = probabilities + pair * queries * steps, *values = base + 2 * width + h * d;
+        long r = firstQuery;
+        if (d % 16 == 0)
+            for (; r + 4 <= steps; r += 4)
+                for (long e0 = 0; e0 < d; e0 += 16)
+                    bp_weighted_rows4x16(out + (r - firstQuery) * width + e0, width, P + (r - firstQuery) * steps, steps,
+                                         values + e0, stride, r + 4);
+        if (r < steps)
+            bp_triangle_product(out + (r - firstQuery) * width, width, P + (r - firstQuery) * steps, steps, 1, values, stride,
+                                d, r, steps);
     }
 }
 
