@@ -252,6 +252,24 @@ static inline __attribute__((always_inline)) void bp_weighted_rows4x16(float *re
     }
 }
 
+/// bp_triangle_product's lower case (out row r = Σ_{j ≤ r} w(r, j) · rows[j], rows first..<last of out and of the
+/// weights given from their first row): four rows by 16 features at a time where the features allow (a block's
+/// weights w(r, j) for r < j < its end are zero, as the callers' are), the rest two rows at a time.
+static inline __attribute__((always_inline)) void bp_lower_triangle_product(float *restrict outFirst, long outStride,
+                                                                            const float *restrict weightsFirst, long steps,
+                                                                            const float *restrict rows, long rowStride,
+                                                                            long d, long first, long last) {
+    long r = first;
+    if (d % 16 == 0)
+        for (; r + 4 <= last; r += 4)
+            for (long e0 = 0; e0 < d; e0 += 16)
+                bp_weighted_rows4x16(outFirst + (r - first) * outStride + e0, outStride, weightsFirst + (r - first) * steps,
+                                     steps, rows + e0, rowStride, r + 4);
+    if (r < last)
+        bp_triangle_product(outFirst + (r - first) * outStride, outStride, weightsFirst + (r - first) * steps, steps, 1, rows,
+                            rowStride, d, r, last);
+}
+
 BP_CLONES
 void bp_attention(float *restrict y, float *restrict probabilities, float *restrict keysT, const float *restrict qkv,
                   long steps, long firstQuery, long width, long heads, long firstPair, long lastPair) {
@@ -279,19 +297,9 @@ void bp_attention(float *restrict y, float *restrict probabilities, float *restr
             for (long j = 0; j < n; j++) p[j] *= inverse;
             for (long j = n; j < steps; j++) p[j] = 0;
         }
-        // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery): four rows by 16 features at a time
-        // where the head's features allow (Pᵢⱼ = 0 for i < j < the block's end), the rest two rows at a time.
-        float *out = y + b * queries * width + h * d;
-        const float *P = probabilities + pair * queries * steps, *values = base + 2 * width + h * d;
-        long r = firstQuery;
-        if (d % 16 == 0)
-            for (; r + 4 <= steps; r += 4)
-                for (long e0 = 0; e0 < d; e0 += 16)
-                    bp_weighted_rows4x16(out + (r - firstQuery) * width + e0, width, P + (r - firstQuery) * steps, steps,
-                                         values + e0, stride, r + 4);
-        if (r < steps)
-            bp_triangle_product(out + (r - firstQuery) * width, width, P + (r - firstQuery) * steps, steps, 1, values, stride,
-                                d, r, steps);
+        // Yᵢ = Σ_{j ≤ i} Pᵢⱼ Vⱼ (the probabilities' rows start at firstQuery)
+        bp_lower_triangle_product(y + b * queries * width + h * d, width, probabilities + pair * queries * steps, steps,
+                                  base + 2 * width + h * d, stride, d, firstQuery, steps);
     }
 }
 
@@ -318,7 +326,7 @@ void bp_attention_backward(float *restrict dqkv, float *restrict valuesT, float 
             for (long j = 0; j < n; j++) p[j] = p[j] * (dp[j] - dot) * scale;
         }
         // dQᵢ = Σ_{j ≤ i} dSᵢⱼ Kⱼ, dKⱼ = Σ_{i ≥ j} dSᵢⱼ Qᵢ
-        bp_triangle_product(dBase + h * d, stride, P, steps, 1, base + width + h * d, stride, d, 0, steps);
+        bp_lower_triangle_product(dBase + h * d, stride, P, steps, base + width + h * d, stride, d, 0, steps);
         bp_triangle_product(dBase + width + h * d, stride, P, steps, 0, base + h * d, stride, d, 0, steps);
     }
 }
