@@ -132,6 +132,8 @@ struct RLTrain: ParsableCommand {
         }
         var running = 10.0, solved = false
         let start = monotonicSeconds()
+        /// Environment steps so far per second of training so far.
+        func stepsPerSecond(_ seconds: Double) -> Double { Double(trainer.environmentSteps) / max(seconds, 1e-9) }
         var lastEpisode = 0
         for episode in 1...episodes {
             let report: EpisodeReport
@@ -149,7 +151,7 @@ struct RLTrain: ParsableCommand {
             if json {
                 let line = EpisodeLine(episode: episode, return: report.totalReward, running_return: running, steps: report.steps,
                                        environment_steps: trainer.environmentSteps, seconds: seconds,
-                                       environment_steps_per_second: Double(trainer.environmentSteps) / max(seconds, 1e-9))
+                                       environment_steps_per_second: stepsPerSecond(seconds))
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
             } else if !quiet && (episode % 10 == 0 || running > CartPole.rewardThreshold) {
                 print(String(format: "episode %5d  return %5.0f  running return %6.1f  %8d steps  %.2f s",
@@ -157,18 +159,18 @@ struct RLTrain: ParsableCommand {
             }
             if running > CartPole.rewardThreshold { solved = true; break }
         }
-        let seconds = monotonicSeconds() - start
+        let seconds = monotonicSeconds() - start, rate = stepsPerSecond(seconds)
         if json {
             print(String(decoding: try encoder.encode(SummaryLine(
                 stopped: solved ? "solved" : "episodes", episodes: lastEpisode, running_return: running,
                 environment_steps: trainer.environmentSteps, seconds: seconds,
-                environment_steps_per_second: Double(trainer.environmentSteps) / max(seconds, 1e-9))), as: UTF8.self))
+                environment_steps_per_second: rate)), as: UTF8.self))
         } else if !quiet {
             print(solved
                   ? String(format: "solved at episode %d: running return %.1f > %.0f (%d environment steps, %.0f per second)",
-                           lastEpisode, running, CartPole.rewardThreshold, trainer.environmentSteps, Double(trainer.environmentSteps) / max(seconds, 1e-9))
+                           lastEpisode, running, CartPole.rewardThreshold, trainer.environmentSteps, rate)
                   : String(format: "not solved after %d episodes: running return %.1f ≤ %.0f (%d environment steps, %.0f per second)", lastEpisode,
-                           running, CartPole.rewardThreshold, trainer.environmentSteps, Double(trainer.environmentSteps) / max(seconds, 1e-9)))
+                           running, CartPole.rewardThreshold, trainer.environmentSteps, rate))
         }
         if let output {
             do {
