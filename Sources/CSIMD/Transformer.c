@@ -199,29 +199,39 @@ static inline __attribute__((always_inline)) void bp_pack_transposed(float *rest
 
 /// Four rows of scores against a packed transposed head: p[r][0..<n] = scale · Σₑ q_r[e] · t[e·steps + 0..<n] for the
 /// rows r = 0…3 of q (qStride apart) into p (pStride apart). 16 columns at a time in 8 AVX2 (4 AVX-512) registers,
-/// each loaded row of t shared by the four; the last n mod 16 columns row by row.
+/// each loaded row of t shared by the four. The tail (n mod 16 columns) stays blocked too: computed row by row
+/// instead, the large GPT's step took about 5 % longer (4.77/4.86 s against 4.57/4.54, 1 thread).
 static inline __attribute__((always_inline)) void bp_rows4_times_packed(float *restrict p, long pStride,
                                                                         const float *restrict q, long qStride,
                                                                         const float *restrict t, long steps, long d,
                                                                         long n, float scale) {
     const float *q0 = q, *q1 = q + qStride, *q2 = q1 + qStride, *q3 = q2 + qStride;
-    long j0 = 0;
-    for (; j0 + 16 <= n; j0 += 16) {
+    for (long j0 = 0; j0 < n; j0 += 16) {
+        long w = n - j0 < 16 ? n - j0 : 16;
         float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-        for (long e = 0; e < d; e++) {
-            const float *row = t + e * steps + j0;
-            float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
-            for (int k = 0; k < 16; k++) {
-                a0[k] += x0 * row[k]; a1[k] += x1 * row[k]; a2[k] += x2 * row[k]; a3[k] += x3 * row[k];
+        const float *tj = t + j0;
+        if (w == 16) {
+            for (long e = 0; e < d; e++) {
+                const float *row = tj + e * steps;
+                float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
+                for (int k = 0; k < 16; k++) {
+                    a0[k] += x0 * row[k]; a1[k] += x1 * row[k]; a2[k] += x2 * row[k]; a3[k] += x3 * row[k];
+                }
+            }
+        } else {
+            for (long e = 0; e < d; e++) {
+                const float *row = tj + e * steps;
+                float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
+                for (long k = 0; k < w; k++) {
+                    a0[k] += x0 * row[k]; a1[k] += x1 * row[k]; a2[k] += x2 * row[k]; a3[k] += x3 * row[k];
+                }
             }
         }
-        for (int k = 0; k < 16; k++) {
+        for (long k = 0; k < w; k++) {
             p[j0 + k] = a0[k] * scale; p[pStride + j0 + k] = a1[k] * scale;
             p[2 * pStride + j0 + k] = a2[k] * scale; p[3 * pStride + j0 + k] = a3[k] * scale;
         }
     }
-    if (j0 < n)
-        for (int r = 0; r < 4; r++) bp_row_times_packed(p + r * pStride + j0, q + r * qStride, t + j0, steps, d, n - j0, scale);
 }
 
 /// Four output rows of 16 features: out_r[0..<16] = Σ_{j<n} a_r[j] · rows[j·rowStride + 0..<16] for r = 0…3, the
