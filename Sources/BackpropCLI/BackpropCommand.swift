@@ -8,7 +8,7 @@ struct BackpropCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backprop",
         abstract: "Train and evaluate neural networks with explicit backpropagation on OpenBLAS.",
-        subcommands: [Train.self, Evaluate.self, Predict.self, RL.self, Text.self],
+        subcommands: [Train.self, Evaluate.self, Predict.self, Benchmark.self, RL.self, Text.self],
         defaultSubcommand: nil)
 
     /// Ctrl-C or SIGTERM during a save removes its temporary file; then parses the command line and runs. A usage
@@ -64,7 +64,7 @@ func oneLine(_ message: String) -> String {
 /// The subcommands named at the start of the command line (` rl train`), for a help hint.
 func subcommandPath() -> String {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    guard let first = arguments.first, ["train", "evaluate", "predict", "rl", "text"].contains(first) else { return "" }
+    guard let first = arguments.first, ["train", "evaluate", "predict", "benchmark", "rl", "text"].contains(first) else { return "" }
     if first == "rl", arguments.count > 1, ["train", "play"].contains(arguments[1]) { return " rl \(arguments[1])" }
     if first == "text", arguments.count > 1, ["train", "sample"].contains(arguments[1]) { return " text \(arguments[1])" }
     return " \(first)"

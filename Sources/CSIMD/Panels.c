@@ -2,14 +2,17 @@
 // multiplies. sgemm packs both operands into its own layout at every call; at a step's size (64 × 128 by 128 × 512)
 // that packing is a tenth of the time. Here op(B) is packed once, into panels of 32 columns, and A is read in place
 // (each of its elements is broadcast to 32 columns, so it needs no packing). The same kernel also reads a row-major B
-// in place (`bp_gemm`), for a convolution's per-sample products, which each use their patches once. The kernel is
-// AVX-512 only; on other CPUs `bp_has_avx512f` is 0 and the callers use sgemm instead (`PackedOperand`,
-// `unpackedGEMMOnThisThread` in GEMM.swift).
+// in place (`bp_gemm`), for a convolution's per-sample products, which each use their patches once. That kernel is
+// AVX-512 only; on other CPUs `bp_has_avx512f` is 0 and the callers use sgemm instead (`unpackedGEMMOnThisThread` in
+// GEMM.swift). The packed product also has an AVX2 version (`bp_gemm_panels_avx2`: tiles of 6 rows × 16 columns,
+// each panel read as two halves of 16, the sum blocked by 256 so that a block of a half-panel, 16 KB, stays in L1),
+// for CPUs with AVX2 and FMA but no AVX-512 (a frozen network's dense layers, `FrozenNetwork`; the caller chooses).
 #include "CSIMD.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define BP_AVX512 __attribute__((target("avx512f")))
+#define BP_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
 void bp_pack_panels(float *restrict packed, const float *restrict b, long k, long n, long ldb, int transposed) {
@@ -91,6 +94,73 @@ static void bp_gemm_blocks_avx512(long m, long n, long k, const float *a, long r
 }
 #endif
 
+#if defined(__x86_64__)
+// Rows `R` of C, 16 columns (the mask says which exist), rows of B `bs` apart: 2·R accumulators, per step p two loads
+// of B's row p, R broadcasts of A's elements (r, p), 2·R fused multiply-adds. With `accumulate` the sums start from
+// C, so a sum blocked over p adds its blocks in order.
+#define BP_AVX2_TILE(R)                                                                                               \
+    static inline __attribute__((always_inline)) BP_AVX2 void bp_avx2_tile_##R(                                      \
+        float *c, long ldc, const float *a, long lda, const float *b, long bs, long k, int accumulate,                \
+        __m256i low, __m256i high) {                                                                                  \
+        __m256 left[R], right[R];                                                                                     \
+        for (int r = 0; r < R; r++) {                                                                                 \
+            left[r] = accumulate ? _mm256_maskload_ps(c + r * ldc, low) : _mm256_setzero_ps();                        \
+            right[r] = accumulate ? _mm256_maskload_ps(c + r * ldc + 8, high) : _mm256_setzero_ps();                  \
+        }                                                                                                             \
+        for (long p = 0; p < k; p++) {                                                                                \
+            __m256 b0 = _mm256_loadu_ps(b + p * bs), b1 = _mm256_loadu_ps(b + p * bs + 8);                            \
+            for (int r = 0; r < R; r++) {                                                                             \
+                __m256 x = _mm256_broadcast_ss(a + r * lda + p);                                                      \
+                left[r] = _mm256_fmadd_ps(x, b0, left[r]);                                                            \
+                right[r] = _mm256_fmadd_ps(x, b1, right[r]);                                                          \
+            }                                                                                                         \
+        }                                                                                                             \
+        for (int r = 0; r < R; r++) {                                                                                 \
+            _mm256_maskstore_ps(c + r * ldc, low, left[r]);                                                           \
+            _mm256_maskstore_ps(c + r * ldc + 8, high, right[r]);                                                     \
+        }                                                                                                             \
+    }
+BP_AVX2_TILE(6)
+BP_AVX2_TILE(4)
+BP_AVX2_TILE(2)
+BP_AVX2_TILE(1)
+
+/// The sum's block: 256 rows of a half-panel are 16 KB, which stay in L1 while every tile of rows reads them.
+#define BP_AVX2_SUM_BLOCK 256
+
+BP_AVX2
+static void bp_gemm_panels_avx2_blocks(long m, long n, long k, const float *a, long lda, const float *packed, float *c,
+                                       long ldc, int accumulate) {
+    const int lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (long first = 0; first < n; first += 16) {
+        long width = n - first < 16 ? n - first : 16;
+        // Lane j exists when j < width: its mask element is all ones (the sign bit is what maskload reads).
+        __m256i count = _mm256_set1_epi32((int)width);
+        __m256i low = _mm256_cmpgt_epi32(count, _mm256_loadu_si256((const __m256i *)lanes));
+        __m256i high = _mm256_cmpgt_epi32(count, _mm256_loadu_si256((const __m256i *)(lanes + 8)));
+        const float *half = packed + first / BP_PANEL_WIDTH * k * BP_PANEL_WIDTH + first % BP_PANEL_WIDTH;
+        for (long p0 = 0; p0 < k; p0 += BP_AVX2_SUM_BLOCK) {
+            long depth = k - p0 < BP_AVX2_SUM_BLOCK ? k - p0 : BP_AVX2_SUM_BLOCK;
+            int add = accumulate || p0 > 0;
+            const float *b = half + p0 * BP_PANEL_WIDTH;
+            float *block = c + first;
+            long i = 0;
+            for (; i + 6 <= m; i += 6)
+                bp_avx2_tile_6(block + i * ldc, ldc, a + i * lda + p0, lda, b, BP_PANEL_WIDTH, depth, add, low, high);
+            if (i + 4 <= m) {
+                bp_avx2_tile_4(block + i * ldc, ldc, a + i * lda + p0, lda, b, BP_PANEL_WIDTH, depth, add, low, high);
+                i += 4;
+            }
+            if (i + 2 <= m) {
+                bp_avx2_tile_2(block + i * ldc, ldc, a + i * lda + p0, lda, b, BP_PANEL_WIDTH, depth, add, low, high);
+                i += 2;
+            }
+            if (i < m) bp_avx2_tile_1(block + i * ldc, ldc, a + i * lda + p0, lda, b, BP_PANEL_WIDTH, depth, add, low, high);
+        }
+    }
+}
+#endif
+
 void bp_gemm(long m, long n, long k, const float *a, long lda, int transposeA, const float *b, long ldb, float *c,
              long ldc, int accumulate) {
 #if defined(__x86_64__)
@@ -110,5 +180,15 @@ void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const floa
 #else
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)c; (void)ldc; (void)accumulate;
     __builtin_trap();  // never called: bp_has_avx512f() is 0
+#endif
+}
+
+void bp_gemm_panels_avx2(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
+                         int accumulate) {
+#if defined(__x86_64__)
+    bp_gemm_panels_avx2_blocks(m, n, k, a, lda, packed, c, ldc, accumulate);
+#else
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)c; (void)ldc; (void)accumulate;
+    __builtin_trap();  // never called: bp_has_avx2_fma() is 0
 #endif
 }

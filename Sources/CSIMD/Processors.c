@@ -21,6 +21,15 @@ int bp_has_avx512f(void) {
 #endif
 }
 
+int bp_has_avx2_fma(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>

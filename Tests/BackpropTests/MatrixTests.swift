@@ -38,7 +38,7 @@ struct MatrixTests {
     /// of 32 columns, whole, partial, and under 16 columns (where the second half of the panel is masked off, or, in
     /// place, not loaded); a convolution-sized product (six panels and four columns).
     static let packedShapes = [(1, 1, 1), (3, 5, 7), (7, 3, 16), (8, 64, 32), (13, 17, 33), (15, 40, 50), (64, 36, 196),
-                               (16, 300, 40), (9, 1, 65)]
+                               (16, 300, 40), (9, 1, 65), (5, 600, 17)]
 
     @Test("a packed operand multiplies as the reference does, in both layouts, and writes only C's columns",
           arguments: packedShapes)
@@ -67,7 +67,7 @@ struct MatrixTests {
         let b = randomMatrix(k, n + 2, seed: 12)
         for transposeA in [false, true] {
             let a = transposeA ? randomMatrix(k, m + 2, seed: 15) : randomMatrix(m, k + 3, seed: 11)
-            for own in PackedOperand.panelKernelAvailable ? [true, false] : [false] {
+            for own in PackedOperand.unpackedKernelAvailable ? [true, false] : [false] {
                 for bias in [nil, randomMatrix(1, m, seed: 16)] {
                     expectProduct(m: m, k: k, n: n, a: a, transposeA: transposeA, b: b, transposeB: false, rowBias: bias,
                                   "transposed A \(transposeA) own kernel \(own) bias \(bias != nil)") { c, ldc, accumulate in

@@ -68,7 +68,7 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePo
     // and does not block the sum, so A must stay in the core's L2 (2¹⁸ floats) unless C is one block of columns, and
     // a block of B (k × 32) must too: with an LSTM's dW_hh = dGᵀ·H₋₁ (1792 rows of dG) in it, its epoch ran
     // 0.92–0.98× as fast.
-    let ownKernel = PackedOperand.panelKernelAvailable && !transposeB && alpha == 1 && (beta == 0 || beta == 1)
+    let ownKernel = PackedOperand.unpackedKernelAvailable && !transposeB && alpha == 1 && (beta == 0 || beta == 1)
         && (m * k <= 1 << 18 || n <= Int(BP_PANEL_WIDTH)) && k <= 2048
     var job = GEMMPart(m: m, n: n, k: k, a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA,
                        transposeB: transposeB, alpha: alpha, beta: beta, byRows: byRows, ownKernel: ownKernel)
@@ -139,7 +139,7 @@ func gemmOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
 @inline(__always)
 func unpackedGEMMOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
                               b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                              rowBias: UnsafePointer<Float>? = nil, ownKernel: Bool = PackedOperand.panelKernelAvailable) {
+                              rowBias: UnsafePointer<Float>? = nil, ownKernel: Bool = PackedOperand.unpackedKernelAvailable) {
     if m == 0 || n == 0 { return }
     var accumulate = accumulate
     // The bias written (or added) first and the product added to it: a kernel that adds the bias to its sums and
@@ -163,10 +163,13 @@ func unpackedGEMMOnThisThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, l
 }
 
 /// `op(B)` (`k × n`) prepared once for many products `A·op(B)` with the same `B`: a recurrent layer's `W_hh`, which
-/// every time step multiplies. Where the CPU has AVX-512 it is packed into panels of 32 columns (``bp_pack_panels``)
-/// for Backprop's own kernel (``bp_gemm_panels``), which packs nothing at each call; `sgemm` packs both operands at
-/// every call, a tenth of the time of a recurrent step's product (`N = 64`, `H = 128`). Elsewhere it is `op(B)`
-/// itself, row-major (a transposed `B` copied once), for `sgemm`.
+/// every time step multiplies, or a frozen network's dense weights. Where the CPU has AVX-512 it is packed into panels
+/// of 32 columns (``bp_pack_panels``) for Backprop's own kernel (``bp_gemm_panels``), which packs nothing at each call;
+/// `sgemm` packs both operands at every call, a tenth of the time of a recurrent step's product (`N = 64`, `H = 128`).
+/// Where it has AVX2 and FMA, the same panels feed ``bp_gemm_panels_avx2`` when the caller asks for panels (a frozen
+/// network does); a recurrent layer does not there, since its epoch ran 1.10× as long with them as with `sgemm`
+/// (LSTM 128 on Fashion-MNIST rows, 1 thread, farm-bench A/B of 3 pairs, Zen 3). Elsewhere it is `op(B)` itself,
+/// row-major (a transposed `B` copied once), for `sgemm`.
 struct PackedOperand {
     /// The panels, or `op(B)` row-major, `leadingDimension` apart.
     let values: UnsafePointer<Float>
@@ -174,8 +177,13 @@ struct PackedOperand {
     /// Whether `values` are panels for ``bp_gemm_panels``.
     let panels: Bool
 
-    /// Whether this CPU runs ``bp_gemm_panels`` (AVX-512F).
-    static let panelKernelAvailable = bp_has_avx512f() != 0
+    /// Whether this CPU runs ``bp_gemm_panels`` and ``bp_gemm`` (AVX-512F): the default for a recurrent layer's
+    /// `W_hh`, and the kernel that reads `B` in place.
+    static let unpackedKernelAvailable = bp_has_avx512f() != 0
+    /// Whether this CPU runs ``bp_gemm_panels_avx2`` (AVX2 and FMA).
+    static let avx2PanelKernelAvailable = bp_has_avx2_fma() != 0
+    /// Whether this CPU runs a panel kernel: ``bp_gemm_panels`` or ``bp_gemm_panels_avx2``.
+    static let panelKernelAvailable = unpackedKernelAvailable || avx2PanelKernelAvailable
 
     /// The floats of storage that packing a `k × n` `op(B)` may use, in either layout.
     static func storageCount(k: Int, n: Int) -> Int {
@@ -186,9 +194,9 @@ struct PackedOperand {
     /// `n × k`). Writes into `storage` (``storageCount(k:n:)`` floats) unless `B` can be used as it is (no panels, not
     /// transposed). `panels` chooses the layout; tests set it to check both.
     init(_ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int, transposed: Bool, storage: UnsafeMutablePointer<Float>,
-         panels: Bool = PackedOperand.panelKernelAvailable) {
+         panels: Bool = PackedOperand.unpackedKernelAvailable) {
         precondition(k > 0 && n > 0, "PackedOperand: op(B) must not be empty, got \(k)×\(n)")
-        precondition(!panels || Self.panelKernelAvailable, "PackedOperand: this CPU has no AVX-512 for the panel kernel")
+        precondition(!panels || Self.panelKernelAvailable, "PackedOperand: this CPU has neither AVX-512 nor AVX2 for the panel kernel")
         (self.k, self.n, self.panels) = (k, n, panels)
         if panels {
             bp_pack_panels(storage, b, k, n, ldb, transposed ? 1 : 0)
@@ -207,7 +215,11 @@ struct PackedOperand {
     func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         if m == 0 { return }
         if panels {
-            bp_gemm_panels(m, n, k, a, lda, values, c, ldc, accumulate ? 1 : 0)
+            if Self.unpackedKernelAvailable {
+                bp_gemm_panels(m, n, k, a, lda, values, c, ldc, accumulate ? 1 : 0)
+            } else {
+                bp_gemm_panels_avx2(m, n, k, a, lda, values, c, ldc, accumulate ? 1 : 0)
+            }
         } else {
             gemmOnThisThread(m: m, n: n, k: k, a: a, lda: lda, b: values, ldb: leadingDimension, c: c, ldc: ldc,
                              beta: accumulate ? 1 : 0)

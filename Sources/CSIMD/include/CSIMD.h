@@ -75,6 +75,8 @@ void bp_round_trip(bp_round_trip_probe *probe, long timeoutNanoseconds);
 double bp_round_trip_nanoseconds(const bp_round_trip_probe *probe);
 /// 1 when this CPU and the system run AVX-512F (Backprop's own matrix-product and pooling kernels), else 0.
 int bp_has_avx512f(void);
+/// 1 when the CPU has AVX2 and FMA (x86-64-v3).
+int bp_has_avx2_fma(void);
 /// y[i] = 1 / (1 + e^(−z[i])).
 void bp_sigmoid(float *y, const float *z, long count);
 /// SGD with momentum, dampening (gradientWeight = 1 − τ), weight decay, Nesterov; `first`: the first step.
@@ -149,6 +151,10 @@ void bp_pack_panels(float *packed, const float *b, long k, long n, long ldb, int
 /// with op(B) packed by bp_pack_panels. Only where bp_has_avx512f() is 1.
 void bp_gemm_panels(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
                     int accumulate);
+/// bp_gemm_panels in AVX2 (tiles of 6 × 16, the sum blocked by 256 and added to C in order, so its rounding differs
+/// from the AVX-512 version's). Only where bp_has_avx2_fma() is 1.
+void bp_gemm_panels_avx2(long m, long n, long k, const float *a, long lda, const float *packed, float *c, long ldc,
+                         int accumulate);
 /// The same kernel with B row-major in place (k × n, rows `ldb` apart), for a B used once, and A (m × k) or, with
 /// `transposeA`, Aᵀ (A is k × m), rows `lda` apart: C = op(A) · B, plus C when `accumulate`. Only where
 /// bp_has_avx512f() is 1.
