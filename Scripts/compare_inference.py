@@ -40,7 +40,7 @@ def backprop(path, batch, calls, threads):
     return result["median_microseconds"], result["p90_microseconds"], result["network_forward_median_microseconds"]
 
 
-def timed(call, calls, warmup=200):
+def timed(call, calls, warmup=1000):
     """Median and p90 of `calls` timed calls, in microseconds."""
     for _ in range(warmup):
         call()

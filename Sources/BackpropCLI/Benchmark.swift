@@ -26,7 +26,7 @@ struct Benchmark: ParsableCommand {
     var calls: Int = 10_000
 
     @Option(parsing: .unconditional, help: "Untimed calls before them, 0...10000000.", transform: number)
-    var warmup: Int = 200
+    var warmup: Int = 1000
 
     @Option(parsing: .unconditional, help: "Threads for the matrix products and element-wise work. (default: 1, as one request of a server)", transform: number)
     var threads: Int?
@@ -46,6 +46,10 @@ struct Benchmark: ParsableCommand {
         Parallel.setThreadCount(threadCount)
         let network: Network, metadata: [String: String]
         do { (network, metadata) = try Checkpoint.load(from: model) } catch { throw fail(error.description) }
+        // Inputs drawn from [0, 1) are features; a model that reads token ids would reject them.
+        if network.layers.contains(where: { $0 is GPT || $0 is Embedding }) {
+            throw fail("\(model) reads token ids (a GPT text model), not features; 'backprop benchmark' times models that read features. Time its generation with 'backprop text sample --model \(model)'")
+        }
         var generator = SeededGenerator(seed: 0)
         let input = Matrix(rows: batchSize, columns: network.inputSize,
                            values: (0..<batchSize * network.inputSize).map { _ in Float(generator.nextUniform()) })

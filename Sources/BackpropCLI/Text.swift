@@ -58,23 +58,29 @@ struct TextTrain: ParsableCommand {
     @Option(parsing: .unconditional, help: "Passes over the training bytes. (default: 1)", transform: number)
     var epochs: Int = 1
 
-    @Option(parsing: .unconditional, help: "GPT: transformer blocks. (default: 4)", transform: number)
-    var layers: Int = 4
+    @Option(name: .customLong("layers"), parsing: .unconditional, help: "GPT: transformer blocks. (default: 4)", transform: number)
+    var layersOption: Int?
+    var layers: Int { layersOption ?? 4 }
 
-    @Option(parsing: .unconditional, help: "GPT: attention heads, dividing --width. (default: 4)", transform: number)
-    var heads: Int = 4
+    @Option(name: .customLong("heads"), parsing: .unconditional, help: "GPT: attention heads, dividing --width. (default: 4)", transform: number)
+    var headsOption: Int?
+    var heads: Int { headsOption ?? 4 }
 
-    @Option(parsing: .unconditional, help: "GPT: the features of each byte's vector. (default: 128)", transform: number)
-    var width: Int = 128
+    @Option(name: .customLong("width"), parsing: .unconditional, help: "GPT: the features of each byte's vector. (default: 128)", transform: number)
+    var widthOption: Int?
+    var width: Int { widthOption ?? 128 }
 
-    @Option(parsing: .unconditional, help: "GPT: the bytes the model sees at once. (default: 64)", transform: number)
-    var context: Int = 64
+    @Option(name: .customLong("context"), parsing: .unconditional, help: "GPT: the bytes the model sees at once. (default: 64)", transform: number)
+    var contextOption: Int?
+    var context: Int { contextOption ?? 64 }
 
-    @Option(parsing: .unconditional, help: "GPT: optimizer steps in all (a resumed run continues up to this). (default: 2000)", transform: number)
-    var iterations: Int = 2000
+    @Option(name: .customLong("iterations"), parsing: .unconditional, help: "GPT: optimizer steps in all (a resumed run continues up to this). (default: 2000)", transform: number)
+    var iterationsOption: Int?
+    var iterations: Int { iterationsOption ?? 2000 }
 
-    @Option(parsing: .unconditional, help: "GPT: iterations of linear learning-rate warmup. (default: 100)", transform: number)
-    var warmup: Int = 100
+    @Option(name: .customLong("warmup"), parsing: .unconditional, help: "GPT: iterations of linear learning-rate warmup. (default: 100)", transform: number)
+    var warmupOption: Int?
+    var warmup: Int { warmupOption ?? 100 }
 
     @Option(parsing: .unconditional, help: "GPT: AdamW's decoupled weight decay, on the matrices. (default: 0.1)", transform: number)
     var weightDecay: Float = 0.1
@@ -125,6 +131,11 @@ struct TextTrain: ParsableCommand {
         if model == "gpt" { return try validateGPT() }
         for (flag, given) in [("--resume", resume != nil), ("--checkpoint-every", checkpointEvery != nil)] where given {
             throw ValidationError("\(flag) is for --model gpt (a recurrent model trains in epochs; run more with --epochs)")
+        }
+        let gptOnly = [("--layers", layersOption), ("--heads", headsOption), ("--width", widthOption),
+                       ("--context", contextOption), ("--iterations", iterationsOption), ("--warmup", warmupOption)]
+        for (flag, value) in gptOnly where value != nil {
+            throw ValidationError("\(flag) is for --model gpt (a recurrent model is sized by --hidden and --num-layers, and trains for --epochs)")
         }
         guard ["lstm", "gru", "rnn"].contains(cell) else { throw ValidationError("--cell must be lstm, gru or rnn; got '\(cell)'") }
         guard (1...65536).contains(hidden) else { throw ValidationError("--hidden must be in 1...65536; got \(hidden)") }

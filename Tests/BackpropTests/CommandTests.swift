@@ -137,6 +137,50 @@ struct CommandTests {
         #expect(result.stderr.split(separator: "\n").count == 1 && result.stdout.isEmpty, "\(name): \(result.stderr)")
     }
 
+    @Test func benchmarkTimesASavedModel() throws {
+        let folder = TemporaryFolder()
+        quadrantFolder(folder, count: 40, seed: 5)
+        let model = "\(folder.path)/model.safetensors"
+        let train = try runBackprop(["train", "--data", folder.path, "--layers", "16-40-4", "--epochs", "1", "--output", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let result = try runBackprop(["benchmark", "--model", model, "--batch-size", "8", "--calls", "50", "--warmup", "5",
+                                      "--threads", "1", "--json"])
+        #expect(result.status == 0 && result.stderr.isEmpty, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["batch_size"] as? Int == 8 && object["calls"] as? Int == 50 && object["threads"] as? Int == 1)
+        #expect(object["parameters"] as? Int == 16 * 40 + 40 + 40 * 4 + 4)
+        #expect(object["packed_layers"] as? Int == (PackedOperand.panelKernelAvailable ? 2 : 0))
+        for key in ["median_microseconds", "p10_microseconds", "p90_microseconds", "p99_microseconds", "mean_microseconds",
+                    "network_forward_median_microseconds", "network_call_median_microseconds"] {
+            let value = try #require(object[key] as? Double, "\(key)")
+            #expect(value > 0 && value.isFinite, "\(key) \(value)")
+        }
+        let (p10, median, p90) = (object["p10_microseconds"] as! Double, object["median_microseconds"] as! Double,
+                                  object["p90_microseconds"] as! Double)
+        #expect(p10 <= median && median <= p90)
+        let text = try runBackprop(["benchmark", "--model", model, "--calls", "20"])
+        #expect(text.status == 0 && text.stdout.contains("frozen.forward(_:workspace:)") && text.stdout.contains("median"))
+
+        for (flags, message) in [(["--batch-size", "0"], "--batch-size must be in 1...65536"),
+                                 (["--calls", "0"], "--calls must be in 1...10000000"),
+                                 (["--warmup", "-1"], "--warmup must be in 0...10000000"),
+                                 (["--threads", "0"], "--threads must be in 1...1024")] {
+            let bad = try runBackprop(["benchmark", "--model", model] + flags)
+            #expect(bad.status == 64 && bad.stderr.contains(message) && bad.stderr.contains("backprop benchmark --help"),
+                    "\(flags): \(bad.stderr)")
+        }
+        let missing = try runBackprop(["benchmark", "--model", "\(folder.path)/none.safetensors"])
+        #expect(missing.status == 1 && missing.stderr == "backprop: error: \(folder.path)/none.safetensors: no such file\n")
+        let garbage = folder.write("garbage.safetensors", [16, 0, 0, 0, 0, 0, 0, 0] + Array("{\"a\": 1}        ".utf8))
+        let bad = try runBackprop(["benchmark", "--model", garbage])
+        #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+        let gpt = "\(folder.path)/gpt.safetensors"
+        try Checkpoint.save(Network(inputSize: 8, layers: [GPT(vocabularySize: 5, context: 8, width: 4, heads: 1, layers: 1)], names: [""]), to: gpt)
+        let tokens = try runBackprop(["benchmark", "--model", gpt])
+        #expect(tokens.status == 1 && tokens.stderr.contains("reads token ids") && tokens.stderr.split(separator: "\n").count == 1,
+                "\(tokens.stderr)")
+    }
+
     @Test func malformedModelIsOneLineAndStatusOne() throws {
         let folder = TemporaryFolder()
         quadrantFolder(folder, count: 20, seed: 3)

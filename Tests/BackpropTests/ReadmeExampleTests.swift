@@ -24,4 +24,24 @@ struct ReadmeExampleTests {
         #expect(try trainer.evaluate(on: test).accuracy! > 0.78)
         #expect(abs(probabilities.scalars.reduce(0, +) - 1) < 1e-5)
     }
+
+    /// The README's "Serving a model", verbatim but for the file's path.
+    @Test func servingExample() throws {
+        let network = Network(sizes: [784, 128, 10], activation: .relu, initializer: .heNormal, seed: 0)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("serving-\(UUID()).safetensors").path
+        try Checkpoint.save(network, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // --- README begins ---
+        let model = try Checkpoint.load(from: path).network.frozen()  // at start-up
+        let workspace = Workspace(for: model, capacity: 32)  // one per thread: the largest batch it will run
+
+        func classify(_ batch: Matrix) -> [Int] {  // batch: N × 784, N ≤ 32, pixels in [0, 1]
+            let logits = model.forward(batch, workspace: workspace)  // a view in the workspace; allocates nothing
+            return (0..<batch.rows).map { row in (0..<logits.columns).max { logits[row, $0] < logits[row, $1] }! }
+        }
+        // --- README ends ---
+        let batch = randomMatrix(32, 784, seed: 1, in: 0...1)
+        let expected = network(batch)
+        #expect(classify(batch) == (0..<32).map { argmax(expected, row: $0) })
+    }
 }

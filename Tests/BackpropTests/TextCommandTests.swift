@@ -69,7 +69,9 @@ struct TextCommandTests {
         for (flags, message) in [(["--cell", "tcn"], "--cell must be lstm, gru or rnn"), (["--sequence-length", "0"], "--sequence-length must be"),
                                  (["--batch-size", "-3"], "--batch-size must be"), (["--dropout", "0.5"], "--dropout is dropout between stacked layers"),
                                  (["--learning-rate", "nan"], "--learning-rate must be positive"),
-                                 (["--batch-size", "100000", "--sequence-length", "100000"], "too large a step")] {
+                                 (["--batch-size", "100000", "--sequence-length", "100000"], "too large a step"),
+                                 (["--layers", "2"], "--layers is for --model gpt"), (["--context", "32"], "--context is for --model gpt"),
+                                 (["--iterations", "10"], "--iterations is for --model gpt")] {
             let result = try runBackprop(["text", "train", "--text", text] + flags)
             #expect(result.status == 64 && result.stderr.contains(message), "\(flags): \(result.stderr)")
         }

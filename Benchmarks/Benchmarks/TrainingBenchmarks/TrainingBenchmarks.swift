@@ -262,6 +262,34 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    // The latency a server sees: one call of a frozen network (dense weights packed once) and of the network as
+    // trained, at batch 1 and 32, 1 thread (Scripts/compare_inference.py runs the same beside PyTorch and
+    // onnxruntime). Zero allocations per call is part of the claim.
+    for sizes in [[784, 128, 10], [784, 512, 512, 10]] {
+        for rows in [1, 32] {
+            let name = sizes.map(String.init).joined(separator: "-")
+            let network = Network(sizes: sizes, activation: .relu, initializer: .heNormal, seed: 0)
+            let frozen = network.frozen()
+            let input = Matrix(rows: rows, columns: 784, values: (0..<rows * 784).map { Float($0 % 251) / 251 })
+            Benchmark("Inference latency \(name), batch \(rows), frozen, 1 thread",
+                      configuration: .init(metrics: metrics, warmupIterations: 100, maxDuration: .seconds(2))) { benchmark in
+                Parallel.setThreadCount(1)
+                let workspace = Workspace(for: frozen, capacity: rows)
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { blackHole(frozen.forward(input, workspace: workspace)) }
+                benchmark.stopMeasurement()
+            }
+            Benchmark("Inference latency \(name), batch \(rows), network, 1 thread",
+                      configuration: .init(metrics: metrics, warmupIterations: 100, maxDuration: .seconds(2))) { benchmark in
+                Parallel.setThreadCount(1)
+                let workspace = Workspace(for: network, capacity: rows, backward: false)
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { blackHole(network.forward(input, workspace: workspace)) }
+                benchmark.stopMeasurement()
+            }
+        }
+    }
+
     // One inference batch as the evaluator runs it (gather 256 test images, forward pass into a planned
     // workspace): the allocation count per batch is the claim here, "zero in steady state".
     Benchmark("Inference batch 784-128-10, 256 images (gather + forward)",
